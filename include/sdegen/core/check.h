@@ -1,0 +1,35 @@
+#pragma once
+// Argument checks that throw sdegen::InvalidArgument with a readable message.
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "sdegen/core/error.h"
+
+namespace sdegen::detail {
+
+template <typename... Args>
+std::string concat(const Args&... args) {
+  std::ostringstream os;
+  (os << ... << args);
+  return os.str();
+}
+
+}  // namespace sdegen::detail
+
+// SDEGEN_CHECK(cond, "message ", value, ...) throws InvalidArgument built from the pieces.
+#define SDEGEN_CHECK(cond, ...)                                                   \
+  do {                                                                            \
+    if (!(cond)) throw ::sdegen::InvalidArgument(::sdegen::detail::concat(__VA_ARGS__)); \
+  } while (0)
+
+namespace sdegen {
+
+// "a, b, c": for messages that list the valid choices.
+std::string join(const std::vector<std::string>& items, const std::string& sep = ", ");
+
+// Throws InvalidArgument "unknown <what> 'name'; valid: a, b, c" unless name is in valid.
+void check_name(const std::string& what, const std::string& name,
+                const std::vector<std::string>& valid);
+
+}  // namespace sdegen

@@ -1,0 +1,25 @@
+#pragma once
+// Small tensor helpers shared by every module. All code works on states of shape [batch, ...]:
+// vectors [batch, d] now, images [batch, c, h, w] later. Time is either a double (all rows at
+// the same time, as in a solve) or a tensor of shape [batch] (one time per row, as in training).
+#include <torch/torch.h>
+
+namespace sdegen {
+
+// Reshapes a per-row coefficient ([batch] or a 0-dim scalar) so that it broadcasts against x
+// ([batch, ...]): [batch] -> [batch, 1, ..., 1].
+torch::Tensor per_row(const torch::Tensor& coef, const torch::Tensor& x);
+
+// A [batch] tensor filled with t, on x's device and dtype.
+torch::Tensor time_like(double t, const torch::Tensor& x);
+
+// Sum over every dimension but the first: [batch, ...] -> [batch].
+torch::Tensor sum_rows(const torch::Tensor& x);
+
+// True when every element is finite.
+bool all_finite(const torch::Tensor& x);
+
+// Number of elements per row (the data dimension d for vectors, c*h*w for images).
+int64_t row_numel(const torch::Tensor& x);
+
+}  // namespace sdegen

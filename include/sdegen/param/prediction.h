@@ -1,0 +1,38 @@
+#pragma once
+// A network's output for an affine schedule can be written as any of five predictions; given
+// (x, t, a, b, a', b') they are interchangeable (shared/docs/math.md, "The specialisations"):
+//   data     y_hat      x = a y_hat + b eps_hat
+//   noise    eps_hat    eps_hat = (x - a y_hat) / b
+//   score    s_hat      s_hat = -eps_hat / b
+//   velocity v_hat      v_hat = a' y_hat + b' eps_hat   (the probability-flow ODE's field)
+//   v        vpred      vpred = a eps_hat - b y_hat
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "sdegen/process/schedule.h"
+
+namespace sdegen {
+
+enum class Prediction { Data, Noise, Score, Velocity, V };
+
+std::vector<std::string> prediction_names();  // "data", "noise", "score", "velocity", "v"
+Prediction prediction_from_name(const std::string& name);
+std::string prediction_name(Prediction p);
+
+// The (y_hat, eps_hat) pair every prediction maps to.
+struct DataNoise {
+  torch::Tensor data, noise;
+};
+
+// c must broadcast against x (use ScheduleCoefficients::like). Conversions divide by a, b or
+// a b' - b a' where the relation needs it: at an end point where that is zero the result is
+// not finite, exactly as the relation says.
+DataNoise to_data_noise(const torch::Tensor& value, Prediction from, const torch::Tensor& x,
+                        const ScheduleCoefficients& c);
+torch::Tensor from_data_noise(const DataNoise& dn, Prediction to, const ScheduleCoefficients& c);
+torch::Tensor convert(const torch::Tensor& value, Prediction from, Prediction to,
+                      const torch::Tensor& x, const ScheduleCoefficients& c);
+
+}  // namespace sdegen

@@ -1,0 +1,91 @@
+#pragma once
+// Generative SDEs: x_0 ~ N(0, prior_std^2 I), dx = f(x, t) dt + sigma(x, t) dW, integrated
+// forward from t = 0 (prior) to t = 1 (data). sigma = 0 is an ODE (a continuous normalizing flow).
+#include <torch/torch.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sdegen/param/prediction.h"
+#include "sdegen/process/schedule.h"
+
+namespace sdegen {
+
+class GenerativeSde {
+ public:
+  virtual ~GenerativeSde() = default;
+  virtual torch::Tensor drift(const torch::Tensor& x, double t) const = 0;
+  // sigma(x, t); broadcasts against x (a 0-dim tensor for a diffusion that depends on t only).
+  virtual torch::Tensor diffusion(const torch::Tensor& x, double t) const = 0;
+  virtual double prior_std() const = 0;
+  // n draws from the prior, each of shape `shape` (so the result is [n, shape...]).
+  torch::Tensor sample_prior(int64_t n, torch::IntArrayRef shape,
+                             torch::TensorOptions options = torch::kDouble) const;
+};
+
+// The diffusion of the prediction-based family: sigma(t) = scale (constant) or
+// sigma(t) = scale * sqrt(b^2 lambda'(t)) (the standard reverse diffusion at scale 1).
+struct DiffusionSpec {
+  enum class Kind { Constant, Reverse };
+  Kind kind = Kind::Constant;
+  double scale = 0.0;
+  bool is_zero() const { return scale == 0.0; }
+};
+// "0", "0.5", "reverse", "reverse:0.5"; anything else throws InvalidArgument.
+DiffusionSpec parse_diffusion(const std::string& text);
+std::string diffusion_name(const DiffusionSpec& spec);
+
+// sigma(t) of a DiffusionSpec under a schedule, as a 0-dim double tensor.
+double diffusion_at(const DiffusionSpec& spec, const AffineSchedule& schedule, double t);
+
+// What a sampler may ask of a model of the marginals p_t: any prediction at (x, t). Trained
+// networks (through PredictionField) and the exact Gaussian-mixture oracle both implement it.
+class MarginalField {
+ public:
+  virtual ~MarginalField() = default;
+  virtual const AffineSchedule& schedule() const = 0;
+  // x [batch, ...]; all rows at time t.
+  virtual torch::Tensor predict(const torch::Tensor& x, double t, Prediction to) const = 0;
+  // Velocity and score together (the SDE drift needs both); a network evaluates once.
+  virtual std::pair<torch::Tensor, torch::Tensor> velocity_and_score(const torch::Tensor& x,
+                                                                     double t) const;
+};
+
+// A model's raw output at (x, t): x [batch, ...], t [batch].
+using PredictionFn = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& t)>;
+
+// A network that outputs one kind of prediction, converted on request.
+class PredictionField final : public MarginalField {
+ public:
+  PredictionField(PredictionFn fn, Prediction kind, SchedulePtr schedule);
+  const AffineSchedule& schedule() const override { return *schedule_; }
+  torch::Tensor predict(const torch::Tensor& x, double t, Prediction to) const override;
+  std::pair<torch::Tensor, torch::Tensor> velocity_and_score(const torch::Tensor& x,
+                                                             double t) const override;
+
+ private:
+  PredictionFn fn_;
+  Prediction kind_;
+  SchedulePtr schedule_;
+};
+
+// The family dx = [v + (sigma^2 / 2) s] dt + sigma dW of a marginal field; every member has
+// the marginals of the probability-flow ODE dx/dt = v (Fokker-Planck). sigma = 0 is that ODE.
+class MarginalSde final : public GenerativeSde {
+ public:
+  MarginalSde(std::shared_ptr<const MarginalField> field, DiffusionSpec diffusion);
+  torch::Tensor drift(const torch::Tensor& x, double t) const override;
+  torch::Tensor diffusion(const torch::Tensor& x, double t) const override;
+  double prior_std() const override { return field_->schedule().prior_std(); }
+  const MarginalField& field() const { return *field_; }
+  const DiffusionSpec& diffusion_spec() const { return diffusion_; }
+
+ private:
+  std::shared_ptr<const MarginalField> field_;
+  DiffusionSpec diffusion_;
+};
+
+}  // namespace sdegen

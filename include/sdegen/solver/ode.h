@@ -1,0 +1,50 @@
+#pragma once
+// ODE solvers: fixed-step Runge-Kutta steppers on a time grid, and adaptive Dormand-Prince 5(4).
+// Grids and intervals may run either way (t increasing for generation, decreasing for
+// likelihoods, which integrate from data back to the prior).
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sdegen/core/time_grid.h"
+#include "sdegen/solver/solution.h"
+
+namespace sdegen {
+
+// One explicit Runge-Kutta step of a fixed order.
+class OdeStepper {
+ public:
+  virtual ~OdeStepper() = default;
+  virtual std::string name() const = 0;
+  virtual int order() const = 0;
+  virtual int stages() const = 0;  // vector-field evaluations per step
+  // x(t + dt) from x(t).
+  virtual torch::Tensor step(const VectorField& f, double t, double dt, const torch::Tensor& x) const = 0;
+};
+
+// "euler", "midpoint", "heun", "rk4"; an unknown name lists the valid ones.
+std::vector<std::string> fixed_ode_solver_names();
+std::unique_ptr<OdeStepper> make_ode_stepper(const std::string& name);
+
+// Steps through grid (monotone, at least two points). Stops early with NonFinite if a state
+// stops being finite.
+Solution solve_ode(const VectorField& f, const torch::Tensor& x0, const TimeGrid& grid,
+                   const OdeStepper& stepper, const Observer& observer = {});
+
+struct AdaptiveOptions {
+  double rtol = 1e-5;
+  double atol = 1e-5;
+  double first_step = 0.0;       // 0: chosen automatically from the field at t0
+  double min_step = 1e-10;       // |dt| below this is StepSizeUnderflow
+  int64_t max_steps = 100000;    // accepted + rejected steps before MaxStepsReached
+  double safety = 0.9;
+  double min_factor = 0.2;
+  double max_factor = 10.0;
+};
+
+// Dormand-Prince 5(4) with FSAL and an error norm over the whole batch (RMS of
+// err / (atol + rtol max(|x|, |x_new|))); t1 may be below t0.
+Solution solve_ode_adaptive(const VectorField& f, const torch::Tensor& x0, double t0, double t1,
+                            const AdaptiveOptions& options = {}, const Observer& observer = {});
+
+}  // namespace sdegen

@@ -1,0 +1,37 @@
+#pragma once
+// What every solve returns, and the callbacks a solver sees. A solver never sees a model: only
+// a vector field, a time grid (or an interval and tolerances) and an initial state.
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace sdegen {
+
+// dx/dt = f(t, x); x is [batch, ...], the result has x's shape.
+using VectorField = std::function<torch::Tensor(double t, const torch::Tensor& x)>;
+// sigma(t, x) of dx = f dt + sigma dW; broadcasts against x (a 0-dim tensor is fine).
+using DiffusionField = std::function<torch::Tensor(double t, const torch::Tensor& x)>;
+// Called with each accepted state, the initial one included.
+using Observer = std::function<void(double t, const torch::Tensor& x)>;
+
+enum class SolveStatus { Success, NonFinite, StepSizeUnderflow, MaxStepsReached };
+
+std::string status_name(SolveStatus status);
+
+struct Solution {
+  torch::Tensor x;        // the state at the last time reached
+  double t = 0.0;         // that time (the end time when status is Success)
+  int64_t nfe = 0;        // vector-field evaluations (drift and score evaluations for SDEs)
+  int64_t steps = 0;      // accepted steps
+  int64_t rejected = 0;   // rejected steps (adaptive solvers)
+  SolveStatus status = SolveStatus::Success;
+  std::string message;    // what went wrong and what to do about it; empty on success
+
+  bool ok() const { return status == SolveStatus::Success; }
+  // Throws NumericError with the message unless ok(); returns *this otherwise.
+  const Solution& check() const;
+};
+
+}  // namespace sdegen

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Sets up (installs what is missing, builds) and runs sdegen. With no arguments it runs the
+# main job on a built-in default; otherwise the arguments go to sdegen unchanged.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$root/scripts/setup.sh"
+bin="${SDEGEN_BUILD_DIR:-$root/build}/sdegen"
+if [ "$#" -eq 0 ]; then
+  set -- demo
+fi
+exec "$bin" "$@"

@@ -1,0 +1,29 @@
+#include "sdegen/core/tensor.h"
+
+#include "sdegen/core/check.h"
+
+namespace sdegen {
+
+torch::Tensor per_row(const torch::Tensor& coef, const torch::Tensor& x) {
+  if (coef.dim() == 0) return coef;
+  SDEGEN_CHECK(coef.dim() == 1 && coef.size(0) == x.size(0), "per_row: coefficient of shape ",
+               coef.sizes(), " does not match a batch of ", x.size(0));
+  std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
+  shape[0] = x.size(0);
+  return coef.reshape(shape);
+}
+
+torch::Tensor time_like(double t, const torch::Tensor& x) {
+  return torch::full({x.size(0)}, t, x.options());
+}
+
+torch::Tensor sum_rows(const torch::Tensor& x) {
+  if (x.dim() <= 1) return x;
+  return x.flatten(1).sum(1);
+}
+
+bool all_finite(const torch::Tensor& x) { return torch::isfinite(x).all().item<bool>(); }
+
+int64_t row_numel(const torch::Tensor& x) { return x.dim() == 0 ? 1 : x.numel() / x.size(0); }
+
+}  // namespace sdegen

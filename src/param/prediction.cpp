@@ -1,0 +1,63 @@
+#include "sdegen/param/prediction.h"
+
+#include "sdegen/core/check.h"
+
+namespace sdegen {
+
+std::vector<std::string> prediction_names() { return {"data", "noise", "score", "velocity", "v"}; }
+
+Prediction prediction_from_name(const std::string& name) {
+  check_name("prediction", name, prediction_names());
+  if (name == "data") return Prediction::Data;
+  if (name == "noise") return Prediction::Noise;
+  if (name == "score") return Prediction::Score;
+  if (name == "velocity") return Prediction::Velocity;
+  return Prediction::V;
+}
+
+std::string prediction_name(Prediction p) {
+  return prediction_names()[static_cast<size_t>(p)];
+}
+
+DataNoise to_data_noise(const torch::Tensor& value, Prediction from, const torch::Tensor& x,
+                        const ScheduleCoefficients& c) {
+  switch (from) {
+    case Prediction::Data:
+      return {value, (x - c.a * value) / c.b};
+    case Prediction::Noise:
+      return {(x - c.b * value) / c.a, value};
+    case Prediction::Score: {
+      const torch::Tensor eps = -c.b * value;
+      return {(x - c.b * eps) / c.a, eps};
+    }
+    case Prediction::Velocity: {
+      // Solve [a b; a' b'] [y; eps] = [x; v].
+      const torch::Tensor det = c.a * c.db - c.b * c.da;
+      return {(c.db * x - c.b * value) / det, (c.a * value - c.da * x) / det};
+    }
+    case Prediction::V: {
+      const torch::Tensor norm = c.a * c.a + c.b * c.b;
+      return {(c.a * x - c.b * value) / norm, (c.b * x + c.a * value) / norm};
+    }
+  }
+  throw InvalidArgument("to_data_noise: unknown prediction");
+}
+
+torch::Tensor from_data_noise(const DataNoise& dn, Prediction to, const ScheduleCoefficients& c) {
+  switch (to) {
+    case Prediction::Data: return dn.data;
+    case Prediction::Noise: return dn.noise;
+    case Prediction::Score: return -dn.noise / c.b;
+    case Prediction::Velocity: return c.da * dn.data + c.db * dn.noise;
+    case Prediction::V: return c.a * dn.noise - c.b * dn.data;
+  }
+  throw InvalidArgument("from_data_noise: unknown prediction");
+}
+
+torch::Tensor convert(const torch::Tensor& value, Prediction from, Prediction to,
+                      const torch::Tensor& x, const ScheduleCoefficients& c) {
+  if (from == to) return value;
+  return from_data_noise(to_data_noise(value, from, x, c), to, c);
+}
+
+}  // namespace sdegen

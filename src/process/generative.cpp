@@ -1,0 +1,107 @@
+#include "sdegen/process/generative.h"
+
+#include <cmath>
+
+#include "sdegen/core/check.h"
+#include "sdegen/core/tensor.h"
+
+namespace sdegen {
+
+torch::Tensor GenerativeSde::sample_prior(int64_t n, torch::IntArrayRef shape,
+                                          torch::TensorOptions options) const {
+  std::vector<int64_t> full{n};
+  full.insert(full.end(), shape.begin(), shape.end());
+  return prior_std() * torch::randn(full, options);
+}
+
+namespace {
+
+double parse_number(const std::string& text, const std::string& whole) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  SDEGEN_CHECK(used == text.size() && !text.empty(), "cannot read diffusion '", whole,
+               "'; expected a number, 'reverse' or 'reverse:SCALE'");
+  SDEGEN_CHECK(std::isfinite(v) && v >= 0, "diffusion scale must be finite and >= 0, got '", whole, "'");
+  return v;
+}
+
+}  // namespace
+
+DiffusionSpec parse_diffusion(const std::string& text) {
+  const std::string prefix = "reverse";
+  if (text.rfind(prefix, 0) == 0) {
+    if (text == prefix) return {DiffusionSpec::Kind::Reverse, 1.0};
+    SDEGEN_CHECK(text.size() > prefix.size() + 1 && text[prefix.size()] == ':',
+                 "cannot read diffusion '", text, "'; expected a number, 'reverse' or 'reverse:SCALE'");
+    return {DiffusionSpec::Kind::Reverse, parse_number(text.substr(prefix.size() + 1), text)};
+  }
+  return {DiffusionSpec::Kind::Constant, parse_number(text, text)};
+}
+
+std::string diffusion_name(const DiffusionSpec& spec) {
+  std::ostringstream os;
+  if (spec.kind == DiffusionSpec::Kind::Reverse) {
+    os << "reverse";
+    if (spec.scale != 1.0) os << ':' << spec.scale;
+  } else {
+    os << spec.scale;
+  }
+  return os.str();
+}
+
+double diffusion_at(const DiffusionSpec& spec, const AffineSchedule& schedule, double t) {
+  if (spec.is_zero()) return 0.0;
+  if (spec.kind == DiffusionSpec::Kind::Constant) return spec.scale;
+  const torch::Tensor tt = torch::tensor(t, torch::kDouble);
+  const double b = schedule.b(tt).item<double>();
+  const double dl = schedule.dlambda(tt).item<double>();
+  return spec.scale * std::sqrt(b * b * dl);
+}
+
+PredictionField::PredictionField(PredictionFn fn, Prediction kind, SchedulePtr schedule)
+    : fn_(std::move(fn)), kind_(kind), schedule_(std::move(schedule)) {
+  SDEGEN_CHECK(fn_ != nullptr, "PredictionField needs a prediction function");
+  SDEGEN_CHECK(schedule_ != nullptr, "PredictionField needs a schedule");
+}
+
+torch::Tensor PredictionField::predict(const torch::Tensor& x, double t, Prediction to) const {
+  const torch::Tensor tt = time_like(t, x);
+  const ScheduleCoefficients c = schedule_->coefficients(tt).like(x);
+  return convert(fn_(x, tt), kind_, to, x, c);
+}
+
+std::pair<torch::Tensor, torch::Tensor> MarginalField::velocity_and_score(const torch::Tensor& x,
+                                                                          double t) const {
+  return {predict(x, t, Prediction::Velocity), predict(x, t, Prediction::Score)};
+}
+
+std::pair<torch::Tensor, torch::Tensor> PredictionField::velocity_and_score(const torch::Tensor& x,
+                                                                            double t) const {
+  const torch::Tensor tt = time_like(t, x);
+  const ScheduleCoefficients c = schedule_->coefficients(tt).like(x);
+  const DataNoise dn = to_data_noise(fn_(x, tt), kind_, x, c);
+  return {from_data_noise(dn, Prediction::Velocity, c), from_data_noise(dn, Prediction::Score, c)};
+}
+
+MarginalSde::MarginalSde(std::shared_ptr<const MarginalField> field, DiffusionSpec diffusion)
+    : field_(std::move(field)), diffusion_(diffusion) {
+  SDEGEN_CHECK(field_ != nullptr, "MarginalSde needs a marginal field");
+}
+
+torch::Tensor MarginalSde::drift(const torch::Tensor& x, double t) const {
+  const double sigma = diffusion_at(diffusion_, field_->schedule(), t);
+  if (sigma == 0.0) return field_->predict(x, t, Prediction::Velocity);
+  const auto [v, s] = field_->velocity_and_score(x, t);
+  return v + 0.5 * sigma * sigma * s;
+}
+
+torch::Tensor MarginalSde::diffusion(const torch::Tensor& x, double t) const {
+  return torch::tensor(diffusion_at(diffusion_, field_->schedule(), t), x.options());
+}
+
+}  // namespace sdegen
