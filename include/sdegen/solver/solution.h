@@ -7,11 +7,14 @@
 #include <functional>
 #include <string>
 
+#include "sdegen/core/time_grid.h"
+
 namespace sdegen {
 
 // dx/dt = f(t, x); x is [batch, ...], the result has x's shape.
 using VectorField = std::function<torch::Tensor(double t, const torch::Tensor& x)>;
-// sigma(t, x) of dx = f dt + sigma dW; broadcasts against x (a 0-dim tensor is fine).
+// sigma(t, x) of dx = f dt + sigma dW; broadcasts against x (a 0-dim tensor is fine; for one
+// value per row return per_row(sigma, x) from core/tensor.h).
 using DiffusionField = std::function<torch::Tensor(double t, const torch::Tensor& x)>;
 // Called with each accepted state, the initial one included.
 using Observer = std::function<void(double t, const torch::Tensor& x)>;
@@ -34,4 +37,24 @@ struct Solution {
   const Solution& check() const;
 };
 
+// Pieces shared by the solvers; not part of the public API.
+namespace detail {
+
+// Refuse bad input at the boundary (InvalidArgument naming the value).
+void check_initial_state(const torch::Tensor& x0);
+void check_grid(const TimeGrid& grid);  // at least two finite, strictly monotone points
+
+// f(t, x), refusing an output whose shape differs from x's (it would broadcast silently).
+torch::Tensor evaluate(const VectorField& f, double t, const torch::Tensor& x);
+
+// One step of a fixed-grid solver from (t, x) to t_next; adds its evaluations to nfe.
+using GridStep =
+    std::function<torch::Tensor(double t, double t_next, const torch::Tensor& x, int64_t& nfe)>;
+
+// Walks the grid with step, observing each state; stops with NonFinite at the first
+// non-finite state and returns the last finite one.
+Solution march(const TimeGrid& grid, const torch::Tensor& x0, const GridStep& step,
+               const Observer& observer);
+
+}  // namespace detail
 }  // namespace sdegen

@@ -1,0 +1,103 @@
+// Euler-Maruyama and the predictor-corrector sampler of Song et al. (2021): both walk a fixed
+// grid through detail::march, so validation, observation and non-finite handling are shared
+// with the ODE driver.
+#include "sdegen/solver/sde.h"
+
+#include <cmath>
+
+#include "sdegen/core/check.h"
+#include "sdegen/core/tensor.h"
+
+namespace sdegen {
+namespace {
+
+using detail::evaluate;
+
+// True when a tensor of shape `from` broadcasts to exactly `to` (numpy rules, `to` unchanged).
+bool broadcasts_to(at::IntArrayRef from, at::IntArrayRef to) {
+  if (from.size() > to.size()) return false;
+  const size_t offset = to.size() - from.size();
+  for (size_t i = 0; i < from.size(); ++i)
+    if (from[i] != 1 && from[i] != to[offset + i]) return false;
+  return true;
+}
+
+// sigma(t, x) z with z ~ N(0, I); refuses a sigma that would not broadcast to x's shape.
+torch::Tensor diffusion_noise(const DiffusionField& diffusion, double t, const torch::Tensor& x) {
+  const torch::Tensor sigma = diffusion(t, x);
+  SDEGEN_CHECK(sigma.defined(), "diffusion returned an undefined tensor at t = ", t);
+  SDEGEN_CHECK(broadcasts_to(sigma.sizes(), x.sizes()), "diffusion of shape ", sigma.sizes(),
+               " at t = ", t, " does not broadcast to the state's shape ", x.sizes());
+  return sigma * torch::randn_like(x);
+}
+
+// x + f dt + sigma sqrt(|dt|) z; |dt| because Brownian increments have variance |dt| whichever
+// way the grid runs.
+torch::Tensor euler_maruyama_step(const VectorField& drift, const DiffusionField& diffusion,
+                                  double t, double t_next, const torch::Tensor& x, int64_t& nfe) {
+  const double dt = t_next - t;
+  const torch::Tensor f = evaluate(drift, t, x);
+  ++nfe;
+  return x + f * dt + diffusion_noise(diffusion, t, x) * std::sqrt(std::abs(dt));
+}
+
+// Euclidean norm of each row over all non-batch dimensions: [batch, ...] -> [batch].
+torch::Tensor row_norm(const torch::Tensor& x) { return x.reshape({x.size(0), -1}).norm(2, 1); }
+
+// One Langevin step x + eps s + sqrt(2 eps) z towards p_t. The step eps = 2 (snr |z| / |s|)^2
+// makes the ratio of the drift to the noise in the update equal to snr for every row.
+// Per-row norms are noisy when a row has few elements d: rows that happen to sit near a mode
+// get large steps, and on a Gaussian the stationary variance rises by roughly 4 / (d - 2)
+// (diverging for d <= 2). Song et al. average the norms over the batch instead.
+torch::Tensor langevin_step(const VectorField& score, double t, const torch::Tensor& x,
+                            double snr, int64_t& nfe) {
+  const torch::Tensor s = evaluate(score, t, x);
+  ++nfe;
+  const torch::Tensor z = torch::randn_like(x);
+  const torch::Tensor s_norm = row_norm(s);
+  // A zero score gives no direction and an infinite step: leave those rows alone.
+  const torch::Tensor eps_rows = torch::where(s_norm > 0, 2 * (snr * row_norm(z) / s_norm).square(),
+                                              torch::zeros_like(s_norm));
+  const torch::Tensor eps = per_row(eps_rows, x);
+  return x + eps * s + (2 * eps).sqrt() * z;
+}
+
+void check_fields(const VectorField& drift, const DiffusionField& diffusion) {
+  SDEGEN_CHECK(static_cast<bool>(drift), "SDE solve: the drift is empty");
+  SDEGEN_CHECK(static_cast<bool>(diffusion), "SDE solve: the diffusion is empty");
+}
+
+}  // namespace
+
+Solution solve_sde_euler_maruyama(const VectorField& drift, const DiffusionField& diffusion,
+                                  const torch::Tensor& x0, const TimeGrid& grid,
+                                  const Observer& observer) {
+  check_fields(drift, diffusion);
+  const auto step = [&](double t, double t_next, const torch::Tensor& x, int64_t& nfe) {
+    return euler_maruyama_step(drift, diffusion, t, t_next, x, nfe);
+  };
+  return detail::march(grid, x0, step, observer);
+}
+
+Solution solve_sde_pc(const VectorField& drift, const DiffusionField& diffusion,
+                      const VectorField& score, const torch::Tensor& x0, const TimeGrid& grid,
+                      const PcOptions& options, const Observer& observer) {
+  check_fields(drift, diffusion);
+  SDEGEN_CHECK(static_cast<bool>(score), "solve_sde_pc: the score is empty");
+  SDEGEN_CHECK(options.corrector_steps >= 0, "corrector_steps must be >= 0, got ",
+               options.corrector_steps);
+  SDEGEN_CHECK(options.snr > 0 && std::isfinite(options.snr),
+               "snr must be positive and finite, got ", options.snr);
+  const auto step = [&](double t, double t_next, const torch::Tensor& x, int64_t& nfe) {
+    torch::Tensor next = euler_maruyama_step(drift, diffusion, t, t_next, x, nfe);
+    // By default the solve ends on a predictor step, as Song et al.'s sampler does (it
+    // corrects before predicting); final_corrector adds Langevin steps at the end time too.
+    const bool correct = options.final_corrector || t_next != grid.back();
+    for (int j = 0; correct && j < options.corrector_steps; ++j)
+      next = langevin_step(score, t_next, next, options.snr, nfe);
+    return next;
+  };
+  return detail::march(grid, x0, step, observer);
+}
+
+}  // namespace sdegen
