@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "sdegen/core/check.h"
+#include "sdegen/data/toys.h"
 
 namespace sdegen {
 
@@ -47,7 +48,12 @@ torch::Tensor Laplace5::log_prob(const torch::Tensor& x) const {
   return torch::logsumexp(-d, 1) + std::log(0.2 * 0.5);
 }
 
-std::vector<std::string> density_names() { return {"laplace5", "gmm1d", "gmm2d", "8gaussians"}; }
+std::vector<std::string> density_names() {
+  std::vector<std::string> names = {"laplace5", "gmm1d", "gmm2d", "8gaussians"};
+  const auto toys = toy_names();
+  names.insert(names.end(), toys.begin(), toys.end());
+  return names;
+}
 
 DensityPtr make_density(const std::string& spec) {
   const std::string ext = ".json";
@@ -56,6 +62,8 @@ DensityPtr make_density(const std::string& spec) {
   const auto names = density_names();
   SDEGEN_CHECK(std::find(names.begin(), names.end(), spec) != names.end(), "unknown data '", spec,
                "'; valid: ", join(names), ", or a mixture JSON file (*.json)");
+  const auto toys = toy_names();
+  if (std::find(toys.begin(), toys.end(), spec) != toys.end()) return make_toy(spec);
   if (spec == "laplace5") return std::make_shared<Laplace5>();
   if (spec == "gmm1d")
     return std::make_shared<MixtureDensity>(

@@ -19,8 +19,11 @@ class Density {
   virtual int64_t dim() const = 0;
   // n draws, [n, dim], from torch's default generator, in double precision.
   virtual torch::Tensor sample(int64_t n) const = 0;
-  // Exact log density of each row of x [n, dim]: [n].
+  // Exact log density of each row of x [n, dim]: [n]. Throws InvalidArgument when
+  // has_log_prob() is false.
   virtual torch::Tensor log_prob(const torch::Tensor& x) const = 0;
+  // False for densities that can be sampled but have no computable log density (pinwheel).
+  virtual bool has_log_prob() const { return true; }
   // The mixture's parameters when the density is a Gaussian mixture, else nullptr.
   virtual const GaussianMixture* mixture() const { return nullptr; }
 };
@@ -51,7 +54,7 @@ class Laplace5 final : public Density {
   torch::Tensor log_prob(const torch::Tensor& x) const override;
 };
 
-// The built-in names: laplace5, gmm1d, gmm2d, 8gaussians.
+// The built-in names: laplace5, gmm1d, gmm2d, 8gaussians, then the 2-D toys of data/toys.h.
 std::vector<std::string> density_names();
 // A built-in name, or the path of a mixture JSON file (ending in .json). An unknown name lists
 // the valid ones.
