@@ -44,22 +44,20 @@ torch::Tensor euler_maruyama_step(const VectorField& drift, const DiffusionField
 // Euclidean norm of each row over all non-batch dimensions: [batch, ...] -> [batch].
 torch::Tensor row_norm(const torch::Tensor& x) { return x.reshape({x.size(0), -1}).norm(2, 1); }
 
-// One Langevin step x + eps s + sqrt(2 eps) z towards p_t. The step eps = 2 (snr |z| / |s|)^2
-// makes the ratio of the drift to the noise in the update equal to snr for every row.
-// Per-row norms are noisy when a row has few elements d: rows that happen to sit near a mode
-// get large steps, and on a Gaussian the stationary variance rises by roughly 4 / (d - 2)
-// (diverging for d <= 2). Song et al. average the norms over the batch instead.
+// One Langevin step x + eps s + sqrt(2 eps) z towards p_t, with one step size for the batch:
+// eps = 2 (snr |z| / |s|)^2 where |.| is the per-row norm averaged over the batch (Song et al.).
+// Per-row step sizes look more adaptive but are wrong in low dimension: rows that happen to sit
+// near a mode (small |s|) get huge steps, and on a Gaussian the stationary variance rises by
+// about 4 / (d - 2), without bound for d <= 2.
 torch::Tensor langevin_step(const VectorField& score, double t, const torch::Tensor& x,
                             double snr, int64_t& nfe) {
   const torch::Tensor s = evaluate(score, t, x);
   ++nfe;
   const torch::Tensor z = torch::randn_like(x);
-  const torch::Tensor s_norm = row_norm(s);
-  // A zero score gives no direction and an infinite step: leave those rows alone.
-  const torch::Tensor eps_rows = torch::where(s_norm > 0, 2 * (snr * row_norm(z) / s_norm).square(),
-                                              torch::zeros_like(s_norm));
-  const torch::Tensor eps = per_row(eps_rows, x);
-  return x + eps * s + (2 * eps).sqrt() * z;
+  const double s_norm = row_norm(s).mean().item<double>();
+  if (!(s_norm > 0)) return x;  // a zero score gives no direction and an infinite step
+  const double eps = 2 * std::pow(snr * row_norm(z).mean().item<double>() / s_norm, 2);
+  return x + eps * s + std::sqrt(2 * eps) * z;
 }
 
 void check_fields(const VectorField& drift, const DiffusionField& diffusion) {

@@ -18,7 +18,8 @@ struct PcOptions {
 };
 
 // Predictor-corrector: an Euler-Maruyama predictor followed by Langevin corrector steps
-// x += eps s(t, x) + sqrt(2 eps) z, with eps = 2 (snr |z| / |s|)^2 per row; score is the
+// x += eps s(t, x) + sqrt(2 eps) z, with eps = 2 (snr |z| / |s|)^2 and the row norms averaged
+// over the batch (per-row steps inflate the variance in low dimension); score is the
 // marginal score d log p_t / dx at the time reached.
 Solution solve_sde_pc(const VectorField& drift, const DiffusionField& diffusion,
                       const VectorField& score, const torch::Tensor& x0, const TimeGrid& grid,
