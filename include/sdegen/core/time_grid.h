@@ -27,7 +27,7 @@ struct GridOptions {
   double t0 = 0.0;
   double t1 = 1.0;
   double rho = 7.0;            // EDM spacing exponent
-  double lambda_clip = 20.0;   // infinite lambda at an end point is replaced by +-lambda_clip
+  double lambda_clip = 10.0;   // infinite lambda at an end point is replaced by +-lambda_clip
 };
 
 // n_steps + 1 increasing points, the first exactly t0 and the last exactly t1.

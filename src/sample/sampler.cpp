@@ -1,0 +1,118 @@
+#include "sdegen/sample/sampler.h"
+
+#include <functional>
+#include <map>
+
+#include "sdegen/core/check.h"
+
+namespace sdegen {
+namespace {
+
+using Run = std::function<Solution(const MarginalField&, const torch::Tensor&, const SamplerOptions&,
+                                   const Observer&)>;
+
+struct Entry {
+  bool stochastic;
+  Run run;
+};
+
+Solution run_fixed_ode(const std::string& name, const MarginalField& m, const torch::Tensor& x0,
+                       const SamplerOptions& o, const Observer& obs) {
+  const auto stepper = make_ode_stepper(name);
+  const VectorField v = [&m](double t, const torch::Tensor& x) {
+    return m.predict(x, t, Prediction::Velocity);
+  };
+  return solve_ode(v, x0, sampler_grid(m.schedule(), o), *stepper, obs);
+}
+
+// The SDE family's drift and diffusion for a marginal field (MarginalSde), as solver callbacks.
+struct SdeFields {
+  MarginalSde sde;
+  VectorField drift() const {
+    return [this](double t, const torch::Tensor& x) { return sde.drift(x, t); };
+  }
+  DiffusionField diffusion() const {
+    return [this](double t, const torch::Tensor& x) { return sde.diffusion(x, t); };
+  }
+};
+
+std::shared_ptr<const MarginalField> borrow(const MarginalField& m) {
+  return std::shared_ptr<const MarginalField>(&m, [](const MarginalField*) {});
+}
+
+const std::map<std::string, Entry>& registry() {
+  static const std::map<std::string, Entry> r = [] {
+    std::map<std::string, Entry> m;
+    for (const auto& name : fixed_ode_solver_names())
+      m[name] = {false, [name](const MarginalField& f, const torch::Tensor& x0, const SamplerOptions& o,
+                               const Observer& obs) { return run_fixed_ode(name, f, x0, o, obs); }};
+    m["dopri5"] = {false, [](const MarginalField& f, const torch::Tensor& x0, const SamplerOptions& o,
+                             const Observer& obs) {
+                     const VectorField v = [&f](double t, const torch::Tensor& x) {
+                       return f.predict(x, t, Prediction::Velocity);
+                     };
+                     return solve_ode_adaptive(v, x0, o.t0, o.t1, o.adaptive, obs);
+                   }};
+    m["euler-maruyama"] = {true, [](const MarginalField& f, const torch::Tensor& x0,
+                                    const SamplerOptions& o, const Observer& obs) {
+                             const SdeFields s{MarginalSde(borrow(f), o.diffusion)};
+                             return solve_sde_euler_maruyama(s.drift(), s.diffusion(), x0,
+                                                             sampler_grid(f.schedule(), o), obs);
+                           }};
+    m["pc"] = {true, [](const MarginalField& f, const torch::Tensor& x0, const SamplerOptions& o,
+                        const Observer& obs) {
+                 const SdeFields s{MarginalSde(borrow(f), o.diffusion)};
+                 const VectorField score = [&f](double t, const torch::Tensor& x) {
+                   return f.predict(x, t, Prediction::Score);
+                 };
+                 return solve_sde_pc(s.drift(), s.diffusion(), score, x0, sampler_grid(f.schedule(), o),
+                                     o.pc, obs);
+               }};
+    m["ddim"] = {false, [](const MarginalField& f, const torch::Tensor& x0, const SamplerOptions& o,
+                           const Observer& obs) {
+                   return solve_ddim(f, x0, sampler_grid(f.schedule(), o), obs);
+                 }};
+    m["dpm++2m"] = {false, [](const MarginalField& f, const torch::Tensor& x0, const SamplerOptions& o,
+                              const Observer& obs) {
+                      return solve_dpmpp_2m(f, x0, sampler_grid(f.schedule(), o), obs);
+                    }};
+    return m;
+  }();
+  return r;
+}
+
+}  // namespace
+
+std::vector<std::string> sampler_names() {
+  return {"euler", "midpoint", "heun", "rk4", "dopri5", "euler-maruyama", "pc", "ddim", "dpm++2m"};
+}
+
+std::vector<std::string> ode_sampler_names() {
+  std::vector<std::string> out;
+  for (const auto& n : sampler_names())
+    if (!registry().at(n).stochastic) out.push_back(n);
+  return out;
+}
+
+TimeGrid sampler_grid(const AffineSchedule& schedule, const SamplerOptions& o) {
+  const bool multistep = o.solver == "ddim" || o.solver == "dpm++2m";
+  GridOptions g;
+  g.kind = grid_kind_from_name(o.grid.empty() ? (multistep ? "lambda" : "uniform") : o.grid);
+  g.t0 = o.t0;
+  g.t1 = o.t1;
+  g.rho = o.rho;
+  return make_time_grid(o.steps, g, schedule);
+}
+
+Solution sample(const MarginalField& model, const torch::Tensor& x0, const SamplerOptions& o,
+                const Observer& observer) {
+  check_name("solver", o.solver, sampler_names());
+  const Entry& e = registry().at(o.solver);
+  SDEGEN_CHECK(e.stochastic || o.diffusion.is_zero(), "solver '", o.solver,
+               "' is deterministic and ignores the diffusion; use euler-maruyama or pc for sigma = ",
+               diffusion_name(o.diffusion));
+  SDEGEN_CHECK(o.t0 < o.t1, "sampling runs forward in time: need t0 < t1, got ", o.t0, " and ", o.t1);
+  return e.run(model, x0, o, observer);
+}
+
+}  // namespace sdegen

@@ -1,0 +1,59 @@
+// Every pair of prediction conversions round-trips, and each conversion satisfies its defining
+// relation from shared/docs/math.md, for every named schedule in double precision.
+#include "sdegen/core/check.h"
+#include "sdegen/param/prediction.h"
+#include "support/support.h"
+
+namespace sdegen {
+namespace {
+
+using test::max_abs_diff;
+
+class Conversions : public ::testing::TestWithParam<std::string> {
+ protected:
+  SchedulePtr s = make_schedule(GetParam());
+  // A batch of images-shaped states checks that the code is shape-agnostic.
+  torch::Tensor x = torch::randn({16, 2, 3, 3});
+  torch::Tensor t = torch::rand({16}) * 0.9 + 0.05;
+  ScheduleCoefficients c = s->coefficients(t).like(x);
+};
+
+TEST_P(Conversions, EveryPairRoundTrips) {
+  const torch::Tensor y = torch::randn_like(x);  // an arbitrary data prediction
+  const auto all = {Prediction::Data, Prediction::Noise, Prediction::Score, Prediction::Velocity,
+                    Prediction::V};
+  for (Prediction from : all) {
+    const torch::Tensor value = convert(y, Prediction::Data, from, x, c);
+    for (Prediction to : all) {
+      const torch::Tensor there = convert(value, from, to, x, c);
+      const torch::Tensor back = convert(there, to, from, x, c);
+      const double scale = 1.0 + value.abs().max().item<double>();
+      EXPECT_LT(max_abs_diff(back, value) / scale, 1e-6)
+          << prediction_name(from) << " -> " << prediction_name(to) << " -> back";
+    }
+  }
+}
+
+TEST_P(Conversions, DefiningRelationsHold) {
+  const torch::Tensor y = torch::randn_like(x);
+  const torch::Tensor eps = convert(y, Prediction::Data, Prediction::Noise, x, c);
+  EXPECT_LT(max_abs_diff(c.a * y + c.b * eps, x), 1e-9);
+  EXPECT_LT(max_abs_diff(convert(y, Prediction::Data, Prediction::Score, x, c), -eps / c.b), 1e-9);
+  EXPECT_LT(max_abs_diff(convert(y, Prediction::Data, Prediction::Velocity, x, c), c.da * y + c.db * eps), 1e-9);
+  EXPECT_LT(max_abs_diff(convert(y, Prediction::Data, Prediction::V, x, c), c.a * eps - c.b * y), 1e-9);
+}
+
+INSTANTIATE_TEST_SUITE_P(Named, Conversions, ::testing::ValuesIn(schedule_names()),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
+TEST(PredictionNames, RoundTripAndUnknown) {
+  for (const auto& n : prediction_names()) EXPECT_EQ(prediction_name(prediction_from_name(n)), n);
+  EXPECT_THROW_WITH(prediction_from_name("x0"), InvalidArgument, "valid: data, noise, score, velocity, v");
+}
+
+}  // namespace
+}  // namespace sdegen
