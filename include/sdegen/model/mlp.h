@@ -1,0 +1,86 @@
+#pragma once
+// A multilayer perceptron for vector data, conditioned on time (and optionally a class label):
+//   [x, embed(t) (, embed(label))] -> Linear -> act -> ... (depth times) -> Linear -> out_dim
+// With the defaults below but activation "tanh" and in_dim d it is the paper's reference net
+// [x, t] -> 64 -> tanh -> 64 -> tanh -> d.
+#include <nlohmann/json_fwd.hpp>
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sdegen/model/time_embedding.h"
+
+namespace sdegen {
+
+struct MlpOptions {
+  /* implicit */ MlpOptions(int64_t in_dim) : in_dim_(in_dim) {}
+  TORCH_ARG(int64_t, in_dim);                      // data dimension d, >= 1
+  TORCH_ARG(int64_t, out_dim) = 0;                 // >= 0; 0 means in_dim
+  TORCH_ARG(int64_t, width) = 64;                  // units per hidden layer, >= 1
+  TORCH_ARG(int64_t, depth) = 2;                   // hidden layers, >= 0 (0: a single Linear)
+  TORCH_ARG(std::string, activation) = "silu";     // tanh, relu, gelu, silu, softplus
+  TORCH_ARG(std::string, time_embedding) = "raw";  // raw, sinusoidal, fourier
+  TORCH_ARG(int64_t, embedding_dim) = 16;          // sinusoidal/fourier features, even; raw has 1
+  TORCH_ARG(double, max_frequency) = 1000.0;       // sinusoidal: highest frequency, >= 1
+  TORCH_ARG(double, fourier_scale) = 16.0;         // fourier: std of the random frequencies, > 0
+  TORCH_ARG(int64_t, num_classes) = 0;             // >= 0; 0 means unconditional
+  TORCH_ARG(int64_t, class_dim) = 16;              // learned class embedding size, >= 1
+  // Start the final Linear at zero so the net outputs exactly 0 before training (a common
+  // choice for residual and diffusion nets).
+  TORCH_ARG(bool, zero_init_output) = false;
+
+ public:
+  int64_t resolved_out_dim() const { return out_dim_ > 0 ? out_dim_ : in_dim_; }
+};
+
+std::vector<std::string> activation_names();  // "tanh", "relu", "gelu", "silu", "softplus"
+
+// Throws InvalidArgument naming the first option out of range (unknown names list the valid ones).
+void check_mlp_options(const MlpOptions& options);
+
+class MlpImpl : public torch::nn::Module {
+ public:
+  explicit MlpImpl(const MlpOptions& options);
+
+  // x: [batch, in_dim]; t: [batch] or 0-dim (one time for every row), floating point;
+  // labels: [batch] integers in [0, num_classes) when num_classes > 0, undefined otherwise.
+  // Returns [batch, out_dim] in x's dtype.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t,
+                        const torch::Tensor& labels = {});
+
+  // A deep copy: a module built from the same options holding copies of every parameter and
+  // buffer (the Fourier frequencies included) and the same training mode, e.g. for an
+  // exponential moving average of the weights. Building it draws from the global generator.
+  std::shared_ptr<torch::nn::Module> clone(
+      const c10::optional<torch::Device>& device = c10::nullopt) const override;
+
+  void pretty_print(std::ostream& stream) const override;
+
+  MlpOptions options;
+  TimeEmbedding time_embedding{nullptr};
+  torch::nn::Embedding class_embedding{nullptr};  // set when num_classes > 0
+  torch::nn::ModuleList hidden{nullptr};           // the `depth` hidden Linear layers
+  torch::nn::Linear output{nullptr};
+
+ protected:
+  FORWARD_HAS_DEFAULT_ARGS({2, torch::nn::AnyValue(torch::Tensor())})
+
+ private:
+  enum class Activation { Tanh, Relu, Gelu, Silu, Softplus };
+  torch::Tensor activate(const torch::Tensor& h) const;
+  torch::Tensor embed_labels(const torch::Tensor& labels, int64_t batch);
+
+  Activation activation_;
+  // The hidden layers again, typed, so forward iterates without casts or AnyModule dispatch.
+  std::vector<torch::nn::Linear> layers_;
+};
+TORCH_MODULE(Mlp);
+
+// Every option under its own name plus "type": "mlp", so a checkpoint can rebuild the net.
+nlohmann::json to_json(const MlpOptions& options);
+// Refuses a missing, ill-typed or unknown key, or an out-of-range value, naming it.
+MlpOptions mlp_options_from_json(const nlohmann::json& json);
+
+}  // namespace sdegen

@@ -1,0 +1,248 @@
+#include "sdegen/model/mlp.h"
+
+#include <array>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "sdegen/core/check.h"
+
+namespace sdegen {
+namespace {
+
+// "[10, 2]", or "undefined" for a tensor that was never set.
+std::string shape_of(const torch::Tensor& x) {
+  if (!x.defined()) return "undefined";
+  std::ostringstream os;
+  os << x.sizes();
+  return os.str();
+}
+
+// Replaces each tensor of `to` by a copy of the tensor of the same name in `from`.
+void copy_tensors(const torch::OrderedDict<std::string, torch::Tensor>& from,
+                  torch::OrderedDict<std::string, torch::Tensor>& to,
+                  const c10::optional<torch::Device>& device) {
+  for (const auto& item : from) {
+    torch::Tensor* target = to.find(item.key());
+    SDEGEN_CHECK(target != nullptr, "Mlp::clone: no tensor '", item.key(), "' in the copy");
+    const torch::Tensor& source = item.value();
+    target->set_data(device ? source.to(*device, /*non_blocking=*/false, /*copy=*/true)
+                            : source.clone());
+    target->set_requires_grad(source.requires_grad());
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> activation_names() { return {"tanh", "relu", "gelu", "silu", "softplus"}; }
+
+void check_mlp_options(const MlpOptions& o) {
+  SDEGEN_CHECK(o.in_dim() >= 1, "Mlp: in_dim must be >= 1, got ", o.in_dim());
+  SDEGEN_CHECK(o.out_dim() >= 0, "Mlp: out_dim must be >= 0 (0 means in_dim), got ", o.out_dim());
+  SDEGEN_CHECK(o.width() >= 1, "Mlp: width must be >= 1, got ", o.width());
+  SDEGEN_CHECK(o.depth() >= 0, "Mlp: depth must be >= 0, got ", o.depth());
+  check_name("activation", o.activation(), activation_names());
+  check_name("time embedding", o.time_embedding(), time_embedding_names());
+  SDEGEN_CHECK(o.embedding_dim() >= 2 && o.embedding_dim() % 2 == 0,
+               "Mlp: embedding_dim must be even and >= 2, got ", o.embedding_dim());
+  SDEGEN_CHECK(std::isfinite(o.max_frequency()) && o.max_frequency() >= 1.0,
+               "Mlp: max_frequency must be finite and >= 1, got ", o.max_frequency());
+  SDEGEN_CHECK(std::isfinite(o.fourier_scale()) && o.fourier_scale() > 0.0,
+               "Mlp: fourier_scale must be finite and > 0, got ", o.fourier_scale());
+  SDEGEN_CHECK(o.num_classes() >= 0, "Mlp: num_classes must be >= 0 (0 means unconditional), got ",
+               o.num_classes());
+  SDEGEN_CHECK(o.class_dim() >= 1, "Mlp: class_dim must be >= 1, got ", o.class_dim());
+}
+
+MlpImpl::MlpImpl(const MlpOptions& options_) : options(options_) {
+  check_mlp_options(options);
+  const auto names = activation_names();
+  activation_ = static_cast<Activation>(
+      std::find(names.begin(), names.end(), options.activation()) - names.begin());
+
+  time_embedding = register_module(
+      "time_embedding", make_time_embedding(options.time_embedding(),
+                                            TimeEmbeddingOptions()
+                                                .dim(options.embedding_dim())
+                                                .max_frequency(options.max_frequency())
+                                                .fourier_scale(options.fourier_scale())));
+  int64_t in = options.in_dim() + time_embedding->dim();
+  if (options.num_classes() > 0) {
+    class_embedding = register_module(
+        "class_embedding", torch::nn::Embedding(options.num_classes(), options.class_dim()));
+    in += options.class_dim();
+  }
+  hidden = register_module("hidden", torch::nn::ModuleList());
+  for (int64_t i = 0; i < options.depth(); ++i) {
+    torch::nn::Linear layer(in, options.width());
+    hidden->push_back(layer);
+    layers_.push_back(layer);
+    in = options.width();
+  }
+  output = register_module("output", torch::nn::Linear(in, options.resolved_out_dim()));
+  if (options.zero_init_output()) {
+    torch::NoGradGuard no_grad;
+    output->weight.zero_();
+    output->bias.zero_();
+  }
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x, const torch::Tensor& t,
+                               const torch::Tensor& labels) {
+  SDEGEN_CHECK(x.defined() && x.dim() == 2 && x.size(1) == options.in_dim(),
+               "Mlp expects x of shape [batch, ", options.in_dim(), "], got ", shape_of(x));
+  SDEGEN_CHECK(x.is_floating_point(), "Mlp expects floating-point x, got ", x.scalar_type());
+  const int64_t batch = x.size(0);
+  SDEGEN_CHECK(t.defined() && (t.dim() == 0 || (t.dim() == 1 && t.size(0) == batch)),
+               "Mlp expects t of shape [batch] = [", batch, "] or a scalar, got ", shape_of(t));
+  SDEGEN_CHECK(t.is_floating_point(), "Mlp expects floating-point t, got ", t.scalar_type());
+
+  // No copies on the usual path: expand is a view, and .to() returns t itself when the dtype
+  // already matches.
+  const torch::Tensor times = (t.dim() == 0 ? t.expand({batch}) : t).to(x.dtype());
+  std::array<torch::Tensor, 3> parts{x, time_embedding->forward(times)};
+  size_t n = 2;
+  if (class_embedding) {
+    parts[n++] = embed_labels(labels, batch);
+  } else {
+    SDEGEN_CHECK(!labels.defined(),
+                 "Mlp is unconditional (num_classes = 0) but was given labels of shape ",
+                 shape_of(labels));
+  }
+  torch::Tensor h = torch::cat(torch::TensorList(parts.data(), n), 1);
+  for (auto& layer : layers_) h = activate(layer->forward(h));
+  return output->forward(h);
+}
+
+torch::Tensor MlpImpl::embed_labels(const torch::Tensor& labels, int64_t batch) {
+  const int64_t k = options.num_classes();
+  SDEGEN_CHECK(labels.defined(), "Mlp is class-conditional (num_classes = ", k,
+               ") and needs labels of shape [batch] = [", batch, "]");
+  SDEGEN_CHECK(labels.dim() == 1 && labels.size(0) == batch,
+               "Mlp expects labels of shape [batch] = [", batch, "], got ", shape_of(labels));
+  SDEGEN_CHECK(c10::isIntegralType(labels.scalar_type(), /*includeBool=*/false),
+               "Mlp expects integer labels (int64), got ", labels.scalar_type());
+  if (batch > 0) {
+    const auto [lo, hi] = torch::aminmax(labels);
+    const int64_t min = lo.item<int64_t>(), max = hi.item<int64_t>();
+    SDEGEN_CHECK(min >= 0 && max < k, "Mlp expects labels in [0, ", k, "), got values in [", min,
+                 ", ", max, "]");
+  }
+  return class_embedding->forward(labels.to(torch::kLong));
+}
+
+torch::Tensor MlpImpl::activate(const torch::Tensor& h) const {
+  switch (activation_) {
+    case Activation::Tanh: return torch::tanh(h);
+    case Activation::Relu: return torch::relu(h);
+    case Activation::Gelu: return torch::gelu(h);
+    case Activation::Silu: return torch::silu(h);
+    case Activation::Softplus: return torch::softplus(h);
+  }
+  throw InvalidArgument("Mlp: unknown activation");
+}
+
+std::shared_ptr<torch::nn::Module> MlpImpl::clone(
+    const c10::optional<torch::Device>& device) const {
+  torch::NoGradGuard no_grad;
+  auto copy = std::make_shared<MlpImpl>(options);
+  auto parameters = copy->named_parameters();
+  copy_tensors(named_parameters(), parameters, device);
+  auto buffers = copy->named_buffers();
+  copy_tensors(named_buffers(), buffers, device);
+  copy->train(is_training());
+  return copy;
+}
+
+void MlpImpl::pretty_print(std::ostream& stream) const {
+  stream << "sdegen::Mlp(in_dim=" << options.in_dim()
+         << ", out_dim=" << options.resolved_out_dim() << ", width=" << options.width()
+         << ", depth=" << options.depth() << ", activation=" << options.activation()
+         << ", time_embedding=" << options.time_embedding();
+  if (options.num_classes() > 0) stream << ", num_classes=" << options.num_classes();
+  stream << ")";
+}
+
+// ---- options <-> JSON ----
+
+namespace {
+
+const std::vector<std::string>& mlp_json_keys() {
+  static const std::vector<std::string> keys = {
+      "type",          "in_dim",        "out_dim",       "width",
+      "depth",         "activation",    "time_embedding", "embedding_dim",
+      "max_frequency", "fourier_scale", "num_classes",   "class_dim",
+      "zero_init_output"};
+  return keys;
+}
+
+const nlohmann::json& field(const nlohmann::json& j, const std::string& key) {
+  const auto it = j.find(key);
+  SDEGEN_CHECK(it != j.end(), "Mlp options: missing key '", key, "'");
+  return *it;
+}
+
+int64_t int_field(const nlohmann::json& j, const std::string& key) {
+  const nlohmann::json& v = field(j, key);
+  SDEGEN_CHECK(v.is_number_integer(), "Mlp options: '", key, "' must be an integer, got ",
+               v.dump());
+  return v.get<int64_t>();
+}
+
+double double_field(const nlohmann::json& j, const std::string& key) {
+  const nlohmann::json& v = field(j, key);
+  SDEGEN_CHECK(v.is_number(), "Mlp options: '", key, "' must be a number, got ", v.dump());
+  return v.get<double>();
+}
+
+std::string string_field(const nlohmann::json& j, const std::string& key) {
+  const nlohmann::json& v = field(j, key);
+  SDEGEN_CHECK(v.is_string(), "Mlp options: '", key, "' must be a string, got ", v.dump());
+  return v.get<std::string>();
+}
+
+bool bool_field(const nlohmann::json& j, const std::string& key) {
+  const nlohmann::json& v = field(j, key);
+  SDEGEN_CHECK(v.is_boolean(), "Mlp options: '", key, "' must be true or false, got ", v.dump());
+  return v.get<bool>();
+}
+
+}  // namespace
+
+nlohmann::json to_json(const MlpOptions& o) {
+  return {{"type", "mlp"},
+          {"in_dim", o.in_dim()},
+          {"out_dim", o.out_dim()},
+          {"width", o.width()},
+          {"depth", o.depth()},
+          {"activation", o.activation()},
+          {"time_embedding", o.time_embedding()},
+          {"embedding_dim", o.embedding_dim()},
+          {"max_frequency", o.max_frequency()},
+          {"fourier_scale", o.fourier_scale()},
+          {"num_classes", o.num_classes()},
+          {"class_dim", o.class_dim()},
+          {"zero_init_output", o.zero_init_output()}};
+}
+
+MlpOptions mlp_options_from_json(const nlohmann::json& j) {
+  SDEGEN_CHECK(j.is_object(), "Mlp options: expected a JSON object, got ", j.dump());
+  for (const auto& item : j.items()) check_name("Mlp option", item.key(), mlp_json_keys());
+  const std::string type = string_field(j, "type");
+  SDEGEN_CHECK(type == "mlp", "Mlp options: 'type' must be \"mlp\", got \"", type, "\"");
+  MlpOptions o = MlpOptions(int_field(j, "in_dim"))
+                     .out_dim(int_field(j, "out_dim"))
+                     .width(int_field(j, "width"))
+                     .depth(int_field(j, "depth"))
+                     .activation(string_field(j, "activation"))
+                     .time_embedding(string_field(j, "time_embedding"))
+                     .embedding_dim(int_field(j, "embedding_dim"))
+                     .max_frequency(double_field(j, "max_frequency"))
+                     .fourier_scale(double_field(j, "fourier_scale"))
+                     .num_classes(int_field(j, "num_classes"))
+                     .class_dim(int_field(j, "class_dim"))
+                     .zero_init_output(bool_field(j, "zero_init_output"));
+  check_mlp_options(o);
+  return o;
+}
+
+}  // namespace sdegen
