@@ -6,6 +6,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/setup.sh"
 bin="${SDEGEN_BUILD_DIR:-$root/build}/sdegen"
 if [ "$#" -eq 0 ]; then
-  set -- demo
+  mkdir -p runs
+  set -- sample --oracle --data gmm2d --schedule linear --solver dpm++2m --steps 20 --n 5000 --out runs/samples.csv
 fi
 exec "$bin" "$@"

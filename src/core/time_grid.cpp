@@ -18,7 +18,8 @@ GridKind grid_kind_from_name(const std::string& name) {
 
 namespace {
 
-double clip(double lam, double c) { return std::clamp(lam, -c, c); }
+// Only infinite end points (a = 0 or b = 0) are replaced; a finite range is used as it is.
+double clip(double lam, double c) { return std::isfinite(lam) ? lam : std::clamp(lam, -c, c); }
 
 }  // namespace
 

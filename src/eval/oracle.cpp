@@ -58,6 +58,15 @@ torch::Tensor GmmOracle::velocity(const torch::Tensor& x, double t) const {
   return (r * comp).sum(1);
 }
 
+std::pair<torch::Tensor, torch::Tensor> GmmOracle::velocity_and_score(const torch::Tensor& x,
+                                                                      double t) const {
+  const Moments m = moments(t);
+  const torch::Tensor r = responsibilities(x, m).unsqueeze(2);
+  const torch::Tensor dev = x.unsqueeze(1) - m.mean.unsqueeze(0);
+  const torch::Tensor v = m.dmean.unsqueeze(0) + (m.dvar / (2.0 * m.var)).unsqueeze(0) * dev;
+  return {(r * v).sum(1), (r * (-dev / m.var.unsqueeze(0))).sum(1)};
+}
+
 torch::Tensor GmmOracle::predict(const torch::Tensor& x, double t, Prediction to) const {
   SDEGEN_CHECK(x.dim() == 2 && x.size(1) == mixture_.dim(), "oracle points must have shape [n, ",
                mixture_.dim(), "], got ", x.sizes());

@@ -81,5 +81,13 @@ TEST(Oracle, MarginalAtDataEndIsTheData) {
   EXPECT_TRUE(torch::isfinite(o.velocity(x, 1.0)).all().item<bool>());
 }
 
+TEST(Oracle, VelocityAndScoreTogetherMatchSeparateCalls) {
+  const GmmOracle o = oracle("gmm2d", "vp");
+  const torch::Tensor x = torch::randn({20, 2});
+  const auto [v, s] = o.velocity_and_score(x, 0.4);
+  EXPECT_LT(max_abs_diff(v, o.velocity(x, 0.4)), 1e-14);
+  EXPECT_LT(max_abs_diff(s, o.score(x, 0.4)), 1e-14);
+}
+
 }  // namespace
 }  // namespace sdegen

@@ -31,6 +31,9 @@ class GmmOracle final : public MarginalField {
   torch::Tensor velocity(const torch::Tensor& x, double t) const;
   // Any prediction; noise and v are formed as -b s and a eps - b y_hat, so they stay finite.
   torch::Tensor predict(const torch::Tensor& x, double t, Prediction to) const override;
+  // Both from one computation of the moments and responsibilities.
+  std::pair<torch::Tensor, torch::Tensor> velocity_and_score(const torch::Tensor& x,
+                                                             double t) const override;
 
  private:
   struct Moments {
