@@ -1,0 +1,59 @@
+#pragma once
+// The specialisations with a fixed (or, for vdm, learnable-endpoint) affine schedule and one
+// prediction network: flow matching, diffusion (noise, data or v prediction; EDM), score
+// matching and VDM. They are the general model with alpha = a(t) y, beta = b(t) and the drift
+// f = v_hat + (sigma^2 / 2) s_hat; each is trained by a weight times the same ELBO integrand
+// (objective/weighting.h) and reports the same ELBO.
+#include <memory>
+#include <string>
+
+#include "sdegen/model/generative_model.h"
+#include "sdegen/model/mlp.h"
+#include "sdegen/objective/weighting.h"
+
+namespace sdegen {
+
+struct AffineModelOptions {
+  std::string kind = "flow";           // flow | diffusion | score | vdm
+  std::string schedule = "linear";
+  ScheduleOptions schedule_options;
+  Prediction prediction = Prediction::Velocity;  // what the network outputs
+  Weighting weighting = Weighting::Native;
+  std::string time_sampling = "uniform";  // uniform | antithetic | lognormal (EDM's noise levels)
+  double lognormal_mean = -1.2;           // EDM P_mean (log sigma)
+  double lognormal_std = 1.2;             // EDM P_std
+  double t_epsilon = 1e-3;                // training times in [t_epsilon, 1 - t_epsilon] where an end is singular
+  double delta = 0.01;                    // initial likelihood width (learned)
+  MlpOptions net{1};
+};
+
+// The defaults of each named specialisation (schedule, prediction, weighting, time sampling).
+AffineModelOptions affine_model_defaults(const std::string& kind, int64_t dim);
+
+class AffineModel final : public GenerativeModel {
+ public:
+  explicit AffineModel(AffineModelOptions options);
+
+  std::string kind() const override { return options_.kind; }
+  int64_t dim() const override { return options_.net.in_dim(); }
+  torch::Tensor loss(const torch::Tensor& y) override;
+  ElboTerms elbo(const torch::Tensor& y, int64_t time_samples) override;
+  std::shared_ptr<const GenerativeSde> sde(const DiffusionSpec& diffusion) const override;
+  std::shared_ptr<const MarginalField> field() const override { return field_; }
+  nlohmann::json config() const override;
+
+  const AffineSchedule& schedule() const { return *schedule_; }
+  // The network's raw output at (x, t).
+  torch::Tensor predict_native(const torch::Tensor& x, const torch::Tensor& t);
+
+ private:
+  torch::Tensor sample_times(int64_t n, const torch::TensorOptions& options) const;
+
+  AffineModelOptions options_;
+  SchedulePtr schedule_;
+  Mlp net_{nullptr};
+  torch::Tensor log_delta_;
+  std::shared_ptr<const MarginalField> field_;
+};
+
+}  // namespace sdegen

@@ -1,0 +1,43 @@
+#pragma once
+// What training, sampling and evaluation ask of a model. Every specialisation (sde, ode, flow,
+// diffusion, score, vdm) is one of these; they differ in what is learned and fixed, not in how
+// they are trained or evaluated.
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+
+#include "sdegen/objective/elbo.h"
+#include "sdegen/process/generative.h"
+
+namespace sdegen {
+
+class GenerativeModel : public torch::nn::Module {
+ public:
+  // "sde", "ode", "flow", "diffusion", "score", "vdm".
+  virtual std::string kind() const = 0;
+  virtual int64_t dim() const = 0;
+
+  // The scalar training loss on a batch of data y [batch, dim] (the mean over the batch of the
+  // weighted ELBO integrand, or of the negative ELBO, or of the negative log-likelihood).
+  virtual torch::Tensor loss(const torch::Tensor& y) = 0;
+
+  // A Monte Carlo estimate of the ELBO's three terms for each row of y, with `time_samples`
+  // draws of t per row for the drift term.
+  virtual ElboTerms elbo(const torch::Tensor& y, int64_t time_samples) = 0;
+
+  // The generative SDE with diffusion `diffusion` (zero: the probability-flow ODE), for sampling.
+  virtual std::shared_ptr<const GenerativeSde> sde(const DiffusionSpec& diffusion) const = 0;
+
+  // The marginal field (predictions at (x, t)) when the model has one; samplers that need
+  // predictions (ddim, dpm++2m, pc) use it. nullptr for models with a free drift.
+  virtual std::shared_ptr<const MarginalField> field() const { return nullptr; }
+
+  // Everything needed to rebuild this model's architecture (not its weights) with make_model.
+  virtual nlohmann::json config() const = 0;
+};
+
+using ModelPtr = std::shared_ptr<GenerativeModel>;
+
+}  // namespace sdegen
