@@ -1,0 +1,54 @@
+// The default validation metric of train(): the negative ELBO of the held-out rows.
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include "sdegen/core/check.h"
+#include "sdegen/train/trainer.h"
+
+namespace sdegen {
+
+Validator nelbo_validator(int64_t time_samples, int64_t chunk) {
+  SDEGEN_CHECK(time_samples >= 1, "nelbo_validator: time_samples must be >= 1, got ", time_samples);
+  SDEGEN_CHECK(chunk >= 1, "nelbo_validator: chunk must be >= 1, got ", chunk);
+  // Shared by copies of the validator: once the elbo has needed autograd, do not retry without.
+  auto needs_grad = std::make_shared<bool>(false);
+  auto mean_nelbo = [time_samples, chunk](GenerativeModel& model, const torch::Tensor& val, bool grad) {
+    std::optional<torch::NoGradGuard> no_grad;
+    if (!grad) no_grad.emplace();
+    const int64_t n = val.size(0);
+    double sum = 0;
+    for (int64_t start = 0; start < n; start += chunk) {
+      const torch::Tensor rows = val.slice(0, start, std::min(n, start + chunk));
+      sum += -model.elbo(rows, time_samples).total().detach().sum().item<double>();
+    }
+    return sum / static_cast<double>(n);
+  };
+  Validator v;
+  v.columns = {"val_nelbo"};
+  v.fn = [needs_grad, mean_nelbo](GenerativeModel& model, const torch::Tensor& val) -> std::vector<double> {
+    if (!*needs_grad) {
+      auto generator = at::detail::getDefaultCPUGenerator();
+      torch::Tensor state;
+      {
+        std::lock_guard<std::mutex> lock(generator.mutex());
+        state = generator.get_state();
+      }
+      try {
+        return {mean_nelbo(model, val, false)};
+      } catch (const c10::Error&) {
+        // Autograd was needed inside elbo: retry with it, on the same noise.
+        *needs_grad = true;
+        std::lock_guard<std::mutex> lock(generator.mutex());
+        generator.set_state(state);
+      }
+    }
+    return {mean_nelbo(model, val, true)};
+  };
+  return v;
+}
+
+}  // namespace sdegen
