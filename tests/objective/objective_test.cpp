@@ -82,11 +82,7 @@ TEST_P(Losses, ClassicLossesAreTheTableWeightsTimesTheIntegrand) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Schedules, Losses, ::testing::Values("linear", "trig", "vp", "vp-cosine", "ve", "edm"),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+                         [](const auto& info) { return test::param_name(info.param); });
 
 TEST(Losses, FlowMatchingWeightOnTheLinearPathIsExpMinusHalfLambda) {
   // For a = t, b = 1 - t: 1/2 b^2 lambda' = (1 - t) / t = exp(-lambda / 2).

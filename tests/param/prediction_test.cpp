@@ -44,11 +44,7 @@ TEST_P(Conversions, DefiningRelationsHold) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Named, Conversions, ::testing::ValuesIn(schedule_names()),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+                         [](const auto& info) { return test::param_name(info.param); });
 
 TEST(PredictionNames, RoundTripAndUnknown) {
   for (const auto& n : prediction_names()) EXPECT_EQ(prediction_name(prediction_from_name(n)), n);

@@ -68,11 +68,7 @@ TEST_P(EverySchedule, ImpliedFlowReproducesMoments) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Named, EverySchedule, ::testing::ValuesIn(schedule_names()),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+                         [](const auto& info) { return test::param_name(info.param); });
 
 TEST(ScheduleFactory, UnknownNameListsValidOnes) {
   EXPECT_THROW_WITH(make_schedule("cosine"), InvalidArgument, "valid: linear, trig, vp");

@@ -75,16 +75,16 @@ double measured_order(const std::string& solver, const std::string& schedule) {
   ref.t0 = 0.02;  // the lambda grid's end points are where the solvers are compared
   ref.t1 = 0.98;
   const torch::Tensor exact = sample(oracle, x0, ref).check().x;
-  std::vector<double> logn, logerr;
+  std::vector<double> h, errors;
   for (int steps : {20, 40, 80, 160}) {
     SamplerOptions o = opts(solver, steps);
     o.t0 = ref.t0;
     o.t1 = ref.t1;
     const double err = (sample(oracle, x0, o).check().x - exact).abs().max().item<double>();
-    logn.push_back(std::log(steps));
-    logerr.push_back(std::log(err));
+    h.push_back(1.0 / steps);
+    errors.push_back(err);
   }
-  return -(logerr.back() - logerr.front()) / (logn.back() - logn.front());
+  return test::log_log_slope(h, errors);
 }
 
 TEST(DiffusionMultistep, DdimIsFirstOrder) { EXPECT_NEAR(measured_order("ddim", "vp"), 1.0, 0.2); }

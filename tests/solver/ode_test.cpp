@@ -23,24 +23,8 @@ torch::Tensor initial() {
   return torch::tensor({{0.5, 1.0}, {1.5, 2.0}, {0.8, 3.0}}, torch::kDouble);
 }
 
-TimeGrid uniform(int n, double t0 = 0.0, double t1 = 1.0) {
-  TimeGrid g(n + 1);
-  for (int i = 0; i <= n; ++i) g[i] = t0 + (t1 - t0) * i / n;
-  g.back() = t1;
-  return g;
-}
-
-// Least-squares slope of log(err) against log(h).
-double log_log_slope(const std::vector<double>& h, const std::vector<double>& err) {
-  double mx = 0, my = 0;
-  for (size_t i = 0; i < h.size(); ++i) mx += std::log(h[i]) / h.size(), my += std::log(err[i]) / h.size();
-  double sxy = 0, sxx = 0;
-  for (size_t i = 0; i < h.size(); ++i) {
-    sxy += (std::log(h[i]) - mx) * (std::log(err[i]) - my);
-    sxx += (std::log(h[i]) - mx) * (std::log(h[i]) - mx);
-  }
-  return sxy / sxx;
-}
+using test::log_log_slope;
+TimeGrid uniform(int n, double t0 = 0.0, double t1 = 1.0) { return test::uniform_grid(n, t0, t1); }
 
 class EveryStepper : public ::testing::TestWithParam<std::string> {
  protected:

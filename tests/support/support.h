@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace sdegen::test {
 
@@ -17,6 +20,33 @@ inline double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
 inline torch::Tensor central_difference(const std::function<torch::Tensor(const torch::Tensor&)>& f,
                                         const torch::Tensor& t, double h = 1e-6) {
   return (f(t + h) - f(t - h)) / (2 * h);
+}
+
+// n + 1 evenly spaced times from t0 to t1, either direction (decreasing grids test backward
+// solves, which the library's make_time_grid does not build).
+inline std::vector<double> uniform_grid(int n, double t0 = 0.0, double t1 = 1.0) {
+  std::vector<double> g(n + 1);
+  for (int i = 0; i <= n; ++i) g[i] = t0 + (t1 - t0) * i / n;
+  g.back() = t1;
+  return g;
+}
+
+// Least-squares slope of log(err) against log(h): a measured convergence order.
+inline double log_log_slope(const std::vector<double>& h, const std::vector<double>& err) {
+  double mx = 0, my = 0;
+  for (size_t i = 0; i < h.size(); ++i) mx += std::log(h[i]) / h.size(), my += std::log(err[i]) / h.size();
+  double sxy = 0, sxx = 0;
+  for (size_t i = 0; i < h.size(); ++i) {
+    sxy += (std::log(h[i]) - mx) * (std::log(err[i]) - my);
+    sxx += (std::log(h[i]) - mx) * (std::log(h[i]) - mx);
+  }
+  return sxy / sxx;
+}
+
+// A gtest parameter name from a schedule or solver name ("vp-cosine" -> "vp_cosine").
+inline std::string param_name(std::string name) {
+  std::replace_if(name.begin(), name.end(), [](char c) { return !std::isalnum(static_cast<unsigned char>(c)); }, '_');
+  return name;
 }
 
 }  // namespace sdegen::test
