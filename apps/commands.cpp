@@ -7,6 +7,7 @@
 namespace sdegen::app {
 
 void register_commands(CLI::App& app) {
+  register_train(app);
   register_sample(app);
   register_fokker_planck(app);
 }

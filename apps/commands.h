@@ -10,6 +10,7 @@ namespace sdegen::app {
 void register_commands(CLI::App& app);
 
 void register_sample(CLI::App& app);
+void register_train(CLI::App& app);
 void register_fokker_planck(CLI::App& app);
 
 // Validators shared by the commands: the message names the valid choices.

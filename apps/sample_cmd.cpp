@@ -8,6 +8,9 @@
 #include "sdegen/eval/metrics.h"
 #include "sdegen/eval/oracle.h"
 #include "sdegen/io/csv.h"
+#include "sdegen/data/csv_data.h"
+#include "sdegen/model/factory.h"
+#include "sdegen/train/checkpoint.h"
 #include "sdegen/sample/sampler.h"
 
 namespace sdegen::app {
@@ -15,6 +18,7 @@ namespace {
 
 struct SampleArgs {
   bool oracle = false;
+  std::string checkpoint;
   std::string data = "gmm1d";
   std::string schedule = "linear";
   SamplerOptions sampler;
@@ -27,34 +31,70 @@ struct SampleArgs {
   int64_t n_reference = 10000;
 };
 
-void run(SampleArgs& a) {
-  apply_runtime(a.threads, a.seed, a.device);
-  SDEGEN_CHECK(a.oracle, "sample needs a model: pass --oracle to sample the exact model of --data");
-  SDEGEN_CHECK(a.n > 0, "--n must be positive, got ", a.n);
+// How close the samples are, beside how much two data samples of the same size differ.
+void report_distance(const Density& data, const torch::Tensor& x, int64_t n_reference) {
+  const torch::Tensor ref = data.sample(n_reference), ref2 = data.sample(x.size(0));
+  const bool one_d = data.dim() == 1;
+  const double dist = one_d ? wasserstein1(x, ref) : sliced_wasserstein(x, ref);
+  const double base = one_d ? wasserstein1(ref2, ref) : sliced_wasserstein(ref2, ref);
+  fmt::print("{} to {} fresh data points: {:.4f} (two data samples: {:.4f})\n",
+             one_d ? "Wasserstein-1" : "sliced Wasserstein", n_reference, dist, base);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+void run_oracle(SampleArgs& a) {
   const DensityPtr data = make_density(a.data);
   const GaussianMixture* mixture = data->mixture();
   SDEGEN_CHECK(mixture != nullptr, "--oracle needs Gaussian-mixture data (its marginals are exact); '",
                a.data, "' is not one");
-  a.sampler.diffusion = parse_diffusion(a.sigma);
   const GmmOracle model(*mixture, make_schedule(a.schedule));
-
   const torch::Tensor x0 = model.schedule().prior_std() * torch::randn({a.n, data->dim()}, torch::kDouble);
   const auto start = std::chrono::steady_clock::now();
   const Solution sol = sample(model, x0, a.sampler);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = seconds_since(start);
   sol.check();
   write_csv(a.out, sol.x);
-
-  // How close the samples are, beside how much two data samples of the same size differ.
-  const torch::Tensor ref = data->sample(a.n_reference), ref2 = data->sample(a.n);
-  const bool one_d = data->dim() == 1;
-  const double dist = one_d ? wasserstein1(sol.x, ref) : sliced_wasserstein(sol.x, ref);
-  const double base = one_d ? wasserstein1(ref2, ref) : sliced_wasserstein(ref2, ref);
   fmt::print("sampled {} points of '{}' (oracle, schedule {}) with {}: {} function evaluations, {:.3f} s\n",
              a.n, a.data, a.schedule, a.sampler.solver, sol.nfe, seconds);
-  fmt::print("{} to {} fresh data points: {:.4f} (two data samples: {:.4f})\n",
-             one_d ? "Wasserstein-1" : "sliced Wasserstein", a.n_reference, dist, base);
+  report_distance(*data, sol.x, a.n_reference);
   fmt::print("wrote {}\n", a.out);
+}
+
+void run_checkpoint(SampleArgs& a) {
+  const nlohmann::json config = load_checkpoint_config(a.checkpoint);
+  ModelPtr model = make_model(config.at("model"));
+  load_weights(a.checkpoint, *model);
+  model->eval();
+  const auto* affine = dynamic_cast<const AffineModel*>(model.get());
+  SDEGEN_CHECK(affine != nullptr, "sampling a '", model->kind(), "' model is not supported yet");
+  const nlohmann::json& extra = config.at("extra");
+  const Standardizer st = Standardizer::from_json(extra.at("standardizer"), model->dim());
+  torch::NoGradGuard no_grad;
+  const torch::Tensor x0 = affine->schedule().prior_std() * torch::randn({a.n, model->dim()}, torch::kDouble);
+  const auto start = std::chrono::steady_clock::now();
+  const Solution sol = generate(*affine, x0, a.sampler);
+  const double seconds = seconds_since(start);
+  sol.check();
+  const torch::Tensor x = st.inverse(sol.x);
+  write_csv(a.out, x);
+  const std::string spec = extra.at("data").get<std::string>();
+  fmt::print("sampled {} points from {} ({} model) with {}: {} function evaluations, {:.3f} s\n", a.n,
+             a.checkpoint, model->kind(), a.sampler.solver, sol.nfe, seconds);
+  const auto names = density_names();
+  if (std::find(names.begin(), names.end(), spec) != names.end()) report_distance(*make_density(spec), x, a.n_reference);
+  fmt::print("wrote {}\n", a.out);
+}
+
+void run(SampleArgs& a) {
+  apply_runtime(a.threads, a.seed, a.device);
+  SDEGEN_CHECK(a.oracle != !a.checkpoint.empty(),
+               "sample needs one model: --checkpoint DIR (a trained run) or --oracle (the exact model of --data)");
+  a.sampler.diffusion = parse_diffusion(a.sigma);
+  if (a.oracle) run_oracle(a);
+  else run_checkpoint(a);
 }
 
 }  // namespace
@@ -63,6 +103,7 @@ void register_sample(CLI::App& app) {
   auto args = std::make_shared<SampleArgs>();
   CLI::App* cmd = app.add_subcommand("sample", "Draw samples from a model by integrating its SDE or ODE");
   cmd->option_defaults()->always_capture_default();
+  cmd->add_option("--checkpoint", args->checkpoint, "Run directory of a trained model (from sdegen train)");
   cmd->add_flag("--oracle", args->oracle, "Sample the exact model of --data (Gaussian mixtures)");
   cmd->add_option("--data", args->data,
                   "Data: " + join(density_names()) + ", or a mixture JSON file");

@@ -34,11 +34,15 @@ namespace {
 
 // The range of t used for training and for the ELBO: an end where a or b vanishes makes some
 // integrands singular, so it is moved in by t_epsilon.
-std::pair<double, double> time_range(const AffineSchedule& s, double eps) {
+std::pair<double, double> range_of(const AffineSchedule& s, double eps) {
   return {s.a(0.0) == 0.0 ? eps : 0.0, s.b(1.0) == 0.0 ? 1.0 - eps : 1.0};
 }
 
 }  // namespace
+
+std::pair<double, double> AffineModel::time_range() const {
+  return range_of(*schedule_, options_.t_epsilon);
+}
 
 AffineModel::AffineModel(AffineModelOptions o) : options_(std::move(o)) {
   check_name("time sampling", options_.time_sampling, {"uniform", "antithetic", "lognormal"});
@@ -59,7 +63,7 @@ torch::Tensor AffineModel::predict_native(const torch::Tensor& x, const torch::T
 }
 
 torch::Tensor AffineModel::sample_times(int64_t n, const torch::TensorOptions& to) const {
-  const auto [lo, hi] = time_range(*schedule_, options_.t_epsilon);
+  const auto [lo, hi] = time_range();
   torch::Tensor u;
   if (options_.time_sampling == "antithetic") {
     // Low-discrepancy: one uniform offset, then evenly spaced (VDM).
@@ -87,7 +91,7 @@ torch::Tensor AffineModel::loss(const torch::Tensor& y) {
   if (options_.weighting == Weighting::Elbo) {
     // The whole negative ELBO: the drift term above (an unbiased estimate of its integral over
     // the time range) plus the reconstruction term, which trains delta.
-    const auto [lo, hi] = time_range(*schedule_, options_.t_epsilon);
+    const auto [lo, hi] = time_range();
     total = (hi - lo) * total;
   }
   // The reconstruction term depends on delta only; adding it trains the likelihood width
@@ -99,7 +103,7 @@ torch::Tensor AffineModel::loss(const torch::Tensor& y) {
 ElboTerms AffineModel::elbo(const torch::Tensor& y, int64_t time_samples) {
   SDEGEN_CHECK(y.dim() == 2 && y.size(1) == dim(), "model expects data of shape [batch, ", dim(), "], got ",
                y.sizes());
-  const auto [lo, hi] = time_range(*schedule_, options_.t_epsilon);
+  const auto [lo, hi] = time_range();
   const int64_t n = y.size(0);
   // Reconstruction at the data end hi: x = a y + b eps, p(y | x) = N(y; x / a, delta^2 I).
   const double a1 = schedule_->a(hi), b1 = schedule_->b(hi);

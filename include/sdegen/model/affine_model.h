@@ -43,6 +43,9 @@ class AffineModel final : public GenerativeModel {
   nlohmann::json config() const override;
 
   const AffineSchedule& schedule() const { return *schedule_; }
+  const AffineModelOptions& options() const { return options_; }
+  // The time range used for training and the ELBO, [t_lo, t_hi] within [0, 1].
+  std::pair<double, double> time_range() const;
   // The network's raw output at (x, t).
   torch::Tensor predict_native(const torch::Tensor& x, const torch::Tensor& t);
 

@@ -1,0 +1,41 @@
+#include "sdegen/model/factory.h"
+
+#include "sdegen/core/check.h"
+
+namespace sdegen {
+
+std::vector<std::string> model_names() { return {"flow", "diffusion", "score", "vdm"}; }
+
+ModelPtr make_model(const nlohmann::json& config) {
+  try {
+    const std::string kind = config.at("kind").get<std::string>();
+    check_name("model", kind, model_names());
+    const MlpOptions net = mlp_options_from_json(config.at("net"));
+    AffineModelOptions o = affine_model_defaults(kind, net.in_dim());
+    o.net = net;
+    o.schedule = config.at("schedule").get<std::string>();
+    o.prediction = prediction_from_name(config.at("prediction").get<std::string>());
+    o.weighting = weighting_from_name(config.at("weighting").get<std::string>());
+    o.time_sampling = config.at("time_sampling").get<std::string>();
+    o.t_epsilon = config.at("t_epsilon").get<double>();
+    o.schedule_options.b_min = config.at("b_min").get<double>();
+    o.delta = config.at("delta").get<double>();
+    auto model = std::make_shared<AffineModel>(o);
+    model->to(torch::kDouble);
+    return model;
+  } catch (const nlohmann::json::exception& e) {
+    throw InvalidArgument(std::string("model configuration is malformed: ") + e.what());
+  }
+}
+
+Solution generate(const AffineModel& model, const torch::Tensor& x0, SamplerOptions options) {
+  const double hi = model.time_range().second;
+  const bool velocity = model.options().prediction == Prediction::Velocity;
+  const double end = velocity ? 1.0 : hi;
+  options.t1 = std::min(options.t1, end);
+  Solution sol = sample(*model.field(), x0, options);
+  if (sol.ok() && options.t1 < 1.0) sol.x = model.field()->predict(sol.x, options.t1, Prediction::Data);
+  return sol;
+}
+
+}  // namespace sdegen

@@ -1,0 +1,115 @@
+// The sdegen program end to end: exit codes, messages on bad input, and a tiny train-and-sample
+// run. The binary's path comes from CTest (SDEGEN_BIN).
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "support/support.h"
+
+namespace {
+
+struct Outcome {
+  int code;
+  std::string output;  // stdout and stderr together
+};
+
+Outcome sdegen(const std::string& args) {
+  const char* bin = std::getenv("SDEGEN_BIN");
+  if (!bin) return {-1, "SDEGEN_BIN is not set (run the tests through ctest)"};
+  const std::string cmd = std::string(bin) + " " + args + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) return {-1, "popen failed"};
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (fgets(buf.data(), buf.size(), pipe)) out += buf.data();
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) /
+                              ("sdegen_cli_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+  void SetUp() override {
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir); }
+  std::string path(const std::string& name) const { return (dir / name).string(); }
+  int64_t rows(const std::string& file) const {
+    std::ifstream in(file);
+    int64_t n = 0;
+    for (std::string line; std::getline(in, line);) n += !line.empty();
+    return n - 1;  // the header
+  }
+};
+
+TEST_F(Cli, HelpShowsDefaults) {
+  const Outcome r = sdegen("sample --help");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.output.find("--solver"), std::string::npos);
+  EXPECT_NE(r.output.find("=heun"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--steps INT:POSITIVE=50"), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, OracleSampleWritesOneRowPerSample) {
+  const Outcome r = sdegen("sample --oracle --data gmm2d --solver rk4 --steps 10 --n 300 --out " + path("s.csv"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(rows(path("s.csv")), 300);
+  EXPECT_NE(r.output.find("sliced Wasserstein"), std::string::npos);
+}
+
+TEST_F(Cli, FokkerPlanckWritesTheDensityBesideTheExactOne) {
+  const Outcome r = sdegen("fokker-planck --data gmm1d --schedule linear --sigma 1 --times 0.5 --cells 200 --out " +
+                       path("fp.csv"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(rows(path("fp.csv")), 200);
+}
+
+TEST_F(Cli, BadInputExitsNonZeroNamingTheProblem) {
+  auto expect_error = [](const Outcome& r, const std::string& fragment) {
+    EXPECT_NE(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find(fragment), std::string::npos) << r.output;
+  };
+  expect_error(sdegen("sample --oracle --solver leapfrog"), "unknown solver 'leapfrog'");
+  expect_error(sdegen("sample --oracle --schedule cosine"), "unknown schedule 'cosine'");
+  expect_error(sdegen("sample --oracle --steps 0"), "must be a positive number");
+  expect_error(sdegen("sample --oracle --data nope"), "unknown data 'nope'");
+  expect_error(sdegen("sample --oracle --sigma loud --solver euler-maruyama"), "cannot read diffusion 'loud'");
+  expect_error(sdegen("sample --oracle --sigma 1 --solver heun"), "deterministic");
+  std::ofstream(path("bad.json")) << R"({"weights": [0.5, 0.6], "means": [[0], [1]], "stds": [[1], [1]]})";
+  expect_error(sdegen("sample --oracle --data " + path("bad.json")), "sum to 1");
+  std::ofstream(path("neg.json")) << R"({"weights": [0.5, 0.5], "means": [[0], [1]], "stds": [[1], [-1]]})";
+  expect_error(sdegen("sample --oracle --data " + path("neg.json")), "stds must be positive");
+  std::ofstream(path("broken.json")) << R"({"weights": [0.5, )";
+  expect_error(sdegen("sample --oracle --data " + path("broken.json")), "not valid JSON");
+  expect_error(sdegen("sample --checkpoint " + path("missing")), "checkpoint");
+}
+
+TEST_F(Cli, TinyTrainThenSampleFromTheCheckpoint) {
+  const std::string run = path("run");
+  const Outcome t = sdegen("train --data gmm1d --model flow --steps 40 --n-train 200 --n-val 100 --width 8 --depth 1 "
+                       "--log-every 10 --out " + run);
+  ASSERT_EQ(t.code, 0) << t.output;
+  EXPECT_TRUE(std::filesystem::exists(run + "/checkpoint/config.json"));
+  EXPECT_EQ(rows(run + "/log.csv"), 4);
+  const Outcome s = sdegen("sample --checkpoint " + run + " --solver heun --steps 5 --n 50 --out " + path("s.csv"));
+  ASSERT_EQ(s.code, 0) << s.output;
+  EXPECT_EQ(rows(path("s.csv")), 50);
+  // A second fresh run into the same directory must not silently replace the checkpoint.
+  const Outcome again = sdegen("train --data gmm1d --model flow --steps 5 --n-train 50 --out " + run);
+  EXPECT_NE(again.code, 0);
+  EXPECT_TRUE(std::filesystem::exists(run + "/checkpoint/config.json"));
+}
+
+TEST_F(Cli, TrainRefusesAMalformedCsv) {
+  std::ofstream(path("d.csv")) << "x,y\n1,2\n3,abc\n";
+  const Outcome r = sdegen("train --data " + path("d.csv") + " --steps 5 --out " + path("run"));
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("line 3, column 2"), std::string::npos) << r.output;
+}
+
+}  // namespace
