@@ -7,6 +7,7 @@
 #include "sdegen/core/check.h"
 #include "sdegen/data/csv_data.h"
 #include "sdegen/data/density.h"
+#include "sdegen/eval/metrics.h"
 #include "sdegen/model/factory.h"
 #include "sdegen/train/trainer.h"
 
@@ -64,6 +65,14 @@ void run(TrainArgs& a) {
   fmt::print("trained {} on '{}' ({} rows, {}-D): {} steps in {:.1f} s, final loss {:.4f}\n", a.model, a.data,
              data.train.size(0), data.train.size(1), r.steps, r.seconds, r.final_loss);
   for (const auto& m : r.validation) fmt::print("  {} = {:.4f}\n", m.name, m.value);
+  // The floor a model's samples are judged against: how far the training set itself is from the
+  // validation set (a model that reproduced the training points exactly would score this).
+  if (data.val.size(0) > 0) {
+    const bool one_d = data.train.size(1) == 1;
+    fmt::print("  reference: {} from the training set to the validation set = {:.4f}\n",
+               one_d ? "Wasserstein-1" : "sliced Wasserstein",
+               one_d ? wasserstein1(data.train, data.val) : sliced_wasserstein(data.train, data.val));
+  }
   fmt::print("checkpoint: {}\n", r.checkpoint);
 }
 
