@@ -54,7 +54,8 @@ void run(TrainArgs& a) {
   o.net.width(a.width).depth(a.depth).activation(a.activation).time_embedding(a.embedding).fourier_scale(
       a.fourier_scale);
   torch::manual_seed(a.options.seed());
-  ModelPtr model = make_model(std::make_shared<AffineModel>(o)->config());
+  auto model = std::make_shared<AffineModel>(o);
+  model->to(torch::kDouble);
   TrainSetup setup;
   setup.val = data.val.size(0) > 0 ? st.transform(data.val) : torch::Tensor();
   setup.resume = a.resume;

@@ -8,7 +8,7 @@
 #include "sdegen/data/density.h"
 #include "sdegen/eval/metrics.h"
 #include "sdegen/eval/oracle.h"
-#include "sdegen/model/affine_model.h"
+#include "sdegen/model/factory.h"
 #include "sdegen/sample/sampler.h"
 
 int main(int argc, char** argv) {
@@ -53,13 +53,8 @@ int main(int argc, char** argv) {
   SamplerOptions so;
   so.solver = "heun";
   so.steps = 100;
-  const auto [lo, hi] = std::pair<double, double>{0.0, model->schedule().b(1.0) == 0.0 && kind != "flow" ? 0.999 : 1.0};
-  so.t1 = hi;
-  (void)lo;
   const torch::Tensor x0 = model->schedule().prior_std() * torch::randn({8000, 1}, torch::kDouble);
-  const Solution sol = sample(*model->field(), x0, so).check();
-  torch::Tensor x = sol.x;
-  if (hi < 1.0) x = model->field()->predict(x, hi, Prediction::Data);
+  const torch::Tensor x = generate(*model, x0, so).check().x;
   const double w1 = wasserstein1(x * std + mean, val);
   if (std::getenv("DEBUG")) {
     const torch::Tensor q = torch::tensor({0.05, 0.25, 0.5, 0.75, 0.95}, torch::kDouble);
