@@ -13,7 +13,7 @@ namespace {
 
 class CsvFile : public ::testing::Test {
  protected:
-  std::string path = ::testing::TempDir() + "sdegen_csv_data_test.csv";
+  std::string path = test::temp_path("csv_data_test.csv");
   // Written in binary so that "\r\n" reaches the file as is.
   void write(const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
   void TearDown() override { std::remove(path.c_str()); }

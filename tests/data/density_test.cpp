@@ -42,7 +42,7 @@ TEST(Mixture, UnknownNameListsValidOnes) {
 
 class MixtureJson : public ::testing::Test {
  protected:
-  std::string path = ::testing::TempDir() + "sdegen_mixture_test.json";
+  std::string path = test::temp_path("mixture_test.json");
   void write(const std::string& text) { std::ofstream(path) << text; }
   void TearDown() override { std::remove(path.c_str()); }
 };

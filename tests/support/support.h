@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <unistd.h>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,12 @@ inline double log_log_slope(const std::vector<double>& h, const std::vector<doub
     sxx += (std::log(h[i]) - mx) * (std::log(h[i]) - mx);
   }
   return sxy / sxx;
+}
+
+// A file path under the temporary directory that no other test process uses: ctest runs tests
+// in parallel, each in its own process.
+inline std::string temp_path(const std::string& name) {
+  return ::testing::TempDir() + "sdegen_" + std::to_string(::getpid()) + "_" + name;
 }
 
 // A gtest parameter name from a schedule or solver name ("vp-cosine" -> "vp_cosine").
