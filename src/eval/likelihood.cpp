@@ -4,6 +4,7 @@
 
 #include "sdegen/core/check.h"
 #include "sdegen/core/tensor.h"
+#include "sdegen/sample/sampler.h"
 
 namespace sdegen {
 namespace {
@@ -76,10 +77,7 @@ LikelihoodResult log_likelihood(const VectorField& velocity, const torch::Tensor
 
 LikelihoodResult log_likelihood(const MarginalField& model, const torch::Tensor& x,
                                 const LikelihoodOptions& o) {
-  const VectorField v = [&model](double t, const torch::Tensor& y) {
-    return model.predict(y, t, Prediction::Velocity);
-  };
-  return log_likelihood(v, x, model.schedule().prior_std(), o);
+  return log_likelihood(probability_flow(model), x, model.schedule().prior_std(), o);
 }
 
 }  // namespace sdegen

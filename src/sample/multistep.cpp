@@ -28,27 +28,20 @@ GridCoefficients grid_coefficients(const AffineSchedule& s, const TimeGrid& grid
   return c;
 }
 
-void check_grid(const TimeGrid& grid) {
-  SDEGEN_CHECK(grid.size() >= 2, "a time grid needs at least two points, got ", grid.size());
-  for (size_t i = 1; i < grid.size(); ++i)
-    SDEGEN_CHECK(grid[i] > grid[i - 1], "ddim and dpm++2m need an increasing grid; point ", i, " is ",
-                 grid[i], " after ", grid[i - 1]);
-}
-
+// The grid walk, finiteness check and observation are the fixed-grid solvers' own
+// (detail::march); the step carries the previous data prediction for the second-order update.
 Solution multistep(const MarginalField& model, const torch::Tensor& x0, const TimeGrid& grid,
                    bool second_order, const Observer& observer) {
-  check_grid(grid);
+  detail::check_grid(grid);
+  SDEGEN_CHECK(grid[1] > grid[0], "ddim and dpm++2m need an increasing grid, got ", grid[0], " then ", grid[1]);
   const GridCoefficients c = grid_coefficients(model.schedule(), grid);
-  Solution sol;
-  sol.x = x0;
-  sol.t = grid.front();
-  if (observer) observer(grid.front(), x0);
-  torch::Tensor x = x0, y_prev;
+  size_t i = 0;
+  torch::Tensor y_prev;
   double h_prev = 0.0;
-  for (size_t i = 0; i + 1 < grid.size(); ++i) {
-    SDEGEN_CHECK(c.b[i] > 0, "ddim/dpm++2m cannot step from t = ", grid[i], " where b(t) = 0");
-    const torch::Tensor y = model.predict(x, grid[i], Prediction::Data);
-    ++sol.nfe;
+  const detail::GridStep step = [&](double t, double, const torch::Tensor& x, int64_t& nfe) {
+    SDEGEN_CHECK(c.b[i] > 0, "ddim/dpm++2m cannot step from t = ", t, " where b(t) = 0");
+    const torch::Tensor y = model.predict(x, t, Prediction::Data);
+    ++nfe;
     const double h = c.l[i + 1] - c.l[i];
     const double exp_neg_h = (c.a[i] * c.b[i + 1]) / (c.b[i] * c.a[i + 1]);
     torch::Tensor d = y;
@@ -57,21 +50,12 @@ Solution multistep(const MarginalField& model, const torch::Tensor& x0, const Ti
       d = (1.0 + 0.5 / r) * y - (0.5 / r) * y_prev;
     }
     const torch::Tensor next = (c.b[i + 1] / c.b[i]) * x + c.a[i + 1] * (1.0 - exp_neg_h) * d;
-    if (!all_finite(next)) {
-      sol.status = SolveStatus::NonFinite;
-      sol.message = detail::concat("non-finite state at t = ", grid[i + 1],
-                                   "; check the model's data prediction near t = ", grid[i]);
-      return sol;
-    }
-    x = next;
     y_prev = y;
     h_prev = h;
-    sol.x = x;
-    sol.t = grid[i + 1];
-    ++sol.steps;
-    if (observer) observer(grid[i + 1], x);
-  }
-  return sol;
+    ++i;
+    return next;
+  };
+  return detail::march(grid, x0, step, observer);
 }
 
 }  // namespace

@@ -19,10 +19,7 @@ struct Entry {
 Solution run_fixed_ode(const std::string& name, const MarginalField& m, const torch::Tensor& x0,
                        const SamplerOptions& o, const Observer& obs) {
   const auto stepper = make_ode_stepper(name);
-  const VectorField v = [&m](double t, const torch::Tensor& x) {
-    return m.predict(x, t, Prediction::Velocity);
-  };
-  return solve_ode(v, x0, sampler_grid(m.schedule(), o), *stepper, obs);
+  return solve_ode(probability_flow(m), x0, sampler_grid(m.schedule(), o), *stepper, obs);
 }
 
 // The SDE family's drift and diffusion for a marginal field (MarginalSde), as solver callbacks.
@@ -48,10 +45,7 @@ const std::map<std::string, Entry>& registry() {
                                const Observer& obs) { return run_fixed_ode(name, f, x0, o, obs); }};
     m["dopri5"] = {false, [](const MarginalField& f, const torch::Tensor& x0, const SamplerOptions& o,
                              const Observer& obs) {
-                     const VectorField v = [&f](double t, const torch::Tensor& x) {
-                       return f.predict(x, t, Prediction::Velocity);
-                     };
-                     return solve_ode_adaptive(v, x0, o.t0, o.t1, o.adaptive, obs);
+                     return solve_ode_adaptive(probability_flow(f), x0, o.t0, o.t1, o.adaptive, obs);
                    }};
     m["euler-maruyama"] = {true, [](const MarginalField& f, const torch::Tensor& x0,
                                     const SamplerOptions& o, const Observer& obs) {
@@ -82,6 +76,10 @@ const std::map<std::string, Entry>& registry() {
 }
 
 }  // namespace
+
+VectorField probability_flow(const MarginalField& model) {
+  return [&model](double t, const torch::Tensor& x) { return model.predict(x, t, Prediction::Velocity); };
+}
 
 std::vector<std::string> sampler_names() {
   return {"euler", "midpoint", "heun", "rk4", "dopri5", "euler-maruyama", "pc", "ddim", "dpm++2m"};

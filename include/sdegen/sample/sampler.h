@@ -37,6 +37,9 @@ std::vector<std::string> ode_sampler_names();  // the deterministic ones (sigma 
 Solution sample(const MarginalField& model, const torch::Tensor& x0, const SamplerOptions& options,
                 const Observer& observer = {});
 
+// The probability-flow ODE's vector field dx/dt = v(x, t) of a model, as a solver callback.
+VectorField probability_flow(const MarginalField& model);
+
 // The grid the options describe, for the model's schedule.
 TimeGrid sampler_grid(const AffineSchedule& schedule, const SamplerOptions& options);
 
