@@ -68,14 +68,12 @@ void run_checkpoint(SampleArgs& a) {
   ModelPtr model = make_model(config.at("model"));
   load_weights(a.checkpoint, *model);
   model->eval();
-  const auto* affine = dynamic_cast<const AffineModel*>(model.get());
-  SDEGEN_CHECK(affine != nullptr, "sampling a '", model->kind(), "' model is not supported yet");
   const nlohmann::json& extra = config.at("extra");
   const Standardizer st = Standardizer::from_json(extra.at("standardizer"), model->dim());
   torch::NoGradGuard no_grad;
-  const torch::Tensor x0 = affine->schedule().prior_std() * torch::randn({a.n, model->dim()}, torch::kDouble);
+  const torch::Tensor x0 = sample_model_prior(*model, a.n);
   const auto start = std::chrono::steady_clock::now();
-  const Solution sol = generate(*affine, x0, a.sampler);
+  const Solution sol = generate(*model, x0, a.sampler);
   const double seconds = seconds_since(start);
   sol.check();
   const torch::Tensor x = st.inverse(sol.x);

@@ -1,5 +1,7 @@
 #include "sdegen/model/factory.h"
 
+#include <algorithm>
+
 #include "sdegen/core/check.h"
 
 namespace sdegen {
@@ -36,6 +38,25 @@ Solution generate(const AffineModel& model, const torch::Tensor& x0, SamplerOpti
   Solution sol = sample(*model.field(), x0, options);
   if (sol.ok() && options.t1 < 1.0) sol.x = model.field()->predict(sol.x, options.t1, Prediction::Data);
   return sol;
+}
+
+Solution generate(const GenerativeModel& model, const torch::Tensor& x0, SamplerOptions options) {
+  if (const auto* affine = dynamic_cast<const AffineModel*>(&model)) return generate(*affine, x0, options);
+  const auto deterministic = ode_sampler_names();
+  const bool ode_solver = std::find(deterministic.begin(), deterministic.end(), options.solver) != deterministic.end();
+  if (!model.has_probability_flow())
+    SDEGEN_CHECK(!ode_solver, "the '", model.kind(), "' model has no probability-flow ODE (its marginal score is ",
+                 "unknown); sample it with euler-maruyama, which uses its learned diffusion");
+  else
+    SDEGEN_CHECK(options.diffusion.is_zero(), "the '", model.kind(),
+                 "' model is deterministic; it samples with zero diffusion, not sigma = ",
+                 diffusion_name(options.diffusion));
+  return sample_sde(*model.sde(options.diffusion), x0, options);
+}
+
+torch::Tensor sample_model_prior(const GenerativeModel& model, int64_t n, const torch::Device& device) {
+  const double prior_std = model.sde(DiffusionSpec{})->prior_std();
+  return prior_std * torch::randn({n, model.dim()}, torch::TensorOptions(torch::kDouble).device(device));
 }
 
 }  // namespace sdegen

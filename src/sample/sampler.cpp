@@ -77,6 +77,28 @@ const std::map<std::string, Entry>& registry() {
 
 }  // namespace
 
+Solution sample_sde(const GenerativeSde& sde, const torch::Tensor& x0, const SamplerOptions& o,
+                    const Observer& observer) {
+  check_name("solver", o.solver, sampler_names());
+  SDEGEN_CHECK(o.solver != "pc" && o.solver != "ddim" && o.solver != "dpm++2m", "solver '", o.solver,
+               "' needs a model of predictions (score or data); this model has a free drift: use one of ",
+               join(fixed_ode_solver_names()), ", dopri5 or euler-maruyama");
+  SDEGEN_CHECK(o.grid.empty() || o.grid == "uniform", "a model with a free drift has no schedule to place a '",
+               o.grid, "' grid on; use the uniform grid");
+  SDEGEN_CHECK(o.t0 < o.t1, "sampling runs forward in time: need t0 < t1, got ", o.t0, " and ", o.t1);
+  const VectorField drift = [&sde](double t, const torch::Tensor& x) { return sde.drift(x, t); };
+  if (o.solver == "dopri5") return solve_ode_adaptive(drift, x0, o.t0, o.t1, o.adaptive, observer);
+  GridOptions g;
+  g.t0 = o.t0;
+  g.t1 = o.t1;
+  const TimeGrid grid = make_time_grid(o.steps, g);
+  if (o.solver == "euler-maruyama") {
+    const DiffusionField diffusion = [&sde](double t, const torch::Tensor& x) { return sde.diffusion(x, t); };
+    return solve_sde_euler_maruyama(drift, diffusion, x0, grid, observer);
+  }
+  return solve_ode(drift, x0, grid, *make_ode_stepper(o.solver), observer);
+}
+
 VectorField probability_flow(const MarginalField& model) {
   return [&model](double t, const torch::Tensor& x) { return model.predict(x, t, Prediction::Velocity); };
 }

@@ -23,4 +23,12 @@ ModelPtr make_model(const nlohmann::json& config);
 // data prediction, the usual final denoising step.
 Solution generate(const AffineModel& model, const torch::Tensor& x0, SamplerOptions options);
 
+// Samples any model from prior draws x0 (an affine model as above; a model with a free drift
+// through sample_sde). A model without a probability flow (sde) refuses deterministic solvers.
+Solution generate(const GenerativeModel& model, const torch::Tensor& x0, SamplerOptions options);
+
+// n draws from a model's prior, [n, dim], in double precision on `device`.
+torch::Tensor sample_model_prior(const GenerativeModel& model, int64_t n,
+                                 const torch::Device& device = torch::kCPU);
+
 }  // namespace sdegen

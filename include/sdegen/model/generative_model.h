@@ -30,6 +30,11 @@ class GenerativeModel : public torch::nn::Module {
   // The generative SDE with diffusion `diffusion` (zero: the probability-flow ODE), for sampling.
   virtual std::shared_ptr<const GenerativeSde> sde(const DiffusionSpec& diffusion) const = 0;
 
+  // Whether sde(zero diffusion) is the model's probability-flow ODE, so that it gives exact
+  // likelihoods and deterministic samples. False for the general sde model, whose marginal
+  // score is unknown: it samples with its own learned diffusion and reports only its ELBO.
+  virtual bool has_probability_flow() const { return true; }
+
   // The marginal field (predictions at (x, t)) when the model has one; samplers that need
   // predictions (ddim, dpm++2m, pc) use it. nullptr for models with a free drift.
   virtual std::shared_ptr<const MarginalField> field() const { return nullptr; }

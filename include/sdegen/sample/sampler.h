@@ -37,6 +37,12 @@ std::vector<std::string> ode_sampler_names();  // the deterministic ones (sigma 
 Solution sample(const MarginalField& model, const torch::Tensor& x0, const SamplerOptions& options,
                 const Observer& observer = {});
 
+// Samples a generative SDE with a free drift (a model without a marginal field): the ODE
+// solvers integrate its drift (its diffusion must be zero), euler-maruyama its drift and
+// diffusion; on a uniform grid. pc, ddim and dpm++2m need predictions and are refused.
+Solution sample_sde(const GenerativeSde& sde, const torch::Tensor& x0, const SamplerOptions& options,
+                    const Observer& observer = {});
+
 // The probability-flow ODE's vector field dx/dt = v(x, t) of a model, as a solver callback.
 VectorField probability_flow(const MarginalField& model);
 
