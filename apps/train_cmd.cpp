@@ -19,6 +19,7 @@ struct TrainArgs {
   std::string model = "flow";
   std::string schedule;    // empty: the model's default
   std::string prediction;  // empty: the model's default
+  nlohmann::json model_overrides = nlohmann::json::object();  // any other key of the model's config
   int64_t width = 64, depth = 3;
   std::string activation = "silu", embedding = "fourier";
   double fourier_scale = 4.0;
@@ -48,14 +49,14 @@ Dataset load_data(const TrainArgs& a) {
 void run(TrainArgs& a) {
   const Dataset data = load_data(a);
   const Standardizer st = fit_standardizer(data.train);
-  AffineModelOptions o = affine_model_defaults(a.model, data.train.size(1));
-  if (!a.schedule.empty()) o.schedule = a.schedule;
-  if (!a.prediction.empty()) o.prediction = prediction_from_name(a.prediction);
-  o.net.width(a.width).depth(a.depth).activation(a.activation).time_embedding(a.embedding).fourier_scale(
-      a.fourier_scale);
+  nlohmann::json overrides = a.model_overrides;
+  if (!a.schedule.empty()) overrides["schedule"] = a.schedule;
+  if (!a.prediction.empty()) overrides["prediction"] = a.prediction;
+  overrides["net"] = {{"width", a.width}, {"depth", a.depth}, {"activation", a.activation},
+                      {"time_embedding", a.embedding}, {"fourier_scale", a.fourier_scale}};
+  const nlohmann::json config = model_config(a.model, data.train.size(1), overrides);
   torch::manual_seed(a.options.seed());
-  auto model = std::make_shared<AffineModel>(o);
-  model->to(torch::kDouble);
+  ModelPtr model = make_model(config);
   TrainSetup setup;
   setup.val = data.val.size(0) > 0 ? st.transform(data.val) : torch::Tensor();
   setup.resume = a.resume;

@@ -129,7 +129,9 @@ std::shared_ptr<const GenerativeSde> AffineModel::sde(const DiffusionSpec& diffu
   return std::make_shared<MarginalSde>(field_, diffusion);
 }
 
-nlohmann::json AffineModel::config() const {
+nlohmann::json AffineModel::config() const { return to_json(options_); }
+
+nlohmann::json to_json(const AffineModelOptions& options_) {
   return {{"kind", options_.kind},
           {"schedule", options_.schedule},
           {"prediction", prediction_name(options_.prediction)},

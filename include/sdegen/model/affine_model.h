@@ -30,6 +30,9 @@ struct AffineModelOptions {
 // The defaults of each named specialisation (schedule, prediction, weighting, time sampling).
 AffineModelOptions affine_model_defaults(const std::string& kind, int64_t dim);
 
+// The configuration a checkpoint records (GenerativeModel::config() of a model built from it).
+nlohmann::json to_json(const AffineModelOptions& options);
+
 class AffineModel final : public GenerativeModel {
  public:
   explicit AffineModel(AffineModelOptions options);
