@@ -70,6 +70,14 @@ nlohmann::json model_config(const std::string& kind, int64_t dim, const nlohmann
       config[item.key()] = item.value();
     }
   }
+  // diffusion on the edm schedule means EDM: preconditioned data prediction, EDM's weight and
+  // log-normal noise levels, unless the overrides say otherwise.
+  if (kind == "diffusion" && config["schedule"] == "edm") {
+    const nlohmann::json edm = {{"prediction", "data"}, {"weighting", "edm"}, {"time_sampling", "lognormal"},
+                                {"precondition", true}};
+    for (const auto& item : edm.items())
+      if (!overrides.contains(item.key())) config[item.key()] = item.value();
+  }
   return config;
 }
 
@@ -106,6 +114,8 @@ ModelPtr make_model(const nlohmann::json& config) {
     o.t_epsilon = get<double>(config, "t_epsilon");
     o.schedule_options.b_min = get<double>(config, "b_min");
     o.delta = get<double>(config, "delta");
+    o.precondition = get<bool>(config, "precondition");
+    o.sigma_data = get<double>(config, "sigma_data");
     model = std::make_shared<AffineModel>(o);
   }
   model->to(torch::kDouble);

@@ -115,13 +115,13 @@ TEST(OdeModel, TrainingLikelihoodMatchesTheAdaptiveSolver) {
   EXPECT_LT(max_abs_diff(terms.total(), l.log_prob), 1e-12);
 }
 
-TEST(OdeModel, HutchinsonEstimateConvergesToTheExactDivergence) {
+TEST(OdeModel, HutchinsonEstimateIsUnbiased) {
+  torch::manual_seed(11);
   OdeModelOptions o = tiny_ode(3)->options();
   o.steps = 4;
   auto exact = std::make_shared<OdeModel>(o);
   exact->to(torch::kDouble);
   o.exact_divergence = false;
-  o.probes = 1000;
   OdeModel hutch(o);
   hutch.to(torch::kDouble);
   {
@@ -130,12 +130,18 @@ TEST(OdeModel, HutchinsonEstimateConvergesToTheExactDivergence) {
     for (auto& p : hutch.named_parameters()) p.value().copy_(from[p.key()] * 3.0);
     for (auto& p : exact->parameters()) p.mul_(3.0);
   }
-  const torch::Tensor y = torch::randn({6, 3});
+  const torch::Tensor y = torch::randn({4, 3});
   torch::NoGradGuard no_grad;
-  const torch::Tensor a = exact->likelihood(y).log_prob, b = hutch.likelihood(y).log_prob;
-  const double scale = exact->likelihood(y).integrated_divergence.abs().max().item<double>();
-  ASSERT_GT(scale, 0.1);  // the divergence is not trivially zero
-  EXPECT_LT(max_abs_diff(a, b), 0.05 * scale);
+  const torch::Tensor truth = exact->likelihood(y).log_prob;
+  // Independent one-probe estimates: their mean is within a few standard errors of the truth.
+  const int runs = 400;
+  std::vector<torch::Tensor> draws;
+  for (int r = 0; r < runs; ++r) draws.push_back(hutch.likelihood(y).log_prob);
+  const torch::Tensor all = torch::stack(draws);
+  const torch::Tensor stderr_ = all.std(0) / std::sqrt(static_cast<double>(runs));
+  ASSERT_GT(stderr_.min().item<double>(), 1e-6);  // the estimator is genuinely random
+  const torch::Tensor z = ((all.mean(0) - truth) / stderr_).abs();
+  EXPECT_LT(z.max().item<double>(), 4.0) << "mean " << all.mean(0) << " truth " << truth;
 }
 
 // Trains on a shifted Gaussian and checks the loss falls, with the same noise for both looks.
