@@ -12,6 +12,7 @@
 #include "sdegen/eval/metrics.h"
 #include "sdegen/model/factory.h"
 #include "sdegen/train/checkpoint.h"
+#include "sdegen/train/recipe.h"
 #include "sdegen/train/trainer.h"
 
 namespace sdegen::app {
@@ -25,9 +26,10 @@ struct TrainArgs {
   std::string config_file;
   std::string model_config;  // JSON text: any other key of the model's config
   nlohmann::json model_overrides = nlohmann::json::object();
-  int64_t width = 64, depth = 3;
-  std::string activation = "silu", embedding = "fourier";
-  double fourier_scale = 4.0;
+  // 0 or empty: the model's recommended value (train/recipe.h, then the model's defaults).
+  int64_t width = 0, depth = -1, steps = 0;
+  std::string activation, embedding, decay;
+  double fourier_scale = 0.0, lr = 0.0;
   int64_t n_train = 1000, n_val = 8000;
   double val_fraction = 0.1;
   TrainOptions options;
@@ -59,14 +61,25 @@ void run(TrainArgs& a, const CLI::App& command) {
     check_dimension(saved.at("model").at("net").at("in_dim").get<int64_t>(), data.train.size(1), a.data);
   }
   const Standardizer st = fit_standardizer(data.train);
-  // The flags first, then --model-config on top (its "net" keys merge into the flags').
-  nlohmann::json overrides = nlohmann::json::object();
+  // The model's recipe, then the flags given, then --model-config on top (its "net" keys merge).
+  SDEGEN_CHECK(a.steps >= 0 && a.lr >= 0 && a.width >= 0 && a.fourier_scale >= 0,
+               "--steps, --lr, --width and --fourier-scale must be positive (or 0 for the model's recommended)");
+  const Recipe recipe = recommended_recipe(a.model);
+  a.options.steps(a.steps > 0 ? a.steps : recipe.steps);
+  a.options.lr(a.lr > 0 ? a.lr : recipe.lr);
+  a.options.decay(!a.decay.empty() ? a.decay : recipe.decay);
+  nlohmann::json overrides = recipe.model;
+  if (!overrides.contains("net")) overrides["net"] = nlohmann::json::object();
   if (!a.schedule.empty()) overrides["schedule"] = a.schedule;
   if (!a.prediction.empty()) overrides["prediction"] = a.prediction;
-  overrides["net"] = {{"width", a.width}, {"depth", a.depth}, {"activation", a.activation},
-                      {"time_embedding", a.embedding}, {"fourier_scale", a.fourier_scale}};
+  nlohmann::json& net = overrides["net"];
+  if (a.width > 0) net["width"] = a.width;
+  if (a.depth >= 0) net["depth"] = a.depth;
+  if (!a.activation.empty()) net["activation"] = a.activation;
+  if (!a.embedding.empty()) net["time_embedding"] = a.embedding;
+  if (a.fourier_scale > 0) net["fourier_scale"] = a.fourier_scale;
   for (const auto& item : a.model_overrides.items()) {
-    if (item.key() == "net" && item.value().is_object()) overrides["net"].update(item.value());
+    if (item.key() == "net" && item.value().is_object()) net.update(item.value());
     else overrides[item.key()] = item.value();
   }
   const nlohmann::json config = model_config(a.model, data.train.size(1), overrides);
@@ -108,22 +121,24 @@ void register_train(CLI::App& app) {
       ->check(one_of(schedule_names(), "schedule"));
   cmd->add_option("--pred", a->prediction, "What the network predicts (default: the model's)")
       ->check(one_of(prediction_names(), "prediction"));
-  cmd->add_option("--width", a->width, "Hidden units per layer")->check(positive());
-  cmd->add_option("--depth", a->depth, "Hidden layers");
-  cmd->add_option("--activation", a->activation, "Activation")->check(one_of(activation_names(), "activation"));
-  cmd->add_option("--embedding", a->embedding, "Time embedding")
+  cmd->add_option("--width", a->width, "Hidden units per layer (0: the model's recommended)");
+  cmd->add_option("--depth", a->depth, "Hidden layers (-1: the model's recommended)");
+  cmd->add_option("--activation", a->activation, "Activation (default: the model's)")
+      ->check(one_of(activation_names(), "activation"));
+  cmd->add_option("--embedding", a->embedding, "Time embedding (default: the model's)")
       ->check(one_of(time_embedding_names(), "time embedding"));
-  cmd->add_option("--fourier-scale", a->fourier_scale, "Std of the Fourier time features")->check(positive());
+  cmd->add_option("--fourier-scale", a->fourier_scale, "Std of the Fourier time features (0: the model's)");
   cmd->add_option("--n-train", a->n_train, "Training points drawn from a built-in density")->check(positive());
   cmd->add_option("--n-val", a->n_val, "Validation points drawn from a built-in density");
   cmd->add_option("--val-fraction", a->val_fraction, "Share of a CSV file held out for validation");
-  cmd->add_option("--steps", a->options.steps(), "Optimiser steps")->check(positive());
+  cmd->add_option("--steps", a->steps, "Optimiser steps (0: the model's recommended)");
   cmd->add_option("--batch", a->options.batch(), "Mini-batch size")->check(positive());
-  cmd->add_option("--lr", a->options.lr(), "Peak learning rate")->check(positive());
+  cmd->add_option("--lr", a->lr, "Peak learning rate (0: the model's recommended)");
   cmd->add_option("--optimizer", a->options.optimizer(), "Optimizer")->check(one_of(optimizer_names(), "optimizer"));
   cmd->add_option("--weight-decay", a->options.weight_decay(), "Weight decay");
   cmd->add_option("--warmup", a->options.warmup_steps(), "Linear warm-up steps");
-  cmd->add_option("--decay", a->options.decay(), "Learning-rate decay")->check(one_of(lr_decay_names(), "decay"));
+  cmd->add_option("--decay", a->decay, "Learning-rate decay (default: the model's recommended)")
+      ->check(one_of(lr_decay_names(), "decay"));
   cmd->add_option("--grad-clip", a->options.grad_clip(), "Max gradient norm (0: off)");
   cmd->add_option("--ema", a->options.ema_decay(), "EMA decay of the weights (0: off)");
   cmd->add_option("--seed", a->options.seed(), "Random seed (data, batches, noise)");
