@@ -4,11 +4,14 @@
 #include <filesystem>
 
 #include "apps/commands.h"
+#include "apps/json_config.h"
+#include "sdegen/io/csv.h"
 #include "sdegen/core/check.h"
 #include "sdegen/data/csv_data.h"
 #include "sdegen/data/density.h"
 #include "sdegen/eval/metrics.h"
 #include "sdegen/model/factory.h"
+#include "sdegen/train/checkpoint.h"
 #include "sdegen/train/trainer.h"
 
 namespace sdegen::app {
@@ -19,6 +22,9 @@ struct TrainArgs {
   std::string model = "flow";
   std::string schedule;    // empty: the model's default
   std::string prediction;  // empty: the model's default
+  std::string config_file;
+  std::string model_config;  // JSON text: any other key of the model's config
+  nlohmann::json model_overrides = nlohmann::json::object();
   int64_t width = 64, depth = 3;
   std::string activation = "silu", embedding = "fourier";
   double fourier_scale = 4.0;
@@ -45,23 +51,36 @@ Dataset load_data(const TrainArgs& a) {
   return {d->sample(a.n_train), d->sample(a.n_val)};
 }
 
-void run(TrainArgs& a) {
+void run(TrainArgs& a, const CLI::App& command) {
   const Dataset data = load_data(a);
+  if (a.resume) {
+    // Resuming on other data would load weights of the wrong shape: name the mismatch instead.
+    const nlohmann::json saved = load_checkpoint_config(a.out);
+    check_dimension(saved.at("model").at("net").at("in_dim").get<int64_t>(), data.train.size(1), a.data);
+  }
   const Standardizer st = fit_standardizer(data.train);
-  AffineModelOptions o = affine_model_defaults(a.model, data.train.size(1));
-  if (!a.schedule.empty()) o.schedule = a.schedule;
-  if (!a.prediction.empty()) o.prediction = prediction_from_name(a.prediction);
-  o.net.width(a.width).depth(a.depth).activation(a.activation).time_embedding(a.embedding).fourier_scale(
-      a.fourier_scale);
+  // The flags first, then --model-config on top (its "net" keys merge into the flags').
+  nlohmann::json overrides = nlohmann::json::object();
+  if (!a.schedule.empty()) overrides["schedule"] = a.schedule;
+  if (!a.prediction.empty()) overrides["prediction"] = a.prediction;
+  overrides["net"] = {{"width", a.width}, {"depth", a.depth}, {"activation", a.activation},
+                      {"time_embedding", a.embedding}, {"fourier_scale", a.fourier_scale}};
+  for (const auto& item : a.model_overrides.items()) {
+    if (item.key() == "net" && item.value().is_object()) overrides["net"].update(item.value());
+    else overrides[item.key()] = item.value();
+  }
+  const nlohmann::json config = model_config(a.model, data.train.size(1), overrides);
   torch::manual_seed(a.options.seed());
-  auto model = std::make_shared<AffineModel>(o);
-  model->to(torch::kDouble);
+  ModelPtr model = make_model(config);
   TrainSetup setup;
   setup.val = data.val.size(0) > 0 ? st.transform(data.val) : torch::Tensor();
   setup.resume = a.resume;
   setup.overwrite = a.overwrite;
   setup.extra = {{"data", a.data}, {"standardizer", st.to_json()}};
   std::filesystem::create_directories(a.out);
+  // The run's whole configuration, in the format --config reads (a resumed run keeps the first).
+  const std::string record = (std::filesystem::path(a.out) / "run.json").string();
+  if (!a.resume || !std::filesystem::exists(record)) write_file_atomic(record, options_json(command).dump(2) + "\n");
   const TrainResult r = train(model, st.transform(data.train), a.options, a.out, setup);
   fmt::print("trained {} on '{}' ({} rows, {}-D): {} steps in {:.1f} s, final loss {:.4f}\n", a.model, a.data,
              data.train.size(0), data.train.size(1), r.steps, r.seconds, r.final_loss);
@@ -114,7 +133,18 @@ void register_train(CLI::App& app) {
   cmd->add_option("--out", a->out, "Run directory (checkpoint, log.csv)");
   cmd->add_flag("--resume", a->resume, "Continue from the checkpoint in --out");
   cmd->add_flag("--overwrite", a->overwrite, "Replace a checkpoint already in --out");
-  cmd->callback([a] { run(*a); });
+  cmd->add_option("--model-config", a->model_config,
+                  "JSON object of model settings beyond the flags, e.g. '{\"steps\": 20}' for ode");
+  add_json_config(cmd, &a->config_file);
+  cmd->callback([a, cmd] {
+    apply_json_config(cmd, a->config_file);
+    if (!a->model_config.empty()) {
+      a->model_overrides = nlohmann::json::parse(a->model_config, nullptr, /*allow_exceptions=*/false);
+      SDEGEN_CHECK(a->model_overrides.is_object(), "--model-config must be a JSON object, got '", a->model_config,
+                   "'");
+    }
+    run(*a, *cmd);
+  });
 }
 
 }  // namespace sdegen::app

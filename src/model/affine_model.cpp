@@ -52,14 +52,34 @@ AffineModel::AffineModel(AffineModelOptions o) : options_(std::move(o)) {
   schedule_ = make_schedule(options_.schedule, options_.schedule_options);
   net_ = register_module("net", Mlp(options_.net));
   log_delta_ = register_parameter("log_delta", torch::full({}, std::log(options_.delta), torch::kDouble));
+  SDEGEN_CHECK(!options_.precondition || options_.prediction == Prediction::Data,
+               "EDM preconditioning wraps a data prediction; got prediction '", prediction_name(options_.prediction),
+               "'");
+  SDEGEN_CHECK(options_.sigma_data > 0, "sigma_data must be positive, got ", options_.sigma_data);
   Mlp net = net_;
+  const SchedulePtr schedule = schedule_;
+  const bool precondition = options_.precondition;
+  const double sigma_data = options_.sigma_data;
   field_ = std::make_shared<PredictionField>(
-      [net](const torch::Tensor& x, const torch::Tensor& t) mutable { return net->forward(x, t); },
+      [net, schedule, precondition, sigma_data](const torch::Tensor& x, const torch::Tensor& t) mutable {
+        if (!precondition) return net->forward(x, t);
+        return edm_denoiser(*net, *schedule, sigma_data, x, t);
+      },
       options_.prediction, schedule_);
 }
 
+torch::Tensor edm_denoiser(MlpImpl& net, const AffineSchedule& schedule, double sigma_data, const torch::Tensor& x,
+                           const torch::Tensor& t) {
+  const ScheduleCoefficients c = schedule.coefficients(t).like(x);
+  const torch::Tensor z = x / c.a;  // the data-scale state: y + sigma eps
+  const torch::Tensor sigma = c.b / c.a, s2 = sigma * sigma + sigma_data * sigma_data;
+  const torch::Tensor c_in = torch::rsqrt(s2), c_skip = sigma_data * sigma_data / s2;
+  const torch::Tensor c_out = sigma * sigma_data * torch::rsqrt(s2);
+  return c_skip * z + c_out * net.forward(c_in * z, t);
+}
+
 torch::Tensor AffineModel::predict_native(const torch::Tensor& x, const torch::Tensor& t) {
-  return net_->forward(x, t);
+  return options_.precondition ? edm_denoiser(*net_, *schedule_, options_.sigma_data, x, t) : net_->forward(x, t);
 }
 
 torch::Tensor AffineModel::sample_times(int64_t n, const torch::TensorOptions& to) const {
@@ -85,8 +105,8 @@ torch::Tensor AffineModel::loss(const torch::Tensor& y) {
   const torch::Tensor eps = torch::randn_like(y);
   const ScheduleCoefficients c = schedule_->coefficients(t).like(y);
   const torch::Tensor x = c.a * y + c.b * eps;
-  const AffineLoss l = affine_loss({y, eps, t, net_->forward(x, t), options_.prediction}, *schedule_,
-                                   options_.weighting);
+  const AffineLoss l = affine_loss({y, eps, t, predict_native(x, t), options_.prediction}, *schedule_,
+                                   options_.weighting, {options_.sigma_data});
   torch::Tensor total = l.loss.mean();
   if (options_.weighting == Weighting::Elbo) {
     // The whole negative ELBO: the drift term above (an unbiased estimate of its integral over
@@ -117,7 +137,7 @@ ElboTerms AffineModel::elbo(const torch::Tensor& y, int64_t time_samples) {
     const torch::Tensor t = lo + (hi - lo) * torch::rand({n}, y.options());
     const torch::Tensor eps = torch::randn_like(y);
     const ScheduleCoefficients c = schedule_->coefficients(t).like(y);
-    const torch::Tensor pred = net_->forward(c.a * y + c.b * eps, t);
+    const torch::Tensor pred = predict_native(c.a * y + c.b * eps, t);
     terms.drift = terms.drift + (hi - lo) * affine_loss({y, eps, t, pred, options_.prediction}, *schedule_,
                                                         Weighting::Elbo).elbo_integrand;
   }
@@ -129,7 +149,9 @@ std::shared_ptr<const GenerativeSde> AffineModel::sde(const DiffusionSpec& diffu
   return std::make_shared<MarginalSde>(field_, diffusion);
 }
 
-nlohmann::json AffineModel::config() const {
+nlohmann::json AffineModel::config() const { return to_json(options_); }
+
+nlohmann::json to_json(const AffineModelOptions& options_) {
   return {{"kind", options_.kind},
           {"schedule", options_.schedule},
           {"prediction", prediction_name(options_.prediction)},
@@ -138,6 +160,8 @@ nlohmann::json AffineModel::config() const {
           {"t_epsilon", options_.t_epsilon},
           {"b_min", options_.schedule_options.b_min},
           {"delta", options_.delta},
+          {"precondition", options_.precondition},
+          {"sigma_data", options_.sigma_data},
           {"net", to_json(options_.net)}};
 }
 

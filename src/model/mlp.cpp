@@ -86,8 +86,7 @@ MlpImpl::MlpImpl(const MlpOptions& options_) : options(options_) {
   }
 }
 
-torch::Tensor MlpImpl::forward(const torch::Tensor& x, const torch::Tensor& t,
-                               const torch::Tensor& labels) {
+torch::Tensor MlpImpl::check_inputs(const torch::Tensor& x, const torch::Tensor& t) const {
   SDEGEN_CHECK(x.defined() && x.dim() == 2 && x.size(1) == options.in_dim(),
                "Mlp expects x of shape [batch, ", options.in_dim(), "], got ", shape_of(x));
   SDEGEN_CHECK(x.is_floating_point(), "Mlp expects floating-point x, got ", x.scalar_type());
@@ -95,10 +94,15 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x, const torch::Tensor& t,
   SDEGEN_CHECK(t.defined() && (t.dim() == 0 || (t.dim() == 1 && t.size(0) == batch)),
                "Mlp expects t of shape [batch] = [", batch, "] or a scalar, got ", shape_of(t));
   SDEGEN_CHECK(t.is_floating_point(), "Mlp expects floating-point t, got ", t.scalar_type());
-
   // No copies on the usual path: expand is a view, and .to() returns t itself when the dtype
   // already matches.
-  const torch::Tensor times = (t.dim() == 0 ? t.expand({batch}) : t).to(x.dtype());
+  return (t.dim() == 0 ? t.expand({batch}) : t).to(x.dtype());
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x, const torch::Tensor& t,
+                               const torch::Tensor& labels) {
+  const torch::Tensor times = check_inputs(x, t);
+  const int64_t batch = x.size(0);
   std::array<torch::Tensor, 3> parts{x, time_embedding->forward(times)};
   size_t n = 2;
   if (class_embedding) {
@@ -139,6 +143,59 @@ torch::Tensor MlpImpl::activate(const torch::Tensor& h) const {
     case Activation::Softplus: return torch::softplus(h);
   }
   throw InvalidArgument("Mlp: unknown activation");
+}
+
+torch::Tensor MlpImpl::activation_slope(const torch::Tensor& pre, const torch::Tensor& h) const {
+  switch (activation_) {
+    case Activation::Tanh: return 1.0 - h * h;
+    case Activation::Relu: return (pre > 0).to(pre.dtype());
+    case Activation::Gelu: {
+      // gelu(x) = x Phi(x): slope Phi(x) + x phi(x).
+      const torch::Tensor phi = torch::exp(-0.5 * pre * pre) / std::sqrt(2.0 * M_PI);
+      return 0.5 * (1.0 + torch::erf(pre / std::sqrt(2.0))) + pre * phi;
+    }
+    case Activation::Silu: {
+      const torch::Tensor s = torch::sigmoid(pre);
+      return s * (1.0 + pre * (1.0 - s));
+    }
+    case Activation::Softplus: return torch::sigmoid(pre);
+  }
+  throw InvalidArgument("Mlp: unknown activation");
+}
+
+MlpImpl::Tangents MlpImpl::forward_with_tangents(const torch::Tensor& x, const torch::Tensor& t,
+                                                 bool time_derivative, bool jacobian) {
+  SDEGEN_CHECK(!class_embedding, "Mlp::forward_with_tangents supports unconditional nets only");
+  const torch::Tensor times = check_inputs(x, t);
+  const int64_t d = options.in_dim(), batch = x.size(0);
+  const torch::Tensor z = torch::cat({x, time_embedding->forward(times)}, 1);
+  // Tangent directions, stacked as [batch, k, features]: d/dt first, then d/dx_1 ... d/dx_d.
+  // The first layer's tangents are columns of its weight matrix: W[:, :d] for x, and
+  // W[:, d:] applied to the embedding's derivative for t.
+  const torch::Tensor demb = time_derivative ? time_embedding->derivative(times) : torch::Tensor();
+  auto first_tangents = [&](const torch::Tensor& weight) {
+    std::vector<torch::Tensor> parts;
+    if (time_derivative) parts.push_back(torch::matmul(demb, weight.slice(1, d).t()).unsqueeze(1));
+    if (jacobian) parts.push_back(weight.slice(1, 0, d).t().unsqueeze(0).expand({batch, d, weight.size(0)}));
+    return parts.size() == 1 ? parts[0] : torch::cat(parts, 1);
+  };
+  torch::Tensor h = z, tangent;
+  bool first = true;
+  for (auto& layer : layers_) {
+    const torch::Tensor pre = layer->forward(h);
+    tangent = first ? first_tangents(layer->weight) : torch::matmul(tangent, layer->weight.t());
+    first = false;
+    h = activate(pre);
+    tangent = tangent * activation_slope(pre, h).unsqueeze(1);
+  }
+  Tangents result;
+  result.out = output->forward(h);
+  if (!time_derivative && !jacobian) return result;
+  tangent = first ? first_tangents(output->weight) : torch::matmul(tangent, output->weight.t());
+  int64_t k = 0;
+  if (time_derivative) result.d_dt = tangent.select(1, k++);
+  if (jacobian) result.jacobian = tangent.slice(1, k).transpose(1, 2);
+  return result;
 }
 
 std::shared_ptr<torch::nn::Module> MlpImpl::clone(

@@ -25,11 +25,23 @@ torch::Tensor sin_cos(const torch::Tensor& t, const torch::Tensor& angular) {
   return torch::cat({phase.sin(), phase.cos()}, 1);
 }
 
+// d/dt [sin(t f), cos(t f)] = [f cos(t f), -f sin(t f)].
+torch::Tensor sin_cos_derivative(const torch::Tensor& t, const torch::Tensor& angular) {
+  const torch::Tensor f = angular.to(t.dtype());
+  const torch::Tensor phase = torch::outer(t, f);
+  return torch::cat({phase.cos() * f, -phase.sin() * f}, 1);
+}
+
 }  // namespace
 
 torch::Tensor RawTimeEmbeddingImpl::forward(const torch::Tensor& t) {
   check_times("RawTimeEmbedding", t);
   return t.unsqueeze(1);
+}
+
+torch::Tensor RawTimeEmbeddingImpl::derivative(const torch::Tensor& t) {
+  check_times("RawTimeEmbedding", t);
+  return torch::ones({t.size(0), 1}, t.options());
 }
 
 void RawTimeEmbeddingImpl::pretty_print(std::ostream& stream) const {
@@ -55,6 +67,11 @@ torch::Tensor SinusoidalTimeEmbeddingImpl::forward(const torch::Tensor& t) {
   return sin_cos(t, frequencies);
 }
 
+torch::Tensor SinusoidalTimeEmbeddingImpl::derivative(const torch::Tensor& t) {
+  check_times("SinusoidalTimeEmbedding", t);
+  return sin_cos_derivative(t, frequencies);
+}
+
 void SinusoidalTimeEmbeddingImpl::pretty_print(std::ostream& stream) const {
   stream << "sdegen::SinusoidalTimeEmbedding(dim=" << options.dim()
          << ", max_frequency=" << options.max_frequency() << ")";
@@ -71,6 +88,11 @@ FourierTimeEmbeddingImpl::FourierTimeEmbeddingImpl(const FourierTimeEmbeddingOpt
 torch::Tensor FourierTimeEmbeddingImpl::forward(const torch::Tensor& t) {
   check_times("FourierTimeEmbedding", t);
   return sin_cos(t, B * kTwoPi);
+}
+
+torch::Tensor FourierTimeEmbeddingImpl::derivative(const torch::Tensor& t) {
+  check_times("FourierTimeEmbedding", t);
+  return sin_cos_derivative(t, B * kTwoPi);
 }
 
 void FourierTimeEmbeddingImpl::pretty_print(std::ostream& stream) const {

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "support/support.h"
 
 namespace {
@@ -110,6 +112,58 @@ TEST_F(Cli, TrainRefusesAMalformedCsv) {
   const Outcome r = sdegen("train --data " + path("d.csv") + " --steps 5 --out " + path("run"));
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find("line 3, column 2"), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, TrainReadsAJsonConfigFlagsWinAndTheRunIsRecorded) {
+  const std::string run = path("run");
+  std::ofstream(path("c.json")) << R"({"data": "gmm1d", "model": "sde", "steps": 50, "n_train": 100, "n-val": 50,
+    "width": 8, "depth": 1, "model-config": {"sigma_knots": 4}, "out": ")" << run << R"("})";
+  const Outcome t = sdegen("train --config " + path("c.json") + " --steps 3");
+  ASSERT_EQ(t.code, 0) << t.output;
+  std::ifstream saved(run + "/checkpoint/config.json");
+  const nlohmann::json config = nlohmann::json::parse(saved);
+  EXPECT_EQ(config["model"]["kind"], "sde");
+  EXPECT_EQ(config["model"]["sigma_knots"], 4);
+  std::ifstream recorded(run + "/run.json");
+  const nlohmann::json options = nlohmann::json::parse(recorded);
+  EXPECT_EQ(options["steps"], 3);  // the flag beat the file
+  EXPECT_EQ(options["n-train"], 100);
+  EXPECT_EQ(options["resume"], false);
+  // The general model samples with its own diffusion, and refuses an ODE solver by name.
+  const Outcome s = sdegen("sample --checkpoint " + run + " --solver euler-maruyama --steps 5 --n 20 --out " +
+                           path("s.csv"));
+  ASSERT_EQ(s.code, 0) << s.output;
+  EXPECT_EQ(rows(path("s.csv")), 20);
+  const Outcome h = sdegen("sample --checkpoint " + run + " --solver heun --n 20 --out " + path("h.csv"));
+  EXPECT_NE(h.code, 0);
+  EXPECT_NE(h.output.find("no probability-flow ODE"), std::string::npos) << h.output;
+}
+
+TEST_F(Cli, BadConfigFilesAndMismatchedDataAreRefused) {
+  std::ofstream(path("typo.json")) << R"({"stepz": 4})";
+  Outcome r = sdegen("train --config " + path("typo.json") + " --out " + path("a"));
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("unknown option 'stepz'"), std::string::npos) << r.output;
+  std::ofstream(path("broken.json")) << R"({"steps": )";
+  r = sdegen("train --config " + path("broken.json") + " --out " + path("a"));
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("not valid JSON"), std::string::npos) << r.output;
+  std::ofstream(path("bad.json")) << R"({"model": "gan"})";
+  r = sdegen("train --config " + path("bad.json") + " --out " + path("a"));
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("unknown model 'gan'"), std::string::npos) << r.output;
+  r = sdegen("train --model ode --model-config '{\"stepz\": 3}' --steps 1 --out " + path("a"));
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("'stepz'"), std::string::npos) << r.output;
+  // Resuming on data of another dimension names both dimensions and keeps the checkpoint.
+  std::ofstream(path("two.csv")) << "a,b\n1,2\n3,4\n5,7\n2,2\n";
+  std::ofstream(path("three.csv")) << "a,b,c\n1,2,3\n3,4,5\n5,7,1\n2,2,2\n";
+  const std::string run = path("run");
+  ASSERT_EQ(sdegen("train --data " + path("two.csv") + " --steps 2 --width 4 --out " + run).code, 0);
+  r = sdegen("train --data " + path("three.csv") + " --steps 4 --width 4 --resume --out " + run);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("has 3 columns but the model was trained on 2"), std::string::npos) << r.output;
+  EXPECT_TRUE(std::filesystem::exists(run + "/checkpoint/model.pt"));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // network's output converted, and the ELBO's terms are finite and consistent.
 #include "sdegen/core/error.h"
 #include "sdegen/model/affine_model.h"
+#include "sdegen/model/factory.h"
 #include "support/support.h"
 
 namespace sdegen {
@@ -64,6 +65,38 @@ TEST(AffineModel, RefusesWrongDimensionAndUnknownKind) {
   auto m = tiny("flow");
   EXPECT_THROW_WITH(m->loss(torch::randn({4, 3})), InvalidArgument, "[batch, 2]");
   EXPECT_THROW_WITH(affine_model_defaults("gan", 2), InvalidArgument, "valid: flow, diffusion, score, vdm");
+}
+
+}  // namespace
+}  // namespace sdegen
+
+namespace sdegen {
+namespace {
+
+TEST(EdmPreconditioning, UntrainedDenoiserIsThePosteriorMeanOfGaussianData) {
+  // With the net's output at zero, y_hat = c_skip z = s_d^2 / (s_d^2 + sigma^2) z: exactly
+  // E[y | z] for y ~ N(0, s_d^2) and z = y + sigma eps.
+  nlohmann::json c = model_config("diffusion", 2, {{"schedule", "edm"}, {"net", {{"zero_init_output", true}}}});
+  EXPECT_EQ(c["precondition"], true);
+  EXPECT_EQ(c["prediction"], "data");
+  EXPECT_EQ(c["weighting"], "edm");
+  EXPECT_EQ(c["time_sampling"], "lognormal");
+  c["sigma_data"] = 0.7;
+  auto model = std::dynamic_pointer_cast<AffineModel>(make_model(c));
+  ASSERT_TRUE(model);
+  const torch::Tensor x = torch::randn({6, 2}) * 3.0;
+  const torch::Tensor t = torch::rand({6});
+  const torch::Tensor sigma = (model->schedule().b(t) / model->schedule().a(t)).unsqueeze(1);
+  const torch::Tensor z = x / model->schedule().a(t).unsqueeze(1);
+  const torch::Tensor expected = 0.49 / (0.49 + sigma * sigma) * z;
+  EXPECT_LT(test::max_abs_diff(model->predict_native(x, t), expected), 1e-12);
+  // The sampling field sees the same preconditioned prediction.
+  EXPECT_LT(test::max_abs_diff(model->field()->predict(x.slice(0, 0, 1), t[0].item<double>(), Prediction::Data),
+                               expected.slice(0, 0, 1)),
+            1e-12);
+  // Preconditioning wraps a data prediction only.
+  c["prediction"] = "noise";
+  EXPECT_THROW_WITH(make_model(c), InvalidArgument, "wraps a data prediction");
 }
 
 }  // namespace

@@ -24,11 +24,23 @@ struct AffineModelOptions {
   double lognormal_std = 1.2;             // EDM P_std
   double t_epsilon = 1e-3;                // training times in [t_epsilon, 1 - t_epsilon] where an end is singular
   double delta = 0.01;                    // initial likelihood width (learned)
+  // EDM's preconditioning (data prediction only): y_hat = c_skip x/a + c_out F(c_in x/a, t) with
+  // sigma = b/a, c_in = 1/sqrt(sigma^2 + s_d^2), c_skip = s_d^2/(sigma^2 + s_d^2),
+  // c_out = sigma s_d/sqrt(sigma^2 + s_d^2), so the net's input and target have unit scale.
+  bool precondition = false;
+  double sigma_data = 1.0;                // the data's scale (1: sdegen standardises data)
   MlpOptions net{1};
 };
 
+// EDM's preconditioned data prediction of a raw network at (x, t) (see AffineModelOptions).
+torch::Tensor edm_denoiser(MlpImpl& net, const AffineSchedule& schedule, double sigma_data, const torch::Tensor& x,
+                           const torch::Tensor& t);
+
 // The defaults of each named specialisation (schedule, prediction, weighting, time sampling).
 AffineModelOptions affine_model_defaults(const std::string& kind, int64_t dim);
+
+// The configuration a checkpoint records (GenerativeModel::config() of a model built from it).
+nlohmann::json to_json(const AffineModelOptions& options);
 
 class AffineModel final : public GenerativeModel {
  public:

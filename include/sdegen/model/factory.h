@@ -10,12 +10,17 @@
 
 namespace sdegen {
 
-// The specialisations that can be built now: flow, diffusion, score, vdm. (sde and ode, the
-// general model and the continuous normalizing flow, are not implemented yet.)
+// sde (the general model), ode (continuous normalizing flow), flow, diffusion, score, vdm.
 std::vector<std::string> model_names();
 
-// Rebuilds a model's architecture from GenerativeModel::config(); refuses an unknown kind or a
-// malformed configuration with a message naming the key.
+// The complete configuration of a named model for data of dimension `dim`, with `overrides`
+// applied on top: any subset of the keys of that kind's config() ("net" may itself be partial).
+// An unknown kind or key is refused with the valid ones listed.
+nlohmann::json model_config(const std::string& kind, int64_t dim, const nlohmann::json& overrides = {});
+
+// Builds a model (fresh weights, double precision) from a complete configuration, as written by
+// GenerativeModel::config() or model_config(); refuses an unknown kind, a missing or unknown
+// key or a bad value with a message naming it.
 ModelPtr make_model(const nlohmann::json& config);
 
 // Samples from an affine model: integrates to the model's data end and, where that end stops

@@ -50,6 +50,17 @@ class MlpImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t,
                         const torch::Tensor& labels = {});
 
+  // The output with its derivatives in closed form (forward-mode tangents through each layer:
+  // one extra matrix product per layer and direction, differentiable by autograd, so a loss
+  // that uses them trains without double backward). Unconditional nets only.
+  //   d_dt      [batch, out_dim]          d out / dt            (when time_derivative)
+  //   jacobian  [batch, out_dim, in_dim]  d out / dx            (when jacobian)
+  struct Tangents {
+    torch::Tensor out, d_dt, jacobian;
+  };
+  Tangents forward_with_tangents(const torch::Tensor& x, const torch::Tensor& t, bool time_derivative,
+                                 bool jacobian);
+
   // A deep copy: a module built from the same options holding copies of every parameter and
   // buffer (the Fourier frequencies included) and the same training mode, e.g. for an
   // exponential moving average of the weights. Building it draws from the global generator.
@@ -70,6 +81,9 @@ class MlpImpl : public torch::nn::Module {
  private:
   enum class Activation { Tanh, Relu, Gelu, Silu, Softplus };
   torch::Tensor activate(const torch::Tensor& h) const;
+  // The activation's derivative at the pre-activation `pre`, given h = activate(pre).
+  torch::Tensor activation_slope(const torch::Tensor& pre, const torch::Tensor& h) const;
+  torch::Tensor check_inputs(const torch::Tensor& x, const torch::Tensor& t) const;
   torch::Tensor embed_labels(const torch::Tensor& labels, int64_t batch);
 
   Activation activation_;

@@ -18,6 +18,8 @@ class TimeEmbeddingImpl : public torch::nn::Module {
  public:
   // t: [batch] -> [batch, dim()], in t's dtype and on t's device.
   virtual torch::Tensor forward(const torch::Tensor& t) = 0;
+  // d forward / dt: [batch, dim()], in closed form (for networks' time derivatives).
+  virtual torch::Tensor derivative(const torch::Tensor& t) = 0;
   virtual int64_t dim() const = 0;
 };
 TORCH_MODULE(TimeEmbedding);
@@ -25,6 +27,7 @@ TORCH_MODULE(TimeEmbedding);
 class RawTimeEmbeddingImpl : public TimeEmbeddingImpl {
  public:
   torch::Tensor forward(const torch::Tensor& t) override;
+  torch::Tensor derivative(const torch::Tensor& t) override;
   int64_t dim() const override { return 1; }
   void pretty_print(std::ostream& stream) const override;
 };
@@ -40,6 +43,7 @@ class SinusoidalTimeEmbeddingImpl : public TimeEmbeddingImpl {
  public:
   explicit SinusoidalTimeEmbeddingImpl(const SinusoidalTimeEmbeddingOptions& options);
   torch::Tensor forward(const torch::Tensor& t) override;
+  torch::Tensor derivative(const torch::Tensor& t) override;
   int64_t dim() const override { return options.dim(); }
   void pretty_print(std::ostream& stream) const override;
 
@@ -58,6 +62,7 @@ class FourierTimeEmbeddingImpl : public TimeEmbeddingImpl {
  public:
   explicit FourierTimeEmbeddingImpl(const FourierTimeEmbeddingOptions& options);
   torch::Tensor forward(const torch::Tensor& t) override;
+  torch::Tensor derivative(const torch::Tensor& t) override;
   int64_t dim() const override { return options.dim(); }
   void pretty_print(std::ostream& stream) const override;
 

@@ -1,0 +1,69 @@
+#pragma once
+// The general variational model of shared/docs/math.md, everything learned:
+//   inference process   alpha(y, t) = t y + t (1 - t) A(y, t)
+//                       beta(y, t)  = (1 - t + t b1) exp(t (1 - t) B(y, t))
+//   generative SDE      dx = F(x, t) dt + sigma(t) dW,  x_0 ~ N(0, I)
+//   likelihood          p(y | x_1) = N(y; x_1, delta^2 I)
+// A, B (one network with 2d outputs) and F are MLPs; log sigma(t) is piecewise linear on
+// equally spaced knots; b1 = beta(y, 1) and delta are learned scalars. The boundary conditions
+// are built in: q_0 = N(0, I) is the prior (the prior KL is zero) and alpha(y, 1) = y.
+// Trained by the full ELBO; the time derivatives of alpha and beta come in closed form from the
+// networks' forward tangents (Mlp::forward_with_tangents), so training needs no double backward.
+// Its marginal score is unknown, so it has no probability-flow ODE: it samples with its own
+// diffusion (euler-maruyama) and reports its ELBO, not an exact likelihood.
+#include <memory>
+#include <string>
+
+#include "sdegen/model/generative_model.h"
+#include "sdegen/model/mlp.h"
+#include "sdegen/process/variational.h"
+
+namespace sdegen {
+
+struct SdeModelOptions {
+  MlpOptions net{1};                      // the shape of A/B and of F (out_dim is set from dim)
+  double b1 = 0.01;                       // initial beta(y, 1), learned, in (0, 1)
+  double delta = 0.01;                    // initial likelihood width, learned
+  int64_t sigma_knots = 16;               // knots of log sigma(t), >= 2
+  std::string time_sampling = "antithetic";  // uniform | antithetic
+};
+
+// alpha, beta and their time derivatives at once (one pass through the inference network).
+struct ProcessMoments {
+  torch::Tensor alpha, beta, dalpha, dbeta;  // each like y
+};
+
+// The configuration a checkpoint records (GenerativeModel::config() of a model built from it).
+nlohmann::json to_json(const SdeModelOptions& options);
+
+class SdeModel final : public GenerativeModel {
+ public:
+  explicit SdeModel(SdeModelOptions options);
+
+  std::string kind() const override { return "sde"; }
+  int64_t dim() const override { return options_.net.in_dim(); }
+  torch::Tensor loss(const torch::Tensor& y) override;
+  ElboTerms elbo(const torch::Tensor& y, int64_t time_samples) override;
+  // The learned SDE. Its diffusion is its own: `diffusion` must be zero (the default).
+  std::shared_ptr<const GenerativeSde> sde(const DiffusionSpec& diffusion) const override;
+  bool has_probability_flow() const override { return false; }
+  nlohmann::json config() const override;
+
+  const SdeModelOptions& options() const { return options_; }
+  ProcessMoments moments(const torch::Tensor& y, const torch::Tensor& t);
+  // sigma(t) for t [batch] (or 0-dim), same shape as t.
+  torch::Tensor sigma(const torch::Tensor& t) const;
+  torch::Tensor drift(const torch::Tensor& x, const torch::Tensor& t);
+  // The learned inference process as a VariationalProcess (for checks and plots).
+  std::shared_ptr<const VariationalProcess> process();
+  // The ELBO's drift integrand |F - g|^2 / (2 sigma^2) per row at times t, with x ~ q_t(. | y)
+  // drawn with the noise eps.
+  torch::Tensor drift_integrand(const torch::Tensor& y, const torch::Tensor& t, const torch::Tensor& eps);
+
+ private:
+  SdeModelOptions options_;
+  Mlp inference_{nullptr}, drift_{nullptr};
+  torch::Tensor log_b1_, log_delta_, log_sigma_knots_;
+};
+
+}  // namespace sdegen

@@ -1,0 +1,116 @@
+#include "sdegen/model/ode_model.h"
+
+#include <cmath>
+
+#include "sdegen/core/check.h"
+#include "sdegen/core/error.h"
+#include "sdegen/core/tensor.h"
+#include "sdegen/solver/ode.h"
+
+namespace sdegen {
+namespace {
+
+class FlowSde final : public GenerativeSde {
+ public:
+  explicit FlowSde(Mlp net) : net_(std::move(net)) {}
+  torch::Tensor drift(const torch::Tensor& x, double t) const override {
+    return net_->forward(x, torch::full({x.size(0)}, t, x.options()));
+  }
+  torch::Tensor diffusion(const torch::Tensor& x, double t) const override {
+    return torch::zeros({}, x.options());
+  }
+  double prior_std() const override { return 1.0; }
+
+ private:
+  mutable Mlp net_;
+};
+
+}  // namespace
+
+OdeModel::OdeModel(OdeModelOptions o) : options_(std::move(o)) {
+  SDEGEN_CHECK(options_.steps >= 1, "ode model: steps must be >= 1, got ", options_.steps);
+  check_name("ode model solver", options_.solver, fixed_ode_solver_names());
+  SDEGEN_CHECK(options_.probes >= 1, "ode model: probes must be >= 1, got ", options_.probes);
+  SDEGEN_CHECK(options_.net.num_classes() == 0, "ode model: class-conditional nets are not supported");
+  net_ = register_module("net", Mlp(MlpOptions(options_.net).out_dim(options_.net.in_dim())));
+}
+
+torch::Tensor OdeModel::velocity(const torch::Tensor& x, const torch::Tensor& t) { return net_->forward(x, t); }
+
+FlowLikelihood OdeModel::likelihood(const torch::Tensor& y) {
+  SDEGEN_CHECK(y.dim() == 2 && y.size(1) == dim(), "ode model expects data of shape [batch, ", dim(), "], got ",
+               y.sizes());
+  const int64_t n = y.size(0), d = dim();
+  // Rademacher probes, one set per solve (Hutchinson).
+  torch::Tensor probes;
+  if (!options_.exact_divergence)
+    probes = torch::randint(0, 2, {options_.probes, n, d}, y.options()) * 2.0 - 1.0;
+  // The augmented state [x, ell] of shape [n, d + 1], with d ell/dt = div F.
+  const VectorField field = [&](double t, const torch::Tensor& state) {
+    const torch::Tensor x = state.slice(1, 0, d);
+    const torch::Tensor tt = torch::full({n}, t, state.options());
+    torch::Tensor v, div;
+    if (options_.exact_divergence) {
+      const auto out = net_->forward_with_tangents(x, tt, /*time_derivative=*/false, /*jacobian=*/true);
+      v = out.out;
+      div = out.jacobian.diagonal(0, 1, 2).sum(1);
+    } else {
+      // e^T (dF/dx) e by a vector-Jacobian product; create_graph keeps it trainable. The
+      // state has no graph at the first step (the data), so a fresh leaf loses nothing there.
+      const bool train = torch::GradMode::is_enabled();
+      const torch::Tensor xin = x.requires_grad() ? x : x.detach().requires_grad_(true);
+      torch::AutoGradMode grad_on(true);
+      v = net_->forward(xin, tt);
+      div = torch::zeros({n}, state.options());
+      for (int64_t k = 0; k < options_.probes; ++k) {
+        const torch::Tensor vjp = torch::autograd::grad({v}, {xin}, {probes[k]}, /*retain_graph=*/true,
+                                                        /*create_graph=*/train)[0];
+        div = div + (vjp * probes[k]).sum(1);
+      }
+      div = div / static_cast<double>(options_.probes);
+      if (!train) {
+        v = v.detach();
+        div = div.detach();
+      }
+    }
+    return torch::cat({v, div.unsqueeze(1)}, 1);
+  };
+  TimeGrid grid(options_.steps + 1);
+  for (int k = 0; k <= options_.steps; ++k) grid[k] = 1.0 - static_cast<double>(k) / options_.steps;
+  const torch::Tensor start = torch::cat({y, torch::zeros({n, 1}, y.options())}, 1);
+  const Solution sol = solve_ode(field, start, grid, *make_ode_stepper(options_.solver));
+  if (!sol.ok()) throw NumericError("ode model likelihood: " + sol.message);
+  FlowLikelihood out;
+  out.x0 = sol.x.slice(1, 0, d);
+  // The solve ran from 1 to 0, so ell(0) = -int_0^1 div F dt.
+  out.integrated_divergence = -sol.x.select(1, d);
+  out.prior_log_prob = -0.5 * sum_rows(out.x0 * out.x0) - 0.5 * static_cast<double>(d) * std::log(2.0 * M_PI);
+  out.log_prob = out.prior_log_prob - out.integrated_divergence;
+  return out;
+}
+
+torch::Tensor OdeModel::loss(const torch::Tensor& y) { return -likelihood(y).log_prob.mean(); }
+
+ElboTerms OdeModel::elbo(const torch::Tensor& y, int64_t /*time_samples*/) {
+  const FlowLikelihood l = likelihood(y);
+  return {torch::zeros_like(l.log_prob), -l.prior_log_prob, l.integrated_divergence};
+}
+
+std::shared_ptr<const GenerativeSde> OdeModel::sde(const DiffusionSpec& diffusion) const {
+  SDEGEN_CHECK(diffusion.is_zero(), "the ode model is deterministic; it samples with zero diffusion, not sigma = ",
+               diffusion_name(diffusion));
+  return std::make_shared<FlowSde>(net_);
+}
+
+nlohmann::json OdeModel::config() const { return to_json(options_); }
+
+nlohmann::json to_json(const OdeModelOptions& options_) {
+  return {{"kind", "ode"},
+          {"steps", options_.steps},
+          {"solver", options_.solver},
+          {"exact_divergence", options_.exact_divergence},
+          {"probes", options_.probes},
+          {"net", to_json(options_.net)}};
+}
+
+}  // namespace sdegen
