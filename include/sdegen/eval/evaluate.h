@@ -1,0 +1,124 @@
+#pragma once
+// Evaluation of a trained model against data, in data units: the log-likelihood through the
+// probability-flow ODE, the ELBO with its standard error and its three terms, sample distances
+// beside the distance between two data samples of the same size, and the true average log
+// density where the data come from a built-in density.
+//
+// Data units: models are trained on standardised data z = (y - mean) / std, so every density
+// is mapped back with the change of variables log p(y) = log p(z) - sum_j log std_j. In the
+// ELBO that constant belongs to the reconstruction term (the only term that is a density of y).
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "sdegen/data/csv_data.h"
+#include "sdegen/data/density.h"
+#include "sdegen/eval/likelihood.h"
+#include "sdegen/model/generative_model.h"
+#include "sdegen/objective/elbo.h"
+#include "sdegen/sample/sampler.h"
+
+namespace sdegen {
+
+// A trained model as `sdegen train` leaves it: the model with its weights, the standardisation
+// of its training data and the data spec it was trained on.
+struct TrainedModel {
+  ModelPtr model;
+  Standardizer standardizer;
+  std::string data;  // the --data given to train
+  nlohmann::json config;
+};
+// IoError when run_dir has no checkpoint; the model is in eval mode.
+TrainedModel load_trained_model(const std::string& run_dir, bool use_ema = true);
+
+// What a model is evaluated on, in data units.
+struct EvalData {
+  torch::Tensor x;          // [n, d]: likelihood and ELBO points, and the target of the sample metrics
+  torch::Tensor reference;  // [n, d]: a second, independent data sample (the metrics' reference)
+  DensityPtr density;       // the true density for built-in specs, nullptr for CSV files
+  std::string source;
+};
+// A built-in density (or mixture JSON): two independent draws of n points, seeded by seed.
+// A CSV file (*.csv): its rows shuffled by seed, then two disjoint halves of min(n, rows / 2).
+EvalData make_eval_data(const std::string& spec, int64_t n, uint64_t seed = 0);
+
+// log p(y) per row of y [n, d] (data units) through the model's probability-flow ODE, from its
+// data end back to t = 0. An affine model whose data end t1 < 1 (the prediction is singular at
+// t = 1) gives log p_{t1}(a(t1) y) + d log a(t1), which neglects the small noise b(t1) left there.
+// InvalidArgument for a model without a probability flow (the general sde model).
+LikelihoodResult model_log_likelihood(const GenerativeModel& model, const Standardizer& st,
+                                      const torch::Tensor& y, const LikelihoodOptions& options = {});
+
+// The ELBO's terms per row of y (data units), time_samples draws of t per row, in batches.
+ElboTerms model_elbo(GenerativeModel& model, const Standardizer& st, const torch::Tensor& y,
+                     int64_t time_samples = 8, int64_t batch = 4096);
+
+// n samples in data units. An empty solver means dopri5 for a model with a probability flow and
+// euler-maruyama (on options.steps steps) otherwise. The Solution is checked (NumericError).
+Solution draw_samples(const GenerativeModel& model, const Standardizer& st, int64_t n,
+                      SamplerOptions options, const Observer& observer = {});
+// The solver draw_samples uses for options.solver (resolves the empty default).
+std::string sampler_for(const GenerativeModel& model, const SamplerOptions& options);
+
+// A distance of the model's samples to the data, beside that of a second data sample.
+struct SampleDistance {
+  double model = 0.0, reference = 0.0;
+};
+struct SampleMetrics {
+  std::optional<SampleDistance> w1, ks;             // 1-D only
+  std::optional<SampleDistance> sliced_w, mmd, energy;  // every dimension
+};
+// Distances of `samples` and of `reference` to `data` (all [n, d], data units).
+SampleMetrics sample_metrics(const torch::Tensor& samples, const torch::Tensor& data,
+                             const torch::Tensor& reference, int64_t projections = 256, uint64_t seed = 0);
+
+struct Estimate {
+  double mean = 0.0, se = 0.0;  // the mean over points and its standard error
+};
+Estimate mean_and_se(const torch::Tensor& values);
+
+struct EvalOptions {
+  bool likelihood = true;                // where the model has a probability flow
+  LikelihoodOptions likelihood_options;  // solver and tolerances; exact_divergence is set below
+  bool hutchinson = false;               // Hutchinson's estimator even in low dimension
+  int64_t exact_max_dim = 16;            // exact divergence up to this dimension, Hutchinson above
+  int64_t probes = 1;                    // Rademacher probes per point (Hutchinson)
+  int64_t elbo_time_samples = 8;         // draws of t per point for the ELBO's drift term
+  bool samples = true;                   // draw samples and compute the sample metrics
+  SamplerOptions sampler = [] { SamplerOptions s; s.solver = ""; s.steps = 100; return s; }();
+  double quantization = 0.0;             // bin width in data units: > 0 reports bits per dimension
+  int64_t projections = 256;             // sliced Wasserstein directions
+  uint64_t seed = 0;                     // seeds torch's global generator at the start
+};
+
+struct EvalResult {
+  std::string kind, source;
+  int64_t dim = 0, n = 0;
+  std::optional<Estimate> log_likelihood;  // nats per point
+  std::string likelihood_method;           // "exact" or "hutchinson"
+  int64_t likelihood_nfe = 0;
+  std::optional<double> bits_per_dim, elbo_bits_per_dim;
+  Estimate elbo, reconstruction, prior, drift;
+  std::optional<Estimate> true_log_likelihood;
+  SampleMetrics metrics;
+  std::string sampler;
+  int64_t sample_nfe = 0;
+  torch::Tensor samples;  // [n, d] data units (undefined when samples were not drawn)
+  double likelihood_seconds = 0, elbo_seconds = 0, sample_seconds = 0;
+};
+
+EvalResult evaluate(GenerativeModel& model, const Standardizer& st, const EvalData& data,
+                    const EvalOptions& options = {});
+
+// Keys: kind, data, dim, n, log_likelihood, log_likelihood_stderr, likelihood_method,
+// likelihood_nfe, bits_per_dim, elbo, elbo_stderr, elbo_bits_per_dim, elbo_terms
+// {reconstruction, prior, drift}, elbo_terms_stderr, true_log_likelihood,
+// true_log_likelihood_stderr, likelihood_gap (true - model), w1, ks, sliced_w, mmd, energy, each
+// with <key>_reference, sampler, sample_nfe, seconds {likelihood, elbo, samples}. A value that
+// does not exist for this model or data is null.
+nlohmann::json to_json(const EvalResult& result);
+
+}  // namespace sdegen

@@ -1,0 +1,147 @@
+// evaluate(): every evaluation of one model on one data set, and its JSON.
+#include "sdegen/eval/evaluate.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "sdegen/core/check.h"
+
+namespace sdegen {
+namespace {
+
+bool is_csv(const std::string& spec) {
+  const std::string ext = ".csv";
+  return spec.size() > ext.size() && spec.compare(spec.size() - ext.size(), ext.size(), ext) == 0;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+template <typename T, typename F>
+nlohmann::json or_null(const std::optional<T>& v, F f) {
+  return v ? nlohmann::json(f(*v)) : nlohmann::json(nullptr);
+}
+
+}  // namespace
+
+EvalData make_eval_data(const std::string& spec, int64_t n, uint64_t seed) {
+  SDEGEN_CHECK(n > 0, "number of evaluation points must be positive, got ", n);
+  EvalData d;
+  d.source = spec;
+  if (is_csv(spec)) {
+    const torch::Tensor x = load_csv(spec).x;
+    SDEGEN_CHECK(x.size(0) >= 2, "'", spec, "' has ", x.size(0), " rows; evaluation needs at least 2 (two halves)");
+    const int64_t m = std::min(n, x.size(0) / 2);
+    auto gen = at::detail::createCPUGenerator(seed);
+    const torch::Tensor perm = at::randperm(x.size(0), gen, torch::kLong);
+    d.x = x.index_select(0, perm.narrow(0, 0, m));
+    d.reference = x.index_select(0, perm.narrow(0, m, m));
+    return d;
+  }
+  d.density = make_density(spec);
+  torch::manual_seed(seed);
+  d.x = d.density->sample(n);
+  d.reference = d.density->sample(n);
+  return d;
+}
+
+Estimate mean_and_se(const torch::Tensor& values) {
+  const torch::Tensor v = values.detach().to(torch::kDouble).reshape({-1});
+  SDEGEN_CHECK(v.numel() > 0, "mean of an empty set of values");
+  const double se = v.numel() > 1 ? v.std().item<double>() / std::sqrt(static_cast<double>(v.numel())) : 0.0;
+  return {v.mean().item<double>(), se};
+}
+
+EvalResult evaluate(GenerativeModel& model, const Standardizer& st, const EvalData& data, const EvalOptions& o) {
+  SDEGEN_CHECK(data.x.defined() && data.x.dim() == 2, "evaluation data must be [n, d]");
+  check_dimension(model.dim(), data.x.size(1), data.source);
+  check_dimension(model.dim(), st.dim(), "the standardizer");
+  SDEGEN_CHECK(o.quantization >= 0 && std::isfinite(o.quantization), "quantization must be >= 0, got ", o.quantization);
+  torch::manual_seed(o.seed);
+  model.eval();
+  EvalResult r;
+  r.kind = model.kind();
+  r.source = data.source;
+  r.dim = data.x.size(1);
+  r.n = data.x.size(0);
+  const double d = static_cast<double>(r.dim);
+  const auto bpd = [&](double ll) { return -(ll + d * std::log(o.quantization)) / (d * std::log(2.0)); };
+
+  if (o.likelihood && model.has_probability_flow()) {
+    const auto start = std::chrono::steady_clock::now();
+    LikelihoodOptions lo = o.likelihood_options;
+    lo.exact_divergence = !o.hutchinson && r.dim <= o.exact_max_dim;
+    lo.probes = o.probes;
+    const LikelihoodResult l = model_log_likelihood(model, st, data.x, lo);
+    r.log_likelihood = mean_and_se(l.log_prob);
+    r.likelihood_method = lo.exact_divergence ? "exact" : "hutchinson";
+    r.likelihood_nfe = l.nfe;
+    if (o.quantization > 0) r.bits_per_dim = bpd(r.log_likelihood->mean);
+    r.likelihood_seconds = seconds_since(start);
+  }
+
+  auto start = std::chrono::steady_clock::now();
+  const ElboTerms terms = model_elbo(model, st, data.x, o.elbo_time_samples);
+  r.elbo = mean_and_se(terms.total());
+  r.reconstruction = mean_and_se(terms.reconstruction);
+  r.prior = mean_and_se(terms.prior);
+  r.drift = mean_and_se(terms.drift);
+  if (o.quantization > 0) r.elbo_bits_per_dim = bpd(r.elbo.mean);
+  r.elbo_seconds = seconds_since(start);
+
+  if (data.density && data.density->has_log_prob()) r.true_log_likelihood = mean_and_se(data.density->log_prob(data.x));
+
+  if (o.samples) {
+    start = std::chrono::steady_clock::now();
+    r.sampler = sampler_for(model, o.sampler);
+    const Solution sol = draw_samples(model, st, r.n, o.sampler);
+    r.samples = sol.x;
+    r.sample_nfe = sol.nfe;
+    const torch::Tensor reference = data.reference.defined() ? data.reference : data.x;
+    r.metrics = sample_metrics(sol.x, data.x, reference, o.projections, o.seed);
+    r.sample_seconds = seconds_since(start);
+  }
+  return r;
+}
+
+nlohmann::json to_json(const EvalResult& r) {
+  const auto mean = [](const Estimate& e) { return e.mean; };
+  const auto se = [](const Estimate& e) { return e.se; };
+  const auto id = [](double v) { return v; };
+  nlohmann::json j;
+  j["kind"] = r.kind;
+  j["data"] = r.source;
+  j["dim"] = r.dim;
+  j["n"] = r.n;
+  j["log_likelihood"] = or_null(r.log_likelihood, mean);
+  j["log_likelihood_stderr"] = or_null(r.log_likelihood, se);
+  j["likelihood_method"] = r.log_likelihood ? nlohmann::json(r.likelihood_method) : nlohmann::json(nullptr);
+  j["likelihood_nfe"] = r.likelihood_nfe;
+  j["bits_per_dim"] = or_null(r.bits_per_dim, id);
+  j["elbo"] = r.elbo.mean;
+  j["elbo_stderr"] = r.elbo.se;
+  j["elbo_bits_per_dim"] = or_null(r.elbo_bits_per_dim, id);
+  j["elbo_terms"] = {{"reconstruction", r.reconstruction.mean}, {"prior", r.prior.mean}, {"drift", r.drift.mean}};
+  j["elbo_terms_stderr"] = {{"reconstruction", r.reconstruction.se}, {"prior", r.prior.se}, {"drift", r.drift.se}};
+  j["true_log_likelihood"] = or_null(r.true_log_likelihood, mean);
+  j["true_log_likelihood_stderr"] = or_null(r.true_log_likelihood, se);
+  j["likelihood_gap"] = (r.true_log_likelihood && r.log_likelihood)
+                            ? nlohmann::json(r.true_log_likelihood->mean - r.log_likelihood->mean)
+                            : nlohmann::json(nullptr);
+  const auto metric = [&](const char* key, const std::optional<SampleDistance>& m) {
+    j[key] = or_null(m, [](const SampleDistance& s) { return s.model; });
+    j[std::string(key) + "_reference"] = or_null(m, [](const SampleDistance& s) { return s.reference; });
+  };
+  metric("w1", r.metrics.w1);
+  metric("ks", r.metrics.ks);
+  metric("sliced_w", r.metrics.sliced_w);
+  metric("mmd", r.metrics.mmd);
+  metric("energy", r.metrics.energy);
+  j["sampler"] = r.sampler.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.sampler);
+  j["sample_nfe"] = r.sample_nfe;
+  j["seconds"] = {{"likelihood", r.likelihood_seconds}, {"elbo", r.elbo_seconds}, {"samples", r.sample_seconds}};
+  return j;
+}
+
+}  // namespace sdegen
