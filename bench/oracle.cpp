@@ -4,6 +4,7 @@
 // rtol = atol = 1e-10, the same prior draws) below the tolerance: the 1-D Wasserstein-1
 // distance, or in 2-D the sliced one. No PyTorch peer: the limit is the exact flow itself.
 //   bench_oracle [--n 20000] [--tol 2e-3] [--threads T]
+// nfe -1: not reached within 64 fixed steps (dopri5: rtol 1e-5).
 #include <cmath>
 
 #include "common.h"
@@ -25,8 +26,8 @@ int main(int argc, char** argv) {
   bench::setup(args);
   const int64_t n = args.integer("n", 20000);
   const double tol = args.real("tol", 2e-3);
-  const std::vector<int> step_counts = {1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 25, 32, 40, 50, 64, 80, 100, 128, 160, 200, 256};
-  const std::vector<double> rtols = {1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 1e-6};
+  const std::vector<int> step_counts = {1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 25, 32, 40, 50, 64};
+  const std::vector<double> rtols = {1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5};
 
   for (const std::string data : {"gmm1d", "gmm2d"}) {
     const sdegen::DensityPtr density = sdegen::make_density(data);

@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   bench::setup(args);
   const std::string kind = args.str("model", "flow");
   const std::map<std::string, int64_t> defaults = {
-      {"flow", 2000}, {"diffusion", 1000}, {"vdm", 1000}, {"sde", 500}, {"ode", 40}};
+      {"flow", 2000}, {"diffusion", 1000}, {"vdm", 1000}, {"sde", 500}, {"ode", 20}};
   const int64_t steps = args.integer("steps", defaults.at(kind));
   const int64_t warmup = args.integer("warmup", std::max<int64_t>(2, steps / 10));
   const int64_t batch = args.integer("batch", 125);

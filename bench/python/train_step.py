@@ -217,7 +217,7 @@ def moons(n):
 def main():
     kind = common.arg("model", "flow")
     common.setup(common.arg("threads", 2, int), seed=common.arg("seed", 0, int))
-    defaults = {"flow": 2000, "diffusion": 1000, "vdm": 1000, "sde": 500, "ode": 40}
+    defaults = {"flow": 2000, "diffusion": 1000, "vdm": 1000, "sde": 500, "ode": 20}
     steps = common.arg("steps", defaults[kind], int)
     warmup = common.arg("warmup", max(2, steps // 10), int)
     batch = common.arg("batch", 125, int)
