@@ -10,6 +10,8 @@ void register_commands(CLI::App& app) {
   register_train(app);
   register_sample(app);
   register_fokker_planck(app);
+  register_eval(app);
+  register_plot(app);
 }
 
 CLI::Validator one_of(const std::vector<std::string>& names, const std::string& what) {

@@ -110,7 +110,8 @@ TEST(Evaluate, CsvDataSplitsIntoTwoDisjointHalves) {
 TEST(Evaluate, RefusesDataOfAnotherDimension) {
   auto model = flow_model(2);
   const EvalData d = make_eval_data("gmm1d", 10);
-  EXPECT_THROW_WITH(evaluate(*model, standardizer({0, 0}, {1, 1}), d), InvalidArgument, "model was trained on 2");
+  const EvalOptions o;
+  EXPECT_THROW_WITH(evaluate(*model, standardizer({0, 0}, {1, 1}), d, o), InvalidArgument, "model was trained on 2");
 }
 
 }  // namespace

@@ -1,0 +1,134 @@
+// sdegen eval: evaluate a trained model on data (likelihood, ELBO, sample distances), print a
+// table and write the JSON of eval/evaluate.h.
+#include <fmt/core.h>
+
+#include <filesystem>
+
+#include "apps/commands.h"
+#include "sdegen/core/check.h"
+#include "sdegen/eval/evaluate.h"
+#include "sdegen/io/csv.h"
+#include "sdegen/model/factory.h"
+
+namespace sdegen::app {
+namespace {
+
+struct EvalArgs {
+  std::string checkpoint;
+  std::string data;  // empty: the data the model was trained on
+  int64_t n = 2000;
+  EvalOptions options;
+  std::string solver = "dopri5";
+  int steps = 100;
+  double rtol = 1e-5, atol = 1e-5;
+  std::string sample_solver;  // empty: dopri5, or euler-maruyama for the sde model
+  int sample_steps = 100;
+  bool no_samples = false, no_likelihood = false;
+  int threads = 1;
+  std::string out = "eval.json";
+  std::string samples_out;
+};
+
+std::string opt(const std::optional<Estimate>& e) {
+  return e ? fmt::format("{:10.4f} +- {:.4f}", e->mean, e->se) : std::string("         -");
+}
+
+void print_table(const EvalResult& r) {
+  fmt::print("{} model on '{}' ({}-D, {} points), nats per point:\n", r.kind, r.source, r.dim, r.n);
+  fmt::print("  log-likelihood      {}{}\n", opt(r.log_likelihood),
+             r.log_likelihood ? fmt::format("  ({}, {} evaluations)", r.likelihood_method, r.likelihood_nfe)
+                              : std::string("  (no probability flow)"));
+  if (r.true_log_likelihood) {
+    fmt::print("  true log density    {}\n", opt(r.true_log_likelihood));
+    if (r.log_likelihood)
+      fmt::print("  gap to the truth    {:10.4f}\n", r.true_log_likelihood->mean - r.log_likelihood->mean);
+  }
+  if (r.bits_per_dim) fmt::print("  bits per dimension  {:10.4f}\n", *r.bits_per_dim);
+  fmt::print("  ELBO                {}\n", opt(r.elbo));
+  fmt::print("    reconstruction    {}\n", opt(r.reconstruction));
+  fmt::print("    prior KL          {}\n", opt(r.prior));
+  fmt::print("    drift KL          {}\n", opt(r.drift));
+  if (r.samples.defined()) {
+    fmt::print("sample distances ({} samples, {}, {} evaluations)   model   two data samples\n", r.n, r.sampler,
+               r.sample_nfe);
+    const auto row = [](const char* name, const std::optional<SampleDistance>& m) {
+      if (m) fmt::print("  {:<24} {:12.5f} {:12.5f}\n", name, m->model, m->reference);
+    };
+    row("Wasserstein-1", r.metrics.w1);
+    row("Kolmogorov-Smirnov", r.metrics.ks);
+    row("sliced Wasserstein", r.metrics.sliced_w);
+    row("MMD (RBF, median)", r.metrics.mmd);
+    row("energy distance", r.metrics.energy);
+  }
+}
+
+void run(EvalArgs& a) {
+  apply_runtime(a.threads, a.options.seed, "cpu");
+  SDEGEN_CHECK(!a.checkpoint.empty(), "eval needs --checkpoint DIR (the run directory of sdegen train)");
+  SDEGEN_CHECK(std::filesystem::is_directory(a.checkpoint), "--checkpoint '", a.checkpoint,
+               "' is not a directory; give the run directory of sdegen train");
+  const TrainedModel t = load_trained_model(a.checkpoint);
+  const std::string spec = a.data.empty() ? t.data : a.data;
+  SDEGEN_CHECK(!spec.empty(), "the checkpoint records no data; pass --data SPEC|FILE.csv");
+  const EvalData data = make_eval_data(spec, a.n, a.options.seed);
+  check_dimension(t.model->dim(), data.x.size(1), spec);
+  EvalOptions o = a.options;
+  o.likelihood = !a.no_likelihood;
+  o.samples = !a.no_samples;
+  o.likelihood_options.solver = a.solver;
+  o.likelihood_options.steps = a.steps;
+  o.likelihood_options.adaptive.rtol = a.rtol;
+  o.likelihood_options.adaptive.atol = a.atol;
+  o.sampler.solver = a.sample_solver;
+  o.sampler.steps = a.sample_steps;
+  const EvalResult r = evaluate(*t.model, t.standardizer, data, o);
+  print_table(r);
+  nlohmann::json j = to_json(r);
+  j["checkpoint"] = a.checkpoint;
+  write_file_atomic(a.out, j.dump(2) + "\n");
+  fmt::print("wrote {}\n", a.out);
+  if (!a.samples_out.empty() && r.samples.defined()) {
+    write_csv(a.samples_out, r.samples);
+    fmt::print("wrote {}\n", a.samples_out);
+  }
+}
+
+}  // namespace
+
+void register_eval(CLI::App& app) {
+  auto a = std::make_shared<EvalArgs>();
+  CLI::App* cmd = app.add_subcommand("eval", "Evaluate a trained model: likelihood, ELBO, sample distances");
+  cmd->option_defaults()->always_capture_default();
+  cmd->add_option("--checkpoint", a->checkpoint, "Run directory of a trained model (from sdegen train)")->required();
+  cmd->add_option("--data", a->data,
+                  "Data: " + join(density_names()) + ", a mixture JSON or a numeric CSV file (default: the "
+                  "data the model was trained on)");
+  cmd->add_option("--n", a->n, "Evaluation points, and samples drawn")->check(positive());
+  cmd->add_option("--solver", a->solver, "Likelihood ODE solver (dopri5 adaptive, or fixed-step)")
+      ->check(one_of({"dopri5", "euler", "midpoint", "heun", "rk4"}, "likelihood solver"));
+  cmd->add_option("--steps", a->steps, "Steps of a fixed-step likelihood solver")->check(positive());
+  cmd->add_option("--rtol", a->rtol, "dopri5 relative tolerance (likelihood)")->check(positive());
+  cmd->add_option("--atol", a->atol, "dopri5 absolute tolerance (likelihood)")->check(positive());
+  cmd->add_flag("--hutchinson", a->options.hutchinson,
+                "Hutchinson's divergence estimate (Rademacher probes) instead of the exact one");
+  cmd->add_option("--exact-max-dim", a->options.exact_max_dim, "Exact divergence up to this dimension");
+  cmd->add_option("--probes", a->options.probes, "Hutchinson probes per point")->check(positive());
+  cmd->add_option("--elbo-time-samples", a->options.elbo_time_samples, "Draws of t per point for the ELBO")
+      ->check(positive());
+  cmd->add_option("--quantization", a->options.quantization,
+                  "Bin width of the data's quantisation (data units); > 0 reports bits per dimension");
+  cmd->add_option("--sample-solver", a->sample_solver,
+                  "Sampler for the sample metrics (default: dopri5, or euler-maruyama for sde)")
+      ->check(one_of(sampler_names(), "solver"));
+  cmd->add_option("--sample-steps", a->sample_steps, "Steps of a fixed-step sampler")->check(positive());
+  cmd->add_option("--projections", a->options.projections, "Sliced Wasserstein directions")->check(positive());
+  cmd->add_flag("--no-likelihood", a->no_likelihood, "Skip the likelihood");
+  cmd->add_flag("--no-samples", a->no_samples, "Skip sampling and the sample metrics");
+  cmd->add_option("--seed", a->options.seed, "Random seed (data draws, t draws, samples)");
+  cmd->add_option("--threads", a->threads, "Intra-op threads")->check(positive());
+  cmd->add_option("--out", a->out, "Output JSON");
+  cmd->add_option("--samples-out", a->samples_out, "Also write the samples (CSV, data units)");
+  cmd->callback([a] { run(*a); });
+}
+
+}  // namespace sdegen::app

@@ -1,0 +1,195 @@
+// Figures of a trained model: the numbers from the model, the drawing by io/plot.
+#include "sdegen/eval/figures.h"
+
+#include <cmath>
+#include <filesystem>
+
+#include "sdegen/core/check.h"
+#include "sdegen/eval/fokker_planck.h"
+#include "sdegen/model/affine_model.h"
+
+namespace sdegen {
+namespace fs = std::filesystem;
+namespace {
+
+// Where the model's probability flow ends: t = 1, or an affine model's data end when its
+// prediction is singular at t = 1.
+double flow_end(const GenerativeModel& model) {
+  if (const auto* affine = dynamic_cast<const AffineModel*>(&model))
+    if (affine->options().prediction != Prediction::Velocity) return affine->time_range().second;
+  return 1.0;
+}
+
+std::vector<double> linspace(double lo, double hi, int64_t n) {
+  std::vector<double> v(n);
+  for (int64_t i = 0; i < n; ++i) v[i] = lo + (hi - lo) * i / (n - 1);
+  return v;
+}
+
+std::vector<double> to_vector(const torch::Tensor& x) {
+  const torch::Tensor c = x.detach().to(torch::kCPU, torch::kDouble).contiguous().reshape({-1});
+  return {c.data_ptr<double>(), c.data_ptr<double>() + c.numel()};
+}
+
+// The SDE shown beside the ODE: the reverse diffusion of a marginal field, or the model's own SDE.
+std::optional<std::pair<std::string, SamplerOptions>> sde_panel(const GenerativeModel& model, int steps) {
+  SamplerOptions o;
+  o.solver = "euler-maruyama";
+  o.steps = steps;
+  if (model.field()) {
+    o.diffusion = parse_diffusion("reverse");
+    // The reverse diffusion is infinite where a(t) = 0 (the prior end of the linear schedule):
+    // start where training did.
+    // Start where one Euler-Maruyama step's variance sigma^2 dt is at most 1 (in standardised
+    // units): otherwise the first steps throw paths far out before the drift pulls them back.
+    if (const auto* affine = dynamic_cast<const AffineModel*>(&model)) {
+      o.t0 = affine->time_range().first;
+      const double dt = 1.0 / steps;
+      while (o.t0 < 0.2 && std::pow(diffusion_at(o.diffusion, affine->schedule(), o.t0), 2) * dt > 1.0) o.t0 += 1e-3;
+    }
+    return std::make_pair(std::string("SDE, reverse diffusion (Euler-Maruyama)"), o);
+  }
+  if (!model.has_probability_flow()) return std::make_pair(std::string("SDE, learned diffusion (Euler-Maruyama)"), o);
+  return std::nullopt;  // a deterministic model without a marginal field (ode)
+}
+
+}  // namespace
+
+std::vector<double> model_density_1d(const GenerativeModel& model, const Standardizer& st,
+                                     const std::vector<double>& x, const LikelihoodOptions& options) {
+  const torch::Tensor pts = torch::tensor(x, torch::kDouble).reshape({-1, 1});
+  return to_vector(model_log_likelihood(model, st, pts, options).log_prob.exp());
+}
+
+Trajectories model_trajectories(const GenerativeModel& model, const Standardizer& st, int64_t n,
+                                const SamplerOptions& options) {
+  Trajectories t;
+  std::vector<torch::Tensor> states;
+  draw_samples(model, st, n, options, [&](double time, const torch::Tensor& x) {
+    t.times.push_back(time);
+    states.push_back(x.detach().clone());
+  });
+  t.paths = torch::stack(states);
+  return t;
+}
+
+HeatmapPlot model_density_2d(const GenerativeModel& model, const Standardizer& st, double x_lo, double x_hi,
+                             double y_lo, double y_hi, int64_t cells, const LikelihoodOptions& options) {
+  SDEGEN_CHECK(cells > 1, "density grid needs at least 2 cells per side, got ", cells);
+  HeatmapPlot h;
+  h.x = linspace(x_lo, x_hi, cells);
+  h.y = linspace(y_lo, y_hi, cells);
+  const torch::Tensor gx = torch::tensor(h.x, torch::kDouble), gy = torch::tensor(h.y, torch::kDouble);
+  const auto mesh = torch::meshgrid({gy, gx}, "ij");
+  const torch::Tensor pts = torch::stack({mesh[1].reshape({-1}), mesh[0].reshape({-1})}, 1);
+  const std::vector<double> p = to_vector(model_log_likelihood(model, st, pts, options).log_prob.exp());
+  for (int64_t r = 0; r < cells; ++r) h.values.emplace_back(p.begin() + r * cells, p.begin() + (r + 1) * cells);
+  h.xlabel = "x1";
+  h.ylabel = "x2";
+  h.cblabel = "model density";
+  h.equal_axes = true;
+  return h;
+}
+
+std::vector<std::string> plot_model(const TrainedModel& trained, const std::string& out_dir,
+                                    const PlotModelOptions& o, const std::string& run_dir) {
+  GenerativeModel& model = *trained.model;
+  const Standardizer& st = trained.standardizer;
+  fs::create_directories(out_dir);
+  const auto png = [&](const std::string& name) { return (fs::path(out_dir) / name).string(); };
+  std::vector<std::string> written;
+  const std::string spec = o.data.empty() ? trained.data : o.data;
+  SDEGEN_CHECK(!spec.empty(), "no data to plot against: give the data spec");
+  const EvalData data = make_eval_data(spec, o.n, 0);
+  check_dimension(model.dim(), data.x.size(1), spec);
+  const std::string name = model.kind() + " model";
+  SamplerOptions ode;
+  ode.solver = "heun";
+  ode.steps = o.steps;
+  const auto sde = sde_panel(model, o.steps);
+
+  if (model.dim() == 1) {
+    const double lo = data.x.min().item<double>(), hi = data.x.max().item<double>(), pad = 0.1 * (hi - lo);
+    if (model.has_probability_flow()) {
+      Density1dPlot d;
+      d.x = linspace(lo - pad, hi + pad, 400);
+      d.model = model_density_1d(model, st, d.x);
+      if (data.density && data.density->has_log_prob())
+        d.truth = to_vector(data.density->log_prob(torch::tensor(d.x, torch::kDouble).reshape({-1, 1})).exp());
+      d.samples = draw_samples(model, st, o.n, SamplerOptions{}).x;
+      d.samples_label = "model samples";
+      d.title = name + " on " + spec + ": density from the likelihood";
+      d.model_label = "model density (probability flow)";
+      plot_density_1d(png("density.png"), d);
+      written.push_back(png("density.png"));
+    }
+    std::vector<TrajectoryPanel> panels;
+    torch::manual_seed(0);
+    if (model.has_probability_flow()) {
+      const Trajectories t = model_trajectories(model, st, o.paths, ode);
+      panels.push_back({"probability-flow ODE (Heun)", t.times, t.paths});
+    }
+    if (sde) {
+      torch::manual_seed(0);  // the same prior draws as the ODE panel
+      const Trajectories t = model_trajectories(model, st, o.paths, sde->second);
+      panels.push_back({sde->first, t.times, t.paths});
+    }
+    plot_trajectories_1d(png("trajectories.png"), panels, "x (data units)");
+    written.push_back(png("trajectories.png"));
+
+    const auto flow = model.sde(DiffusionSpec{});
+    if (model.has_probability_flow() && flow->prior_std() <= 3.0) {
+      // The ODE's density from the prior on a grid in standardised units, shown in data units.
+      const double z_lim = std::max(4.0 * flow->prior_std(), 1.2 * st.transform(data.x).abs().max().item<double>());
+      FokkerPlanckOptions fo;
+      fo.grid = {-z_lim, z_lim, 400};
+      const double end = flow_end(model);
+      for (int k = 0; k <= 50; ++k) fo.times.push_back(end * k / 50.0);
+      const double s = flow->prior_std();
+      const auto p0 = density_on_grid([s](const torch::Tensor& z) { return -0.5 * (z / s).pow(2).reshape({-1}); },
+                                      fo.grid);
+      torch::NoGradGuard no_grad;
+      const FokkerPlanckResult fp = solve_fokker_planck(*flow, p0, 0.0, end, fo);
+      HeatmapPlot h;
+      const double mean = st.mean[0].item<double>(), sd = st.std[0].item<double>();
+      for (double z : fp.x) h.x.push_back(mean + sd * z);
+      h.y = fp.times;
+      for (const auto& row : fp.density) {
+        std::vector<double> r;
+        for (double p : row) r.push_back(std::sqrt(std::max(p, 0.0) / sd));
+        h.values.push_back(r);
+      }
+      h.title = name + ": density of the probability-flow ODE over time (Fokker-Planck)";
+      h.xlabel = "x (data units)";
+      h.ylabel = "t  (0 = prior, 1 = data)";
+      h.cblabel = "sqrt(density)";
+      plot_heatmap(png("fokker_planck.png"), h);
+      written.push_back(png("fokker_planck.png"));
+    }
+  } else if (model.dim() == 2) {
+    const torch::Tensor samples = draw_samples(model, st, o.n, SamplerOptions{}).x;
+    plot_samples_2d(png("samples.png"), samples, data.x, name + " samples", "data: " + spec);
+    written.push_back(png("samples.png"));
+    if (model.has_probability_flow()) {
+      const torch::Tensor lo = std::get<0>(data.x.min(0)), hi = std::get<0>(data.x.max(0)), pad = 0.1 * (hi - lo);
+      HeatmapPlot h = model_density_2d(model, st, (lo - pad)[0].item<double>(), (hi + pad)[0].item<double>(),
+                                       (lo - pad)[1].item<double>(), (hi + pad)[1].item<double>(), 70);
+      h.title = name + " on " + spec + ": density from the likelihood";
+      plot_heatmap(png("density.png"), h, {800, 720});
+      written.push_back(png("density.png"));
+    }
+    torch::manual_seed(0);
+    const Trajectories t = model_trajectories(model, st, o.paths, model.has_probability_flow() ? ode : sde->second);
+    plot_trajectories_2d(png("trajectories.png"), t.paths, data.x.narrow(0, 0, std::min<int64_t>(1000, data.x.size(0))),
+                         name + ": paths from the prior to the data");
+    written.push_back(png("trajectories.png"));
+  }
+  const std::string log = !o.log_csv.empty() ? o.log_csv : run_dir.empty() ? "" : (fs::path(run_dir) / "log.csv").string();
+  if (!log.empty() && fs::exists(log)) {
+    plot_loss_curves(png("loss.png"), {{model.kind(), log}});
+    written.push_back(png("loss.png"));
+  }
+  return written;
+}
+
+}  // namespace sdegen

@@ -1,0 +1,88 @@
+// sdegen eval and sdegen plot end to end: a tiny model trained in the test, then evaluated and
+// plotted; bad input refused with a message.
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "sdegen/io/plot.h"
+#include "support/support.h"
+
+namespace {
+namespace fs = std::filesystem;
+
+struct Outcome {
+  int code;
+  std::string output;
+};
+
+Outcome run(const std::string& args) {
+  const char* bin = std::getenv("SDEGEN_BIN");
+  if (!bin) return {-1, "SDEGEN_BIN is not set (run the tests through ctest)"};
+  FILE* pipe = popen((std::string(bin) + " " + args + " 2>&1").c_str(), "r");
+  if (!pipe) return {-1, "popen failed"};
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (fgets(buf.data(), buf.size(), pipe)) out += buf.data();
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+class EvalCli : public ::testing::Test {
+ protected:
+  fs::path dir = fs::path(sdegen::test::temp_path("evalcli"));
+  void SetUp() override { fs::create_directories(dir); }
+  void TearDown() override { fs::remove_all(dir); }
+  std::string path(const std::string& n) const { return (dir / n).string(); }
+};
+
+TEST_F(EvalCli, TrainThenEvalWritesFiniteJson) {
+  const Outcome t = run("train --data gmm1d --model flow --steps 50 --width 16 --depth 2 --n-val 200 --out " + path("run"));
+  ASSERT_EQ(t.code, 0) << t.output;
+  const Outcome e = run("eval --checkpoint " + path("run") + " --n 300 --out " + path("eval.json"));
+  ASSERT_EQ(e.code, 0) << e.output;
+  EXPECT_NE(e.output.find("log-likelihood"), std::string::npos) << e.output;
+  std::ifstream in(path("eval.json"));
+  const nlohmann::json j = nlohmann::json::parse(in);
+  for (const char* key : {"log_likelihood", "elbo", "elbo_stderr", "true_log_likelihood", "w1", "sliced_w", "mmd", "energy"})
+    EXPECT_TRUE(j.at(key).is_number() && std::isfinite(j.at(key).get<double>())) << key << ": " << j.dump();
+  for (const char* key : {"reconstruction", "prior", "drift"})
+    EXPECT_TRUE(std::isfinite(j.at("elbo_terms").at(key).get<double>())) << key;
+  EXPECT_EQ(j.at("n").get<int>(), 300);
+
+  const Outcome h = run("eval --checkpoint " + path("run") + " --hutchinson --solver rk4 --steps 20 --no-samples --n 100 --out " +
+                        path("h.json"));
+  ASSERT_EQ(h.code, 0) << h.output;
+  std::ifstream hin(path("h.json"));
+  const nlohmann::json hj = nlohmann::json::parse(hin);
+  EXPECT_EQ(hj.at("likelihood_method"), "hutchinson");
+  EXPECT_TRUE(hj.at("w1").is_null());
+
+  if (sdegen::gnuplot_available()) {
+    const Outcome p = run("plot --checkpoint " + path("run") + " --n 300 --paths 20 --steps 20 --out " + path("plots"));
+    ASSERT_EQ(p.code, 0) << p.output;
+    for (const char* f : {"density.png", "trajectories.png", "fokker_planck.png", "loss.png"})
+      EXPECT_TRUE(fs::exists(dir / "plots" / f)) << f << "\n" << p.output;
+  }
+}
+
+TEST_F(EvalCli, BadInputIsRefused) {
+  const Outcome missing = run("eval --checkpoint " + path("nothing") + " --data gmm1d --out " + path("x.json"));
+  EXPECT_NE(missing.code, 0);
+  EXPECT_NE(missing.output.find("is not a directory"), std::string::npos) << missing.output;
+
+  ASSERT_EQ(run("train --data gmm1d --model flow --steps 5 --width 8 --depth 1 --n-val 10 --out " + path("run")).code, 0);
+  const Outcome dim = run("eval --checkpoint " + path("run") + " --data gmm2d --out " + path("x.json"));
+  EXPECT_NE(dim.code, 0);
+  EXPECT_NE(dim.output.find("model was trained on 1"), std::string::npos) << dim.output;
+  EXPECT_FALSE(fs::exists(path("x.json")));
+
+  const Outcome solver = run("eval --checkpoint " + path("run") + " --solver leapfrog");
+  EXPECT_NE(solver.code, 0);
+  EXPECT_NE(solver.output.find("unknown likelihood solver 'leapfrog'"), std::string::npos) << solver.output;
+}
+
+}  // namespace
