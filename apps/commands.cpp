@@ -12,6 +12,7 @@ void register_commands(CLI::App& app) {
   register_fokker_planck(app);
   register_eval(app);
   register_plot(app);
+  register_compare(app);
 }
 
 CLI::Validator one_of(const std::vector<std::string>& names, const std::string& what) {

@@ -144,7 +144,7 @@ std::vector<std::string> plot_model(const TrainedModel& trained, const std::stri
       FokkerPlanckOptions fo;
       fo.grid = {-z_lim, z_lim, 400};
       const double end = flow_end(model);
-      for (int k = 0; k <= 50; ++k) fo.times.push_back(end * k / 50.0);
+      for (int k = 0; k <= 50; ++k) fo.times.push_back(k == 50 ? end : end * k / 50.0);  // the last exactly end
       const double s = flow->prior_std();
       const auto p0 = density_on_grid([s](const torch::Tensor& z) { return -0.5 * (z / s).pow(2).reshape({-1}); },
                                       fo.grid);

@@ -1,6 +1,7 @@
 // The sdegen program end to end: exit codes, messages on bad input, and a tiny train-and-sample
 // run. The binary's path comes from CTest (SDEGEN_BIN).
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -164,6 +165,54 @@ TEST_F(Cli, BadConfigFilesAndMismatchedDataAreRefused) {
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find("has 3 columns but the model was trained on 2"), std::string::npos) << r.output;
   EXPECT_TRUE(std::filesystem::exists(run + "/checkpoint/model.pt"));
+}
+
+bool is_png(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::array<unsigned char, 8> sig{};
+  in.read(reinterpret_cast<char*>(sig.data()), 8);
+  const std::array<unsigned char, 8> expected{0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  return in.good() && sig == expected && std::filesystem::file_size(path) > 1000;
+}
+
+// The README's main job in its quick form: every model trains, is evaluated, and is drawn.
+TEST_F(Cli, QuickCompareTrainsEvaluatesAndPlotsEveryModel) {
+  const std::string out = path("compare");
+  const Outcome r = sdegen("compare --quick --out " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* model : {"sde", "ode", "flow", "diffusion", "score", "vdm"})
+    EXPECT_NE(r.output.find(std::string("\n") + model + " "), std::string::npos) << "no table row for " << model;
+  EXPECT_NE(r.output.find("true average log density"), std::string::npos) << r.output;
+  std::ifstream in(out + "/compare.json");
+  const nlohmann::json record = nlohmann::json::parse(in);
+  ASSERT_EQ(record["models"].size(), 6u);
+  const double truth = record["models"][0]["true_log_likelihood"].get<double>();
+  EXPECT_NEAR(truth, -3.0, 0.15);  // laplace5's average log density
+  for (const auto& m : record["models"]) {
+    const std::string kind = m["model"];
+    // Plausible for a few seconds of training: within a few nats of the truth, never above it by much.
+    const double elbo = m["elbo"].get<double>();
+    EXPECT_TRUE(std::isfinite(elbo) && elbo < truth + 0.3 && elbo > truth - 4.0) << kind << " ELBO " << elbo;
+    if (kind == "sde") {
+      EXPECT_TRUE(m["log_likelihood"].is_null());
+    } else {
+      const double ll = m["log_likelihood"].get<double>();
+      EXPECT_TRUE(ll < truth + 0.3 && ll > truth - 2.0) << kind << " log-likelihood " << ll;
+      EXPECT_GE(ll, elbo - 4 * m["elbo_stderr"].get<double>()) << kind << ": the ELBO bounds the likelihood";
+    }
+    for (const char* key : {"distance_at_10", "distance_at_50", "distance_adaptive"}) {
+      ASSERT_TRUE(m[key].is_number()) << kind << " " << key;
+      const double w = m[key].get<double>();
+      EXPECT_TRUE(w > 0 && w < 100) << kind << " " << key << " = " << w;
+    }
+    EXPECT_LT(m["distance_at_50"].get<double>(), 3.0) << kind;  // the data's spread is ~5
+    EXPECT_GT(m["steps"].get<int64_t>(), 0);
+    EXPECT_GT(m["train_seconds"].get<double>(), 0.0);
+    EXPECT_TRUE(is_png(out + "/" + kind + "/plots/trajectories.png")) << kind;
+  }
+  EXPECT_TRUE(is_png(out + "/densities.png"));
+  EXPECT_TRUE(is_png(out + "/loss.png"));
+  EXPECT_TRUE(is_png(out + "/flow/plots/density.png"));
 }
 
 }  // namespace
