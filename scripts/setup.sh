@@ -9,6 +9,7 @@ packages=(
   cmake make g++ pkg-config
   libtorch-dev            # LibTorch 1.13: tensors, autograd, networks
   libopenblas0-pthread    # optimised BLAS: the reference one makes small networks ~15x slower
+  libblas-dev             # CBLAS header and link library for the fused kernels (runs on OpenBLAS)
   libgtest-dev            # GoogleTest
   libcli11-dev            # argument parsing
   nlohmann-json3-dev      # JSON
