@@ -1,5 +1,7 @@
 #include "sdegen/core/tensor.h"
 
+#include <cstring>
+
 #include "sdegen/core/check.h"
 
 namespace sdegen {
@@ -23,6 +25,19 @@ torch::Tensor sum_rows(const torch::Tensor& x) {
 }
 
 bool all_finite(const torch::Tensor& x) { return torch::isfinite(x).all().item<bool>(); }
+
+void zero_gradients(const std::vector<torch::Tensor>& params) {
+  for (const auto& p : params) {
+    torch::Tensor& g = p.mutable_grad();
+    if (!g.defined() || !g.is_contiguous() || g.sizes() != p.sizes() || g.scalar_type() != p.scalar_type()) {
+      g = torch::zeros_like(p, torch::MemoryFormat::Contiguous);
+    } else if (g.device().is_cpu() && g.scalar_type() == torch::kDouble) {
+      std::memset(g.data_ptr<double>(), 0, sizeof(double) * static_cast<size_t>(g.numel()));
+    } else {
+      g.zero_();
+    }
+  }
+}
 
 int64_t row_numel(const torch::Tensor& x) { return x.dim() == 0 ? 1 : x.numel() / x.size(0); }
 

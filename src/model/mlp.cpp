@@ -179,18 +179,19 @@ MlpImpl::Tangents MlpImpl::forward_with_tangents(const torch::Tensor& x, const t
     if (jacobian) parts.push_back(weight.slice(1, 0, d).t().unsqueeze(0).expand({batch, d, weight.size(0)}));
     return parts.size() == 1 ? parts[0] : torch::cat(parts, 1);
   };
+  const bool tangents = time_derivative || jacobian;
   torch::Tensor h = z, tangent;
   bool first = true;
   for (auto& layer : layers_) {
     const torch::Tensor pre = layer->forward(h);
-    tangent = first ? first_tangents(layer->weight) : torch::matmul(tangent, layer->weight.t());
+    if (tangents) tangent = first ? first_tangents(layer->weight) : torch::matmul(tangent, layer->weight.t());
     first = false;
     h = activate(pre);
-    tangent = tangent * activation_slope(pre, h).unsqueeze(1);
+    if (tangents) tangent = tangent * activation_slope(pre, h).unsqueeze(1);
   }
   Tangents result;
   result.out = output->forward(h);
-  if (!time_derivative && !jacobian) return result;
+  if (!tangents) return result;
   tangent = first ? first_tangents(output->weight) : torch::matmul(tangent, output->weight.t());
   int64_t k = 0;
   if (time_derivative) result.d_dt = tangent.select(1, k++);

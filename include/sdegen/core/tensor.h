@@ -4,6 +4,8 @@
 // the same time, as in a solve) or a tensor of shape [batch] (one time per row, as in training).
 #include <torch/torch.h>
 
+#include <vector>
+
 namespace sdegen {
 
 // Reshapes a per-row coefficient ([batch] or a 0-dim scalar) so that it broadcasts against x
@@ -21,5 +23,9 @@ bool all_finite(const torch::Tensor& x);
 
 // Number of elements per row (the data dimension d for vectors, c*h*w for images).
 int64_t row_numel(const torch::Tensor& x);
+
+// Makes every parameter's .grad() a defined tensor of zeros, contiguous and of the parameter's
+// dtype, for kernels that add their gradients into it.
+void zero_gradients(const std::vector<torch::Tensor>& params);
 
 }  // namespace sdegen

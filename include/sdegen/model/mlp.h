@@ -69,6 +69,9 @@ class MlpImpl : public torch::nn::Module {
 
   void pretty_print(std::ostream& stream) const override;
 
+  // The hidden Linear layers in order (the output layer is `output`).
+  const std::vector<torch::nn::Linear>& hidden_layers() const { return layers_; }
+
   MlpOptions options;
   TimeEmbedding time_embedding{nullptr};
   torch::nn::Embedding class_embedding{nullptr};  // set when num_classes > 0
