@@ -20,6 +20,23 @@ ScheduleCoefficients AffineSchedule::coefficients(const torch::Tensor& t) const 
   return {a(t), b(t), da(t), db(t)};
 }
 
+void RawCoefficients::resize(int64_t n) {
+  const auto size = static_cast<size_t>(n);
+  a.resize(size), b.resize(size), da.resize(size), db.resize(size), dlambda.resize(size);
+}
+
+void AffineSchedule::evaluate(const double* t, int64_t n, RawCoefficients& out) const {
+  out.resize(n);
+  const torch::Tensor tt =
+      torch::from_blob(const_cast<double*>(t), {n}, torch::kDouble);  // read only
+  auto put = [n](const torch::Tensor& v, std::vector<double>& into) {
+    const torch::Tensor c = v.detach().to(torch::kDouble).contiguous();
+    std::copy(c.data_ptr<double>(), c.data_ptr<double>() + n, into.begin());
+  };
+  torch::NoGradGuard no_grad;
+  put(a(tt), out.a), put(b(tt), out.b), put(da(tt), out.da), put(db(tt), out.db), put(dlambda(tt), out.dlambda);
+}
+
 namespace {
 torch::Tensor scalar(double v) { return torch::tensor(v, torch::kDouble); }
 }  // namespace

@@ -20,6 +20,13 @@ class Linear final : public AffineSchedule {
   Tensor da(const Tensor& t) const override { return torch::ones_like(t); }
   Tensor db(const Tensor& t) const override { return torch::full_like(t, -c_); }
   Tensor dlambda(const Tensor& t) const override { return 2.0 * (1.0 / t + c_ / (1.0 - c_ * t)); }
+  void evaluate(const double* t, int64_t n, RawCoefficients& o) const override {
+    o.resize(n);
+    for (int64_t i = 0; i < n; ++i) {
+      o.a[i] = t[i], o.b[i] = 1.0 - c_ * t[i], o.da[i] = 1.0, o.db[i] = -c_;
+      o.dlambda[i] = 2.0 * (1.0 / t[i] + c_ / (1.0 - c_ * t[i]));
+    }
+  }
   Tensor inverse_lambda(const Tensor& l) const override {
     const Tensor r = torch::exp(0.5 * l);  // r = a / b = t / (1 - c t)
     return r / (1.0 + c_ * r);
@@ -38,6 +45,14 @@ class Trig final : public AffineSchedule {
   Tensor db(const Tensor& t) const override { return -0.5 * kPi * torch::sin(0.5 * kPi * t); }
   Tensor lambda(const Tensor& t) const override { return 2.0 * torch::log(torch::tan(0.5 * kPi * t)); }
   Tensor dlambda(const Tensor& t) const override { return 2.0 * kPi / torch::sin(kPi * t); }
+  void evaluate(const double* t, int64_t n, RawCoefficients& o) const override {
+    o.resize(n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double s = std::sin(0.5 * kPi * t[i]), c = std::cos(0.5 * kPi * t[i]);
+      o.a[i] = s, o.b[i] = c, o.da[i] = 0.5 * kPi * c, o.db[i] = -0.5 * kPi * s;
+      o.dlambda[i] = 2.0 * kPi / std::sin(kPi * t[i]);
+    }
+  }
   Tensor inverse_lambda(const Tensor& l) const override {
     return (2.0 / kPi) * torch::atan(torch::exp(0.5 * l));
   }
@@ -52,6 +67,11 @@ struct VpLogAlpha {
     return -0.25 * s * s * (b1 - b0) - 0.5 * s * b0;
   }
   Tensor dlog_a(const Tensor& t) const { return 0.5 * (b0 + (1.0 - t) * (b1 - b0)); }
+  double log_a(double t) const {
+    const double s = 1.0 - t;
+    return -0.25 * s * s * (b1 - b0) - 0.5 * s * b0;
+  }
+  double dlog_a(double t) const { return 0.5 * (b0 + (1.0 - t) * (b1 - b0)); }
   // t such that 2 log a(t) = two_log_a (the root of 1/2 (B1-B0) s^2 + B0 s + 2 log a = 0).
   Tensor t_from_two_log_a(const Tensor& two_log_a) const {
     const double k = b1 - b0;
@@ -77,6 +97,15 @@ class Vp final : public AffineSchedule {
   }
   Tensor dlambda(const Tensor& t) const override {
     return 2.0 * v_.dlog_a(t) / (-torch::expm1(2.0 * v_.log_a(t)));
+  }
+  void evaluate(const double* t, int64_t n, RawCoefficients& o) const override {
+    o.resize(n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double la = v_.log_a(t[i]), dla = v_.dlog_a(t[i]), a2 = std::exp(2.0 * la);
+      o.a[i] = std::exp(la), o.b[i] = std::sqrt(-std::expm1(2.0 * la));
+      o.da[i] = o.a[i] * dla, o.db[i] = -a2 * dla / std::sqrt(1.0 - a2);
+      o.dlambda[i] = 2.0 * dla / (-std::expm1(2.0 * la));
+    }
   }
   Tensor inverse_lambda(const Tensor& l) const override {
     return v_.t_from_two_log_a(-torch::nn::functional::softplus(-l));  // log sigmoid(l)
@@ -104,6 +133,15 @@ class SubVp final : public AffineSchedule {
     const Tensor a2 = torch::exp(2.0 * v_.log_a(t));
     return 2.0 * v_.dlog_a(t) * (1.0 + 2.0 * a2 / (1.0 - a2));
   }
+  void evaluate(const double* t, int64_t n, RawCoefficients& o) const override {
+    o.resize(n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double la = v_.log_a(t[i]), dla = v_.dlog_a(t[i]), a2 = std::exp(2.0 * la);
+      o.a[i] = std::exp(la), o.b[i] = -std::expm1(2.0 * la);
+      o.da[i] = o.a[i] * dla, o.db[i] = -2.0 * a2 * dla;
+      o.dlambda[i] = 2.0 * dla * (1.0 + 2.0 * a2 / (1.0 - a2));
+    }
+  }
   Tensor inverse_lambda(const Tensor& l) const override {
     // u = a^2 solves e^l (1 - u)^2 = u; the root below 1, in a form without cancellation.
     const Tensor e = torch::exp(l);
@@ -129,6 +167,15 @@ class VpCosine final : public AffineSchedule {
     return torch::sin(phase(t)) * (kPi / 2 / (1.0 + o_)) / f0_;
   }
   Tensor db(const Tensor& t) const override { return -a(t) * da(t) / b(t); }
+  void evaluate(const double* t, int64_t n, RawCoefficients& o) const override {
+    o.resize(n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double phase = ((1.0 - t[i]) + o_) / (1.0 + o_) * (kPi / 2), a = std::cos(phase) / f0_;
+      o.a[i] = a, o.b[i] = std::sqrt((1.0 - a) * (1.0 + a));
+      o.da[i] = std::sin(phase) * (kPi / 2 / (1.0 + o_)) / f0_, o.db[i] = -a * o.da[i] / o.b[i];
+      o.dlambda[i] = 2.0 * (o.da[i] / a - o.db[i] / o.b[i]);  // the base class's form
+    }
+  }
   Tensor inverse_lambda(const Tensor& l) const override {
     const Tensor a_ = torch::sqrt(torch::sigmoid(l));
     const Tensor s = torch::acos(a_ * f0_) * (2.0 / kPi) * (1.0 + o_) - o_;
@@ -151,6 +198,13 @@ class Ve final : public AffineSchedule {
   Tensor db(const Tensor& t) const override { return -k_ * b(t); }
   Tensor lambda(const Tensor& t) const override { return -2.0 * torch::log(b(t)); }
   Tensor dlambda(const Tensor& t) const override { return torch::full_like(t, 2.0 * k_); }
+  void evaluate(const double* t, int64_t n, RawCoefficients& o) const override {
+    o.resize(n);
+    for (int64_t i = 0; i < n; ++i) {
+      o.a[i] = 1.0, o.b[i] = smin_ * std::exp((1.0 - t[i]) * k_), o.da[i] = 0.0, o.db[i] = -k_ * o.b[i];
+      o.dlambda[i] = 2.0 * k_;
+    }
+  }
   Tensor inverse_lambda(const Tensor& l) const override {
     return 1.0 - (-0.5 * l - std::log(smin_)) / k_;
   }
@@ -174,6 +228,14 @@ class Edm final : public AffineSchedule {
   }
   Tensor lambda(const Tensor& t) const override { return -2.0 * rho_ * torch::log(base(t)); }
   Tensor dlambda(const Tensor& t) const override { return -2.0 * rho_ * (B_ - A_) / base(t); }
+  void evaluate(const double* t, int64_t n, RawCoefficients& o) const override {
+    o.resize(n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double base = A_ + t[i] * (B_ - A_);
+      o.a[i] = 1.0, o.b[i] = std::pow(base, rho_), o.da[i] = 0.0;
+      o.db[i] = rho_ * std::pow(base, rho_ - 1.0) * (B_ - A_), o.dlambda[i] = -2.0 * rho_ * (B_ - A_) / base;
+    }
+  }
   Tensor inverse_lambda(const Tensor& l) const override {
     return (torch::exp(-0.5 * l / rho_) - A_) / (B_ - A_);
   }
@@ -199,6 +261,15 @@ class LogLinear final : public AffineSchedule {
   }
   Tensor lambda(const Tensor& t) const override { return l0_ + t * (l1_ - l0_); }
   Tensor dlambda(const Tensor& t) const override { return torch::full_like(t, l1_ - l0_); }
+  void evaluate(const double* t, int64_t n, RawCoefficients& o) const override {
+    o.resize(n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double l = l0_ + t[i] * (l1_ - l0_), up = 1.0 / (1.0 + std::exp(-l)), down = 1.0 / (1.0 + std::exp(l));
+      o.a[i] = std::sqrt(up), o.b[i] = std::sqrt(down);
+      o.da[i] = 0.5 * o.a[i] * down * (l1_ - l0_), o.db[i] = -0.5 * o.b[i] * up * (l1_ - l0_);
+      o.dlambda[i] = l1_ - l0_;
+    }
+  }
   Tensor inverse_lambda(const Tensor& l) const override { return (l - l0_) / (l1_ - l0_); }
 
  private:

@@ -67,8 +67,53 @@ TEST_P(EverySchedule, ImpliedFlowReproducesMoments) {
   EXPECT_NEAR(v, s->b(t1), 1e-4 * (1 + v));
 }
 
+// The raw arrays the fused training kernels use are the tensor functions' values, over the
+// whole training range (the ends included where they are finite).
+TEST_P(EverySchedule, RawEvaluationMatchesTheTensorFunctions) {
+  const torch::Tensor times = torch::linspace(1e-3, 1.0 - 1e-3, 301, torch::kDouble);
+  RawCoefficients raw;
+  s->evaluate(times.data_ptr<double>(), times.numel(), raw);
+  auto vec = [](const std::vector<double>& v) { return torch::tensor(v, torch::kDouble); };
+  auto rel = [](const torch::Tensor& got, const torch::Tensor& want) {
+    return ((got - want).abs() / (want.abs() + 1e-300)).max().item<double>();
+  };
+  // 1e-12: near the data end b = sqrt((1 - a)(1 + a)) (vp-cosine) magnifies a last-bit
+  // difference between two cosines.
+  EXPECT_LT(rel(vec(raw.a), s->a(times)), 1e-12);
+  EXPECT_LT(rel(vec(raw.b), s->b(times)), 1e-12);
+  EXPECT_LT(rel(vec(raw.da), s->da(times)), 1e-12);
+  EXPECT_LT(rel(vec(raw.db), s->db(times)), 1e-12);
+  EXPECT_LT(rel(vec(raw.dlambda), s->dlambda(times)), 1e-12);
+}
+
 INSTANTIATE_TEST_SUITE_P(Named, EverySchedule, ::testing::ValuesIn(schedule_names()),
                          [](const auto& info) { return test::param_name(info.param); });
+
+// A schedule that only defines the tensor functions gets the raw evaluation from them.
+class Quadratic final : public AffineSchedule {
+ public:
+  std::string name() const override { return "quadratic"; }
+  torch::Tensor a(const torch::Tensor& t) const override { return t * t; }
+  torch::Tensor b(const torch::Tensor& t) const override { return 1.0 - t * t; }
+  torch::Tensor da(const torch::Tensor& t) const override { return 2.0 * t; }
+  torch::Tensor db(const torch::Tensor& t) const override { return -2.0 * t; }
+  torch::Tensor inverse_lambda(const torch::Tensor& l) const override {
+    const torch::Tensor r = torch::exp(0.5 * l);
+    return torch::sqrt(r / (1.0 + r));
+  }
+};
+
+TEST(ScheduleRaw, DefaultEvaluationGoesThroughTheTensorFunctions) {
+  const Quadratic q;
+  const std::vector<double> t = {0.25, 0.5};
+  RawCoefficients raw;
+  q.evaluate(t.data(), 2, raw);
+  EXPECT_DOUBLE_EQ(raw.a[1], 0.25);
+  EXPECT_DOUBLE_EQ(raw.b[0], 1.0 - 0.0625);
+  EXPECT_DOUBLE_EQ(raw.da[0], 0.5);
+  EXPECT_DOUBLE_EQ(raw.db[1], -1.0);
+  EXPECT_NEAR(raw.dlambda[1], 2.0 * (1.0 / 0.25 + 1.0 / 0.75), 1e-12);  // 2 (a'/a - b'/b)
+}
 
 TEST(ScheduleFactory, UnknownNameListsValidOnes) {
   EXPECT_THROW_WITH(make_schedule("cosine"), InvalidArgument, "valid: linear, trig, vp");

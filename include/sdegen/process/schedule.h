@@ -22,6 +22,12 @@ struct ScheduleCoefficients {
   ScheduleCoefficients like(const torch::Tensor& x) const;
 };
 
+// a, b, a', b' and lambda' at n times, as plain arrays (the fused training kernels' form).
+struct RawCoefficients {
+  std::vector<double> a, b, da, db, dlambda;
+  void resize(int64_t n);
+};
+
 class AffineSchedule {
  public:
   virtual ~AffineSchedule() = default;
@@ -41,6 +47,9 @@ class AffineSchedule {
   virtual double prior_std() const { return 1.0; }
 
   ScheduleCoefficients coefficients(const torch::Tensor& t) const;
+  // The same values as a, b, da, db and dlambda above at the n times t[0..n), without tensors.
+  // The default goes through the tensor functions; the named schedules compute them directly.
+  virtual void evaluate(const double* t, int64_t n, RawCoefficients& out) const;
 
   // Scalar conveniences (double precision), for grids and tests.
   double a(double t) const;
