@@ -1,7 +1,9 @@
 // Workload 1: one training step of each 1-D model at the reference settings.
 // MLP [x, t] -> 64 -> tanh -> 64 -> tanh -> d (raw time), batch 125, Adam lr 1e-3, laplace5
-// data, float64. The step is the library's own: model->loss(y), backward, Adam.
-//   bench_train_step --model flow|vdm|diffusion|sde|ode [--steps N] [--warmup W] [--threads T]
+// data, float64. The step is the library's own, as train() runs it: model->loss_and_gradient(y)
+// (the model's fused kernel where it has one) and optimizer_step (one-pass Adam); --fused 0
+// runs loss(y), backward() and torch::optim's step instead.
+//   bench_train_step --model flow|vdm|diffusion|sde|ode [--steps N] [--warmup W] [--threads T] [--fused 0|1]
 //   workload 2 (flow matching on moons): --data moons --width 256 --depth 3 --batch 512
 //   --activation silu --workload 2-flow-2d --case 3x256-b512
 // `metric` is the mean training loss over the last 20% of steps (bench/python/train_step.py
@@ -11,6 +13,7 @@
 #include "common.h"
 #include "sdegen/data/density.h"
 #include "sdegen/model/factory.h"
+#include "sdegen/train/optim.h"
 
 int main(int argc, char** argv) {
   const bench::Args args(argc, argv);
@@ -32,21 +35,27 @@ int main(int argc, char** argv) {
   if (args.integer("verbose", 0)) std::cerr << config.dump() << "\n";
   const sdegen::ModelPtr model = sdegen::make_model(config);
   torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(1e-3));
+  const bool fused = args.integer("fused", 1) != 0;
 
   const torch::Tensor data = density->sample(batch * (steps + warmup));
   int64_t next = 0;
   std::vector<double> losses;
   auto step = [&] {
     const torch::Tensor y = data.narrow(0, batch * next++, batch);
-    opt.zero_grad();
-    const torch::Tensor loss = model->loss(y);
-    loss.backward();
-    opt.step();
-    losses.push_back(loss.item<double>());
+    if (fused) {
+      losses.push_back(model->loss_and_gradient(y));
+      sdegen::optimizer_step(opt);
+    } else {
+      losses.push_back(sdegen::autograd_loss_and_gradient(*model, y));
+      opt.step();
+    }
   };
   const std::vector<double> times = bench::timed_steps(step, warmup, steps);
   const size_t tail = std::max<size_t>(1, static_cast<size_t>(steps / 5));
   double sum = 0;
   for (size_t i = losses.size() - tail; i < losses.size(); ++i) sum += losses[i];
-  bench::report(args.str("workload", "1-train-step"), args.str("case", kind), times, {{"metric", sum / static_cast<double>(tail)}});
+  std::string name = args.str("case", kind);
+  if (!fused) name += " (autograd)";
+  bench::report(args.str("workload", "1-train-step"), name, times,
+                {{"metric", sum / static_cast<double>(tail)}, {"fused_kernel", model->has_fused_step(data.narrow(0, 0, batch))}});
 }

@@ -65,7 +65,7 @@ AffineModel::AffineModel(AffineModelOptions o) : options_(std::move(o)) {
         if (!precondition) return net->forward(x, t);
         return edm_denoiser(*net, *schedule, sigma_data, x, t);
       },
-      options_.prediction, schedule_);
+      options_.prediction, schedule_, raw_prediction(net_, schedule_, precondition, sigma_data));
 }
 
 torch::Tensor edm_denoiser(MlpImpl& net, const AffineSchedule& schedule, double sigma_data, const torch::Tensor& x,

@@ -120,15 +120,11 @@ torch::Tensor SdeModel::drift_integrand(const torch::Tensor& y, const torch::Ten
   return girsanov_integrand(drift_->forward(x, t), g, s);
 }
 
-namespace {
-
-torch::Tensor draw_times(const std::string& sampling, int64_t n, const torch::TensorOptions& to) {
-  if (sampling == "antithetic")
+torch::Tensor SdeModel::sample_times(int64_t n, const torch::TensorOptions& to) const {
+  if (options_.time_sampling == "antithetic")
     return torch::remainder(torch::rand({1}, to) + torch::arange(n, to) / static_cast<double>(n), 1.0);
   return torch::rand({n}, to);
 }
-
-}  // namespace
 
 ElboTerms SdeModel::elbo(const torch::Tensor& y, int64_t time_samples) {
   SDEGEN_CHECK(y.dim() == 2 && y.size(1) == dim(), "sde model expects data of shape [batch, ", dim(), "], got ",
@@ -140,9 +136,13 @@ ElboTerms SdeModel::elbo(const torch::Tensor& y, int64_t time_samples) {
   const ProcessMoments start = moments(y, torch::zeros({n}, y.options()));
   terms.prior = gaussian_kl_to_prior(start.alpha, start.beta, 1.0);
   terms.drift = torch::zeros({n}, y.options());
-  for (int64_t k = 0; k < time_samples; ++k)
-    terms.drift = terms.drift + drift_integrand(y, draw_times(options_.time_sampling, n, y.options()),
-                                                torch::randn_like(y));
+  for (int64_t k = 0; k < time_samples; ++k) {
+    // The times, then the noise, in that order (not left to argument evaluation order): the
+    // fused step (sde_fused.cpp) draws the same numbers.
+    const torch::Tensor t = sample_times(n, y.options());
+    const torch::Tensor eps = torch::randn_like(y);
+    terms.drift = terms.drift + drift_integrand(y, t, eps);
+  }
   if (time_samples > 0) terms.drift = terms.drift / static_cast<double>(time_samples);
   return terms;
 }

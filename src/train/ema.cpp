@@ -19,6 +19,10 @@ std::vector<std::string> split_lines(const std::string& text) {
   return out;
 }
 
+bool raw_double(const torch::Tensor& t) {
+  return t.device().is_cpu() && t.scalar_type() == torch::kDouble && t.is_contiguous();
+}
+
 void copy_all(const std::vector<torch::Tensor>& from, const std::vector<torch::Tensor>& to) {
   for (size_t i = 0; i < from.size(); ++i) to[i].copy_(from[i]);
 }
@@ -76,12 +80,27 @@ void Ema::check_same_layout(const torch::nn::Module& module, const char* what) c
 }
 
 void Ema::update(const torch::nn::Module& module) {
-  check_same_layout(module, "update");
   torch::NoGradGuard no_grad;
   const double d = next_decay();
   const auto params = module.parameters(true);
-  for (size_t i = 0; i < params_.size(); ++i) params_[i].mul_(d).add_(params[i].detach(), 1.0 - d);
   const auto buffers = module.buffers(true);
+  // Called every step: compare shapes here (cheap), names only when they differ.
+  bool same = params.size() == params_.size() && buffers.size() == buffers_.size();
+  for (size_t i = 0; same && i < params_.size(); ++i) same = params[i].sizes() == params_[i].sizes();
+  for (size_t i = 0; same && i < buffers_.size(); ++i) same = buffers[i].sizes() == buffers_[i].sizes();
+  if (!same) check_same_layout(module, "update");
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const torch::Tensor& p = params[i];
+    torch::Tensor& avg = params_[i];
+    if (raw_double(p) && raw_double(avg)) {
+      // avg.mul_(d).add_(p, 1 - d) in one pass.
+      const double* src = p.data_ptr<double>();
+      double* dst = avg.data_ptr<double>();
+      for (int64_t j = 0, n = p.numel(); j < n; ++j) dst[j] = dst[j] * d + (1.0 - d) * src[j];
+    } else {
+      avg.mul_(d).add_(p.detach(), 1.0 - d);
+    }
+  }
   for (size_t i = 0; i < buffers_.size(); ++i) buffers_[i].copy_(buffers[i]);
   ++updates_;
 }

@@ -62,7 +62,7 @@ const std::vector<std::string>& train_json_keys() {
   static const std::vector<std::string> keys = {
       "steps",   "batch",     "lr",        "optimizer",        "weight_decay", "betas",
       "eps",     "warmup_steps", "decay",  "lr_min",           "grad_clip",    "ema_decay",
-      "seed",    "log_every", "val_every", "checkpoint_every", "threads"};
+      "seed",    "log_every", "val_every", "checkpoint_every", "threads", "fused"};
   return keys;
 }
 
@@ -108,7 +108,8 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"log_every", o.log_every()},
           {"checkpoint_every", o.checkpoint_every()},
           {"val_every", o.val_every()},
-          {"threads", o.threads()}};
+          {"threads", o.threads()},
+          {"fused", o.fused()}};
 }
 
 TrainOptions train_options_from_json(const nlohmann::json& j) {
@@ -139,6 +140,11 @@ TrainOptions train_options_from_json(const nlohmann::json& j) {
                        .checkpoint_every(int_field(j, "checkpoint_every"))
                        .val_every(int_field(j, "val_every"))
                        .threads(int_field(j, "threads"));
+  // Optional, so that checkpoints written before the option existed still load.
+  if (const auto it = j.find("fused"); it != j.end()) {
+    SDEGEN_CHECK(it->is_boolean(), "train options: 'fused' must be true or false, got ", it->dump());
+    o.fused(it->get<bool>());
+  }
   check_train_options(o);
   return o;
 }

@@ -14,6 +14,7 @@
 #include "sdegen/train/checkpoint.h"
 #include "sdegen/train/ema.h"
 #include "sdegen/train/log.h"
+#include "sdegen/train/optim.h"
 
 namespace sdegen {
 
@@ -66,23 +67,6 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o,
                   .betas({o.beta1(), o.beta2()})
                   .eps(o.eps())
                   .weight_decay(o.weight_decay()));
-}
-
-// The global gradient norm (before clipping); scales the gradients down to max_norm when it is
-// positive and exceeded, as torch::nn::utils::clip_grad_norm_ does.
-double clip_gradients(const std::vector<torch::Tensor>& params, double max_norm) {
-  torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> norms;
-  for (const auto& p : params)
-    if (p.grad().defined()) norms.push_back(p.grad().norm());
-  if (norms.empty()) return 0.0;
-  const double norm = torch::stack(norms).norm().item<double>();
-  if (max_norm > 0 && std::isfinite(norm) && norm > max_norm) {
-    const double scale = max_norm / (norm + 1e-6);
-    for (const auto& p : params)
-      if (p.grad().defined()) p.grad().mul_(scale);
-  }
-  return norm;
 }
 
 bool all_parameters_finite(const torch::nn::Module& model, const Ema* ema) {
@@ -237,16 +221,13 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
     const torch::Tensor generator_before = default_generator_state();
 
     const torch::Tensor y = x.index_select(0, batches.next().to(x.device()));
-    optimizer->zero_grad();
-    const torch::Tensor loss = model->loss(y);
-    SDEGEN_CHECK(loss.numel() == 1, "train: the '", model->kind(), "' model's loss returned shape ",
-                 loss.sizes(), ", expected a scalar");
-    const double loss_value = loss.item<double>();
+    const double loss_value =
+        options.fused() ? model->loss_and_gradient(y) : autograd_loss_and_gradient(*model, y);
     if (!std::isfinite(loss_value)) fail(step, "loss", loss_value, batches_before, generator_before);
-    loss.backward();
     const double grad_norm = clip_gradients(params, options.grad_clip());
     if (!std::isfinite(grad_norm)) fail(step, "gradient norm", grad_norm, batches_before, generator_before);
-    optimizer->step();
+    if (options.fused()) optimizer_step(*optimizer);
+    else optimizer->step();
     if (ema) ema->update(*model);
 
     result.losses.push_back(loss_value);

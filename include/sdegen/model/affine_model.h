@@ -9,6 +9,7 @@
 
 #include "sdegen/model/generative_model.h"
 #include "sdegen/model/mlp.h"
+#include "sdegen/model/mlp_kernel.h"
 #include "sdegen/objective/weighting.h"
 
 namespace sdegen {
@@ -36,6 +37,10 @@ struct AffineModelOptions {
 torch::Tensor edm_denoiser(MlpImpl& net, const AffineSchedule& schedule, double sigma_data, const torch::Tensor& x,
                            const torch::Tensor& t);
 
+// The native prediction of `net` (EDM's preconditioning included) on raw buffers through
+// model/mlp_kernel.h: PredictionField's raw sampling path (src/model/affine_fused.cpp).
+RawPredictionFactory raw_prediction(Mlp net, SchedulePtr schedule, bool precondition, double sigma_data);
+
 // The defaults of each named specialisation (schedule, prediction, weighting, time sampling).
 AffineModelOptions affine_model_defaults(const std::string& kind, int64_t dim);
 
@@ -49,6 +54,10 @@ class AffineModel final : public GenerativeModel {
   std::string kind() const override { return options_.kind; }
   int64_t dim() const override { return options_.net.in_dim(); }
   torch::Tensor loss(const torch::Tensor& y) override;
+  // loss(y) and its gradient by a fused kernel (src/model/affine_fused.cpp) when the net runs
+  // on raw buffers (MlpKernel::supports) and y is float64 on the CPU; autograd otherwise.
+  double loss_and_gradient(const torch::Tensor& y) override;
+  bool has_fused_step(const torch::Tensor& y) const override;
   ElboTerms elbo(const torch::Tensor& y, int64_t time_samples) override;
   std::shared_ptr<const GenerativeSde> sde(const DiffusionSpec& diffusion) const override;
   std::shared_ptr<const MarginalField> field() const override { return field_; }
@@ -69,6 +78,7 @@ class AffineModel final : public GenerativeModel {
   Mlp net_{nullptr};
   torch::Tensor log_delta_;
   std::shared_ptr<const MarginalField> field_;
+  Workspace workspace_;  // the fused step's buffers
 };
 
 }  // namespace sdegen

@@ -23,6 +23,17 @@ class GenerativeModel : public torch::nn::Module {
   // weighted ELBO integrand, or of the negative ELBO, or of the negative log-likelihood).
   virtual torch::Tensor loss(const torch::Tensor& y) = 0;
 
+  // One training step's work: the value of loss(y), with its gradient written into every
+  // parameter's .grad() (earlier gradients are discarded). The default is loss(y) and autograd
+  // (autograd_loss_and_gradient). A model overrides it with a fused kernel (model/mlp_kernel.h:
+  // hand-derived gradients on raw buffers) for the configurations it supports and falls back to
+  // the default for the others. Both draw the same random numbers in the same order, so they
+  // give the same loss and gradients up to rounding. When the loss is not finite the
+  // gradients are unspecified.
+  virtual double loss_and_gradient(const torch::Tensor& y);
+  // Whether loss_and_gradient runs a fused kernel for data like y (else it is autograd).
+  virtual bool has_fused_step(const torch::Tensor& y) const { return false; }
+
   // A Monte Carlo estimate of the ELBO's three terms for each row of y, with `time_samples`
   // draws of t per row for the drift term.
   virtual ElboTerms elbo(const torch::Tensor& y, int64_t time_samples) = 0;
@@ -44,5 +55,8 @@ class GenerativeModel : public torch::nn::Module {
 };
 
 using ModelPtr = std::shared_ptr<GenerativeModel>;
+
+// loss(y) and backward(): the reference every fused loss_and_gradient is tested against.
+double autograd_loss_and_gradient(GenerativeModel& model, const torch::Tensor& y);
 
 }  // namespace sdegen

@@ -13,6 +13,7 @@
 
 #include "sdegen/model/generative_model.h"
 #include "sdegen/model/mlp.h"
+#include "sdegen/model/mlp_kernel.h"
 
 namespace sdegen {
 
@@ -40,6 +41,11 @@ class OdeModel final : public GenerativeModel {
   int64_t dim() const override { return options_.net.in_dim(); }
   // The mean negative log-likelihood of the batch.
   torch::Tensor loss(const torch::Tensor& y) override;
+  // loss(y) and its gradient by the discrete adjoint of the training solve on raw buffers
+  // (src/model/ode_fused.cpp) with the exact divergence, a net that runs on raw buffers and
+  // float64 CPU data; autograd otherwise (Hutchinson's estimator included).
+  double loss_and_gradient(const torch::Tensor& y) override;
+  bool has_fused_step(const torch::Tensor& y) const override;
   // The exact log-likelihood in ELBO form (time_samples is unused): reconstruction 0 (the flow
   // is deterministic; the bound is tight), prior = -log N(x_0; 0, I), drift = int_0^1 div F dt,
   // so that total() = log p_1(y).
@@ -55,6 +61,7 @@ class OdeModel final : public GenerativeModel {
  private:
   OdeModelOptions options_;
   Mlp net_{nullptr};
+  Workspace workspace_;  // the fused step's buffers and one tape per stage of the solve
 };
 
 }  // namespace sdegen

@@ -16,6 +16,7 @@
 
 #include "sdegen/model/generative_model.h"
 #include "sdegen/model/mlp.h"
+#include "sdegen/model/mlp_kernel.h"
 #include "sdegen/process/variational.h"
 
 namespace sdegen {
@@ -43,6 +44,10 @@ class SdeModel final : public GenerativeModel {
   std::string kind() const override { return "sde"; }
   int64_t dim() const override { return options_.net.in_dim(); }
   torch::Tensor loss(const torch::Tensor& y) override;
+  // loss(y) and its gradient by a fused kernel (src/model/sde_fused.cpp) when both nets run on
+  // raw buffers and y is float64 on the CPU; autograd otherwise.
+  double loss_and_gradient(const torch::Tensor& y) override;
+  bool has_fused_step(const torch::Tensor& y) const override;
   ElboTerms elbo(const torch::Tensor& y, int64_t time_samples) override;
   // The learned SDE. Its diffusion is its own: `diffusion` must be zero (the default).
   std::shared_ptr<const GenerativeSde> sde(const DiffusionSpec& diffusion) const override;
@@ -61,9 +66,12 @@ class SdeModel final : public GenerativeModel {
   torch::Tensor drift_integrand(const torch::Tensor& y, const torch::Tensor& t, const torch::Tensor& eps);
 
  private:
+  torch::Tensor sample_times(int64_t n, const torch::TensorOptions& options) const;
+
   SdeModelOptions options_;
   Mlp inference_{nullptr}, drift_{nullptr};
   torch::Tensor log_b1_, log_delta_, log_sigma_knots_;
+  Workspace workspace_;  // the fused step's buffers
 };
 
 }  // namespace sdegen

@@ -30,6 +30,10 @@ struct TrainOptions {
   TORCH_ARG(int64_t, checkpoint_every) = 0;   // >= 0; 0 means only at the end
   TORCH_ARG(int64_t, val_every) = 0;          // >= 0; 0 means only at the end (when there is validation data)
   TORCH_ARG(int64_t, threads) = 1;            // torch intra-op threads during training, >= 1
+  // The models' fused kernels (GenerativeModel::loss_and_gradient) and the one-pass Adam update
+  // (train/optim.h) where they apply; false: loss(), autograd and torch::optim's step. Both
+  // give the same run up to rounding.
+  TORCH_ARG(bool, fused) = true;
 };
 
 std::vector<std::string> optimizer_names();  // "adam", "adamw"

@@ -1,0 +1,190 @@
+// AffineModel's fused training step: the loss of AffineModel::loss and its gradient, derived by
+// hand and computed on raw buffers (model/mlp_kernel.h). With the native prediction F of the
+// net at x_t = a y + b eps (EDM: pred = c_skip z + c_out F(c_in z), z = x_t / a), the loss is
+//   L = k mean_i s_i |pred_i - T_i|^2 - reconstruction + prior,
+// where T is the regression target of the prediction, s = w c the weight times the ELBO factor
+// (objective/weighting.h), k = t_hi - t_lo for the ELBO weighting (1 otherwise), and the end
+// terms depend on log delta only. So dL/dpred = 2 k s (pred - T) / n, dL/dF = c_out dL/dpred,
+// and the net's reverse pass gives the rest.
+#include <cmath>
+
+#include "sdegen/core/check.h"
+#include "sdegen/core/tensor.h"
+#include "sdegen/model/affine_model.h"
+
+namespace sdegen {
+namespace {
+
+enum Slot : size_t { kX, kScale, kCOut, kGrad, kTarget };
+
+// s = w c of objective/weighting.h at one time: the loss weight times the ELBO factor.
+double weighted_factor(Weighting weighting, Prediction p, double a, double b, double dl, double sigma_data) {
+  const double half = 0.5 * dl;
+  double c = 0.0;
+  switch (p) {
+    case Prediction::Noise: c = half; break;
+    case Prediction::Data: c = half * (a * a) / (b * b); break;
+    case Prediction::Score: c = half * b * b; break;
+    case Prediction::Velocity: c = 2.0 / (b * b * dl); break;
+    case Prediction::V: {
+      const double norm = a * a + b * b;
+      c = half * a * a / (norm * norm);
+      break;
+    }
+  }
+  switch (weighting) {
+    case Weighting::Elbo: return c;
+    case Weighting::Native: return (1.0 / c) * c;
+    case Weighting::Edm: {
+      const double sigma = b / a, sd2 = sigma_data * sigma_data;
+      const double lambda_edm = (sigma * sigma + sd2) / (sigma * sigma * sd2);
+      return lambda_edm / (half * (a * a) / (b * b)) * c;
+    }
+  }
+  throw InvalidArgument("weighted_factor: unknown weighting");
+}
+
+// The regression target of a native prediction for one element.
+double target(Prediction p, double y, double eps, double a, double b, double da, double db) {
+  switch (p) {
+    case Prediction::Data: return y;
+    case Prediction::Noise: return eps;
+    case Prediction::Score: return -eps / b;
+    case Prediction::Velocity: return da * y + db * eps;
+    case Prediction::V: return a * eps - b * y;
+  }
+  throw InvalidArgument("target: unknown prediction");
+}
+
+}  // namespace
+
+RawPredictionFactory raw_prediction(Mlp net, SchedulePtr schedule, bool precondition, double sigma_data) {
+  return [net, schedule, precondition, sigma_data]() mutable -> RawPrediction {
+    if (!MlpKernel::supports(*net)) return {};
+    const auto kernel = std::make_shared<const MlpKernel>(*net);
+    const auto tape = std::make_shared<MlpTape>();
+    const auto buffer = std::make_shared<std::vector<double>>();  // the times, then the net's input
+    const int64_t d = kernel->in_dim();
+    RawPrediction p;
+    p.dim = d;
+    p.fn = [kernel, tape, buffer, schedule, precondition, sigma_data, d](const double* x, double t, int64_t n,
+                                                                          double* out) {
+      const int64_t nd = n * d;
+      if (static_cast<int64_t>(buffer->size()) < n + nd) buffer->resize(static_cast<size_t>(n + nd));
+      double* times = buffer->data();
+      std::fill(times, times + n, t);
+      if (!precondition) {
+        kernel->forward(x, times, n, {}, *tape);
+        std::copy(tape->output(), tape->output() + nd, out);
+        return;
+      }
+      // edm_denoiser: z = x / a, pred = c_skip z + c_out F(c_in z, t).
+      RawCoefficients c;
+      schedule->evaluate(&t, 1, c);
+      const double a = c.a[0], sigma = c.b[0] / a, sd = sigma_data, s2 = sigma * sigma + sd * sd;
+      const double c_in = 1.0 / std::sqrt(s2), c_skip = sd * sd / s2, c_out = sigma * sd / std::sqrt(s2);
+      double* input = times + n;
+      for (int64_t e = 0; e < nd; ++e) input[e] = c_in * (x[e] / a);
+      kernel->forward(input, times, n, {}, *tape);
+      const double* F = tape->output();
+      for (int64_t e = 0; e < nd; ++e) out[e] = c_skip * (x[e] / a) + c_out * F[e];
+    };
+    return p;
+  };
+}
+
+bool AffineModel::has_fused_step(const torch::Tensor& y) const {
+  // Every parameter must be the net's or log delta: a learned schedule is not derived here.
+  const size_t own = net_->parameters().size() + 1;
+  return y.device().is_cpu() && y.scalar_type() == torch::kDouble && parameters().size() == own &&
+         MlpKernel::supports(*net_);
+}
+
+double AffineModel::loss_and_gradient(const torch::Tensor& y_in) {
+  SDEGEN_CHECK(y_in.dim() == 2 && y_in.size(1) == dim(), "model expects data of shape [batch, ", dim(), "], got ",
+               y_in.sizes());
+  if (!has_fused_step(y_in)) return autograd_loss_and_gradient(*this, y_in);
+  const torch::Tensor y = y_in.contiguous();
+  const int64_t n = y.size(0), d = dim();
+  // The same draws in the same order as loss(): the times, then the noise.
+  const torch::Tensor t = sample_times(n, y.options()).contiguous();
+  const torch::Tensor eps = torch::randn_like(y);
+  zero_gradients(parameters());
+
+  RawCoefficients c;
+  schedule_->evaluate(t.data_ptr<double>(), n, c);
+  const double *Y = y.data_ptr<double>(), *E = eps.data_ptr<double>();
+  double* x = workspace_.get(kX, n * d);
+  double* scale = workspace_.get(kScale, n);
+  double* c_out = workspace_.get(kCOut, n);
+  double* T = workspace_.get(kTarget, n * d);
+  const Prediction p = options_.prediction;
+  const double sd = options_.sigma_data;
+  for (int64_t i = 0; i < n; ++i) {
+    const double a = c.a[i], b = c.b[i];
+    scale[i] = weighted_factor(options_.weighting, p, a, b, c.dlambda[i], sd);
+    for (int64_t j = 0; j < d; ++j) {
+      const int64_t k = i * d + j;
+      x[k] = a * Y[k] + b * E[k];
+      T[k] = target(p, Y[k], E[k], a, b, c.da[i], c.db[i]);
+    }
+  }
+  if (options_.precondition) {
+    // The net sees c_in z and pred = c_skip z + c_out F: fold c_skip z into the target, so that
+    // pred - T = c_out F - (T - c_skip z).
+    for (int64_t i = 0; i < n; ++i) {
+      const double sigma = c.b[i] / c.a[i], s2 = sigma * sigma + sd * sd;
+      const double c_in = 1.0 / std::sqrt(s2), c_skip = sd * sd / s2;
+      c_out[i] = sigma * sd / std::sqrt(s2);
+      for (int64_t j = 0; j < d; ++j) {
+        const int64_t k = i * d + j;
+        const double z = x[k] / c.a[i];
+        x[k] = c_in * z;
+        T[k] -= c_skip * z;
+      }
+    }
+  }
+
+  MlpKernel net(*net_);
+  MlpTape& tape = workspace_.tape(0);
+  net.forward(x, t.data_ptr<double>(), n, {}, tape);
+  const double* F = tape.output();
+  const auto [lo, hi] = time_range();
+  const double k = options_.weighting == Weighting::Elbo ? hi - lo : 1.0;
+  double* grad = workspace_.get(kGrad, n * d);
+  double drift = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double co = options_.precondition ? c_out[i] : 1.0;
+    double err2 = 0.0;
+    for (int64_t j = 0; j < d; ++j) {
+      const int64_t e = i * d + j;
+      const double r = co * F[e] - T[e];
+      err2 += r * r;
+      grad[e] = 2.0 * k * scale[i] * r * co / static_cast<double>(n);
+    }
+    drift += scale[i] * err2;
+  }
+  drift *= k / static_cast<double>(n);
+  net.backward(tape, grad, nullptr);
+
+  // The end terms: reconstruction at t_hi (alpha = y exactly, beta / alpha = b / a) trains delta;
+  // the prior KL at t_lo has no parameters.
+  const double ends_t[2] = {lo, hi};
+  RawCoefficients ends;
+  schedule_->evaluate(ends_t, 2, ends);
+  const double r = ends.b[1] / ends.a[1], a0 = ends.a[0], b0 = ends.b[0];
+  const double ps = schedule_->prior_std(), delta = std::exp(*log_delta_.data_ptr<double>());
+  const double dd = static_cast<double>(d);
+  const double reconstruction = -0.5 * dd * std::log(2.0 * M_PI * delta * delta) - dd * r * r / (2.0 * delta * delta);
+  const double s2 = (b0 / ps) * (b0 / ps);
+  double prior = 0.0;
+  for (int64_t e = 0; e < n * d; ++e) {
+    const double m = a0 * Y[e] / ps;
+    prior += 0.5 * (s2 + m * m - 1.0 - std::log(s2));
+  }
+  prior /= static_cast<double>(n);
+  *log_delta_.grad().data_ptr<double>() = dd - dd * r * r / (delta * delta);
+  return drift - reconstruction + prior;
+}
+
+}  // namespace sdegen
