@@ -60,4 +60,20 @@ torch::Tensor convert(const torch::Tensor& value, Prediction from, Prediction to
   return from_data_noise(to_data_noise(value, from, x, c), to, c);
 }
 
+double velocity_of(Prediction from, double value, double x, double a, double b, double da, double db) {
+  double y = 0.0, eps = 0.0;
+  switch (from) {
+    case Prediction::Velocity: return value;
+    case Prediction::Data: y = value, eps = (x - a * value) / b; break;
+    case Prediction::Noise: y = (x - b * value) / a, eps = value; break;
+    case Prediction::Score: eps = -b * value, y = (x - b * eps) / a; break;
+    case Prediction::V: {
+      const double norm = a * a + b * b;
+      y = (a * x - b * value) / norm, eps = (b * x + a * value) / norm;
+      break;
+    }
+  }
+  return da * y + db * eps;
+}
+
 }  // namespace sdegen

@@ -63,8 +63,8 @@ double diffusion_at(const DiffusionSpec& spec, const AffineSchedule& schedule, d
   return spec.scale * std::sqrt(b * b * dl);
 }
 
-PredictionField::PredictionField(PredictionFn fn, Prediction kind, SchedulePtr schedule)
-    : fn_(std::move(fn)), kind_(kind), schedule_(std::move(schedule)) {
+PredictionField::PredictionField(PredictionFn fn, Prediction kind, SchedulePtr schedule, RawPredictionFactory raw)
+    : fn_(std::move(fn)), kind_(kind), schedule_(std::move(schedule)), raw_(std::move(raw)) {
   SDEGEN_CHECK(fn_ != nullptr, "PredictionField needs a prediction function");
   SDEGEN_CHECK(schedule_ != nullptr, "PredictionField needs a schedule");
 }
@@ -73,6 +73,26 @@ torch::Tensor PredictionField::predict(const torch::Tensor& x, double t, Predict
   const torch::Tensor tt = time_like(t, x);
   const ScheduleCoefficients c = schedule_->coefficients(tt).like(x);
   return convert(fn_(x, tt), kind_, to, x, c);
+}
+
+RawField PredictionField::raw_velocity() const {
+  if (!raw_) return {};
+  RawPrediction p = raw_();
+  if (!p.fn) return {};
+  auto buffer = std::make_shared<std::vector<double>>();
+  return [p = std::move(p), buffer, kind = kind_, schedule = schedule_](double t, const double* x, int64_t n,
+                                                                        double* v) {
+    const int64_t nd = n * p.dim;
+    if (kind == Prediction::Velocity) {
+      p.fn(x, t, n, v);
+      return;
+    }
+    if (static_cast<int64_t>(buffer->size()) < nd) buffer->resize(static_cast<size_t>(nd));
+    p.fn(x, t, n, buffer->data());
+    RawCoefficients c;
+    schedule->evaluate(&t, 1, c);
+    for (int64_t e = 0; e < nd; ++e) v[e] = velocity_of(kind, (*buffer)[e], x[e], c.a[0], c.b[0], c.da[0], c.db[0]);
+  };
 }
 
 std::pair<torch::Tensor, torch::Tensor> MarginalField::velocity_and_score(const torch::Tensor& x,

@@ -43,6 +43,22 @@ TEST_P(Conversions, DefiningRelationsHold) {
   EXPECT_LT(max_abs_diff(convert(y, Prediction::Data, Prediction::V, x, c), c.a * eps - c.b * y), 1e-9);
 }
 
+// The scalar conversion of the raw sampling path is the tensor conversion, element by element.
+TEST_P(Conversions, ScalarVelocityMatchesTheTensorConversion) {
+  const torch::Tensor tt = torch::full({1}, 0.37, torch::kDouble);
+  const ScheduleCoefficients one = s->coefficients(tt);
+  const double a = one.a.item<double>(), b = one.b.item<double>(), da = one.da.item<double>(),
+               db = one.db.item<double>();
+  const torch::Tensor xs = torch::randn({7}, torch::kDouble), values = torch::randn({7}, torch::kDouble);
+  for (Prediction from : {Prediction::Data, Prediction::Noise, Prediction::Score, Prediction::Velocity, Prediction::V}) {
+    const torch::Tensor want = convert(values, from, Prediction::Velocity, xs, one);
+    for (int64_t i = 0; i < 7; ++i) {
+      const double got = velocity_of(from, values[i].item<double>(), xs[i].item<double>(), a, b, da, db);
+      EXPECT_NEAR(got, want[i].item<double>(), 1e-12 * (1.0 + std::fabs(got))) << prediction_name(from);
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Named, Conversions, ::testing::ValuesIn(schedule_names()),
                          [](const auto& info) { return test::param_name(info.param); });
 

@@ -97,6 +97,46 @@ TEST_P(EveryStepper, NonFiniteFieldStopsWithTheTime) {
   EXPECT_THROW_WITH(sol.check(), NumericError, "non-finite state");
 }
 
+void raw_field(double t, const double* x, int64_t n, double* dx) {
+  for (int64_t e = 0; e < n * 2; ++e) dx[e] = -2 * t * x[e] * x[e];
+}
+
+// The raw-buffer driver takes the same steps through the stepper's tableau.
+TEST_P(EveryStepper, RawBuffersTakeTheSameSteps) {
+  // Small states: run backwards from t = 1, x' = -2 t x^2 blows up in finite time for x(1) > 1.
+  const torch::Tensor x0 = 0.2 * initial();
+  for (const TimeGrid& grid : {uniform(7), uniform(5, 1.0, 0.2)}) {
+    std::vector<double> seen;
+    const Solution raw = solve_ode_raw(raw_field, x0, grid, GetParam(), [&](double t, const torch::Tensor& x) {
+      seen.push_back(x[0][0].item<double>());
+    });
+    const Solution ref = solve_ode(field, x0, grid, *stepper);
+    ASSERT_TRUE(raw.ok()) << raw.message;
+    EXPECT_LT(max_abs_diff(raw.x, ref.x), 1e-14);
+    EXPECT_EQ(raw.nfe, ref.nfe);
+    EXPECT_EQ(raw.steps, ref.steps);
+    EXPECT_EQ(raw.t, grid.back());
+    // The observer sees every state, and keeps what it saw: each is a copy.
+    ASSERT_EQ(seen.size(), grid.size());
+    EXPECT_EQ(seen.front(), x0[0][0].item<double>());
+    EXPECT_NEAR(seen.back(), raw.x[0][0].item<double>(), 0.0);
+  }
+  EXPECT_TRUE(torch::equal(x0, 0.2 * initial()));  // the initial state is not written to
+}
+
+TEST_P(EveryStepper, RawNonFiniteStopsWithTheLastFiniteState) {
+  const RawVectorField blow_up = [](double t, const double* x, int64_t n, double* dx) {
+    for (int64_t e = 0; e < n * 2; ++e) dx[e] = t > 0.45 ? std::numeric_limits<double>::infinity() : 1.0;
+  };
+  const Solution sol = solve_ode_raw(blow_up, initial(), uniform(10), GetParam());
+  EXPECT_EQ(sol.status, SolveStatus::NonFinite);
+  EXPECT_TRUE(all_finite(sol.x));
+  // The last finite state is at a grid time whose step did not yet sample t > 0.45.
+  EXPECT_GE(sol.t, 0.4 - 1e-12);
+  EXPECT_LE(sol.t, 0.5 + 1e-12);
+  EXPECT_NE(sol.message.find("non-finite"), std::string::npos);
+}
+
 INSTANTIATE_TEST_SUITE_P(Solver, EveryStepper, ::testing::ValuesIn(fixed_ode_solver_names()),
                          [](const auto& info) { return info.param; });
 
@@ -117,6 +157,12 @@ TEST(SolveOde, WorksOnImageShapedStates) {
   const VectorField decay = [](double, const torch::Tensor& x) { return -x; };
   const Solution sol = solve_ode(decay, x0, uniform(4), *make_ode_stepper("euler"));
   EXPECT_LT(max_abs_diff(sol.x, x0 * std::pow(0.75, 4)), 1e-14);
+}
+
+TEST(SolveOdeRaw, RefusesStatesItCannotRead) {
+  EXPECT_THROW_WITH(solve_ode_raw(raw_field, initial().to(torch::kFloat), uniform(2), "heun"), InvalidArgument,
+                    "float64");
+  EXPECT_THROW_WITH(solve_ode_raw(raw_field, initial(), uniform(2), "rk5"), InvalidArgument, "rk4");
 }
 
 TEST(SolveOde, RefusesBadInput) {

@@ -35,4 +35,7 @@ torch::Tensor from_data_noise(const DataNoise& dn, Prediction to, const Schedule
 torch::Tensor convert(const torch::Tensor& value, Prediction from, Prediction to,
                       const torch::Tensor& x, const ScheduleCoefficients& c);
 
+// convert(value, from, Velocity, x, c) for one element, on doubles (the raw sampling path).
+double velocity_of(Prediction from, double value, double x, double a, double b, double da, double db);
+
 }  // namespace sdegen

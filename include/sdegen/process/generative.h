@@ -41,11 +41,19 @@ std::string diffusion_name(const DiffusionSpec& spec);
 // sigma(t) of a DiffusionSpec under a schedule, as a 0-dim double tensor.
 double diffusion_at(const DiffusionSpec& spec, const AffineSchedule& schedule, double t);
 
+// dx/dt at (t, x) for the n rows of x [n, d] on raw float64 buffers (solver/solution.h's
+// RawVectorField, spelled out to keep this module below the solvers).
+using RawField = std::function<void(double t, const double* x, int64_t n, double* dx)>;
+
 // What a sampler may ask of a model of the marginals p_t: any prediction at (x, t). Trained
 // networks (through PredictionField) and the exact Gaussian-mixture oracle both implement it.
 class MarginalField {
  public:
   virtual ~MarginalField() = default;
+  // The probability-flow velocity on raw buffers, for one solve, when this field evaluates
+  // without tensors (a network that model/mlp_kernel.h runs); empty otherwise. The callback
+  // keeps work buffers: one solve, one thread.
+  virtual RawField raw_velocity() const { return {}; }
   virtual const AffineSchedule& schedule() const = 0;
   // x [batch, ...]; all rows at time t.
   virtual torch::Tensor predict(const torch::Tensor& x, double t, Prediction to) const = 0;
@@ -57,10 +65,20 @@ class MarginalField {
 // A model's raw output at (x, t): x [batch, ...], t [batch].
 using PredictionFn = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& t)>;
 
+// The same prediction on raw buffers: out [n, dim] at x [n, dim], all rows at time t.
+struct RawPrediction {
+  int64_t dim = 0;
+  std::function<void(const double* x, double t, int64_t n, double* out)> fn;  // empty: unavailable
+};
+// Makes one solve's raw evaluator (fresh buffers), or an empty one when the network cannot run
+// on raw buffers right now (e.g. it was moved to float32).
+using RawPredictionFactory = std::function<RawPrediction()>;
+
 // A network that outputs one kind of prediction, converted on request.
 class PredictionField final : public MarginalField {
  public:
-  PredictionField(PredictionFn fn, Prediction kind, SchedulePtr schedule);
+  PredictionField(PredictionFn fn, Prediction kind, SchedulePtr schedule, RawPredictionFactory raw = {});
+  RawField raw_velocity() const override;
   const AffineSchedule& schedule() const override { return *schedule_; }
   torch::Tensor predict(const torch::Tensor& x, double t, Prediction to) const override;
   std::pair<torch::Tensor, torch::Tensor> velocity_and_score(const torch::Tensor& x,
@@ -70,6 +88,7 @@ class PredictionField final : public MarginalField {
   PredictionFn fn_;
   Prediction kind_;
   SchedulePtr schedule_;
+  RawPredictionFactory raw_;
 };
 
 // The family dx = [v + (sigma^2 / 2) s] dt + sigma dW of a marginal field; every member has

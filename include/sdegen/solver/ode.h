@@ -31,6 +31,22 @@ std::unique_ptr<OdeStepper> make_ode_stepper(const std::string& name);
 Solution solve_ode(const VectorField& f, const torch::Tensor& x0, const TimeGrid& grid,
                    const OdeStepper& stepper, const Observer& observer = {});
 
+// A fixed-step stepper's Butcher tableau: stage i evaluates k_i = f(t + c_i h, x + h sum_{j<i}
+// a_ij k_j) and the step is x + h sum_i b_i k_i. The named steppers above, as numbers, for
+// callers that step on raw buffers (solve_ode_raw, the ode model's fused training step).
+struct ButcherTableau {
+  std::vector<std::vector<double>> a;  // a[i] has i entries
+  std::vector<double> b, c;
+  int stages() const { return static_cast<int>(b.size()); }
+};
+ButcherTableau butcher_tableau(const std::string& stepper);
+
+// solve_ode with a named fixed-step stepper for a field on raw float64 buffers (solution.h's
+// RawVectorField), with no tensor work per step; x0 is a float64 CPU tensor [n, d]. The same
+// states as solve_ode up to rounding; NonFinite stops it the same way.
+Solution solve_ode_raw(const RawVectorField& f, const torch::Tensor& x0, const TimeGrid& grid,
+                       const std::string& stepper, const Observer& observer = {});
+
 struct AdaptiveOptions {
   double rtol = 1e-5;
   double atol = 1e-5;
