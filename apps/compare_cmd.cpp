@@ -16,6 +16,7 @@
 #include "sdegen/io/csv.h"
 #include "sdegen/io/plot.h"
 #include "sdegen/model/factory.h"
+#include "sdegen/train/optim.h"
 #include "sdegen/train/recipe.h"
 #include "sdegen/train/trainer.h"
 
@@ -60,25 +61,29 @@ CompareData load_compare_data(const CompareArgs& a) {
   return {train, make_eval_data(a.data, a.n_val, a.seed + 1)};
 }
 
-// Steps that fit the budget: the mean time of a few steps of a fresh copy, measured after a
-// warm-up step (the first allocates).
+// Steps that fit the budget: the mean time of the training step itself (loss_and_gradient and
+// the optimiser's update, as train() runs them) on a fresh copy, over a tenth of the budget (at
+// most 2 s, at least 3 steps), after a warm-up step (the first allocates).
 int64_t steps_for_budget(const nlohmann::json& config, const torch::Tensor& z, int64_t batch, double lr,
                          double budget) {
   ModelPtr probe = make_model(config);
   torch::optim::Adam opt(probe->parameters(), torch::optim::AdamOptions(lr));
   const torch::Tensor rows = z.slice(0, 0, std::min<int64_t>(batch, z.size(0)));
   auto step = [&] {
-    opt.zero_grad();
-    probe->loss(rows).backward();
-    opt.step();
+    probe->loss_and_gradient(rows);
+    optimizer_step(opt);
   };
   step();
-  const int trials = 3;
+  const double window = std::min(2.0, 0.1 * budget);
+  int trials = 0;
   const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < trials; ++i) step();
-  const double per_step =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / trials;
-  return std::clamp<int64_t>(static_cast<int64_t>(budget / per_step), 20, 200000);
+  double elapsed = 0;
+  while (trials < 3 || elapsed < window) {
+    step();
+    ++trials;
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  return std::clamp<int64_t>(static_cast<int64_t>(budget / (elapsed / trials)), 20, 1000000);
 }
 
 struct Row {

@@ -34,8 +34,9 @@ Outcome sdegen(const std::string& args) {
 
 class Cli : public ::testing::Test {
  protected:
-  std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) /
-                              ("sdegen_cli_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+  // Unique per process too: another checkout's suite may run the same test at the same time.
+  std::filesystem::path dir = sdegen::test::temp_path(
+      "cli_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
   void SetUp() override {
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
