@@ -13,8 +13,13 @@ std::vector<std::string> model_names() { return {"sde", "ode", "flow", "diffusio
 namespace {
 
 // The paper's reference nets are small; the defaults here are what trains laplace5 well.
+// x_init_scale: sdegen standardises data, and in those units laplace5's peaks are 0.17 wide and
+// 0.69 apart; at the default initialisation every model stays smooth on that scale and misses
+// the peaks whatever its width, learning rate or steps (see MlpOptions::x_init_scale). 14 lets
+// the nets resolve them (flow matching on laplace5: held-out log-likelihood -3.08 -> -3.03).
 MlpOptions default_net(int64_t dim) {
-  return MlpOptions(dim).width(64).depth(3).activation("silu").time_embedding("fourier").fourier_scale(4.0);
+  return MlpOptions(dim).width(64).depth(3).activation("silu").time_embedding("fourier").fourier_scale(4.0).x_init_scale(
+      14.0);
 }
 
 nlohmann::json default_config(const std::string& kind, int64_t dim) {
