@@ -51,6 +51,8 @@ void check_mlp_options(const MlpOptions& o) {
   SDEGEN_CHECK(o.num_classes() >= 0, "Mlp: num_classes must be >= 0 (0 means unconditional), got ",
                o.num_classes());
   SDEGEN_CHECK(o.class_dim() >= 1, "Mlp: class_dim must be >= 1, got ", o.class_dim());
+  SDEGEN_CHECK(std::isfinite(o.x_init_scale()) && o.x_init_scale() > 0.0,
+               "Mlp: x_init_scale must be finite and > 0, got ", o.x_init_scale());
 }
 
 MlpImpl::MlpImpl(const MlpOptions& options_) : options(options_) {
@@ -79,6 +81,12 @@ MlpImpl::MlpImpl(const MlpOptions& options_) : options(options_) {
     in = options.width();
   }
   output = register_module("output", torch::nn::Linear(in, options.resolved_out_dim()));
+  if (options.x_init_scale() != 1.0) {
+    // The first layer's columns for x come first in its input [x, embed(t) (, embed(label))].
+    torch::NoGradGuard no_grad;
+    torch::nn::Linear& first = layers_.empty() ? output : layers_.front();
+    first->weight.narrow(1, 0, options.in_dim()).mul_(options.x_init_scale());
+  }
   if (options.zero_init_output()) {
     torch::NoGradGuard no_grad;
     output->weight.zero_();
@@ -229,7 +237,7 @@ const std::vector<std::string>& mlp_json_keys() {
       "type",          "in_dim",        "out_dim",       "width",
       "depth",         "activation",    "time_embedding", "embedding_dim",
       "max_frequency", "fourier_scale", "num_classes",   "class_dim",
-      "zero_init_output"};
+      "zero_init_output", "x_init_scale"};
   return keys;
 }
 
@@ -267,19 +275,23 @@ bool bool_field(const nlohmann::json& j, const std::string& key) {
 }  // namespace
 
 nlohmann::json to_json(const MlpOptions& o) {
-  return {{"type", "mlp"},
-          {"in_dim", o.in_dim()},
-          {"out_dim", o.out_dim()},
-          {"width", o.width()},
-          {"depth", o.depth()},
-          {"activation", o.activation()},
-          {"time_embedding", o.time_embedding()},
-          {"embedding_dim", o.embedding_dim()},
-          {"max_frequency", o.max_frequency()},
-          {"fourier_scale", o.fourier_scale()},
-          {"num_classes", o.num_classes()},
-          {"class_dim", o.class_dim()},
-          {"zero_init_output", o.zero_init_output()}};
+  nlohmann::json j = {{"type", "mlp"},
+                      {"in_dim", o.in_dim()},
+                      {"out_dim", o.out_dim()},
+                      {"width", o.width()},
+                      {"depth", o.depth()},
+                      {"activation", o.activation()},
+                      {"time_embedding", o.time_embedding()},
+                      {"embedding_dim", o.embedding_dim()},
+                      {"max_frequency", o.max_frequency()},
+                      {"fourier_scale", o.fourier_scale()},
+                      {"num_classes", o.num_classes()},
+                      {"class_dim", o.class_dim()},
+                      {"zero_init_output", o.zero_init_output()}};
+  // Written only when it is not 1, so the config of a net at the default initialisation is what
+  // it was before the option existed (checkpoints compare their stored config exactly).
+  if (o.x_init_scale() != 1.0) j["x_init_scale"] = o.x_init_scale();
+  return j;
 }
 
 MlpOptions mlp_options_from_json(const nlohmann::json& j) {
@@ -299,6 +311,8 @@ MlpOptions mlp_options_from_json(const nlohmann::json& j) {
                      .num_classes(int_field(j, "num_classes"))
                      .class_dim(int_field(j, "class_dim"))
                      .zero_init_output(bool_field(j, "zero_init_output"));
+  // Optional: configs written before it existed were initialised at scale 1.
+  if (j.contains("x_init_scale")) o.x_init_scale(double_field(j, "x_init_scale"));
   check_mlp_options(o);
   return o;
 }

@@ -73,6 +73,23 @@ TEST(AffineModel, RefusesWrongDimensionAndUnknownKind) {
 namespace sdegen {
 namespace {
 
+TEST(ModelConfig, DefaultNetsStartAtXInitScale14ExceptOnUnpreconditionedWideSchedules) {
+  auto scale = [](const nlohmann::json& c) { return mlp_options_from_json(c.at("net")).x_init_scale(); };
+  for (const auto& kind : model_names())
+    EXPECT_EQ(scale(model_config(kind, 1)), kind == "score" ? 1.0 : 14.0) << kind;  // score is ve
+  EXPECT_EQ(scale(model_config("flow", 1, {{"schedule", "ve"}})), 1.0);
+  EXPECT_EQ(scale(model_config("flow", 1, {{"schedule", "vp"}})), 14.0);
+  EXPECT_EQ(scale(model_config("diffusion", 1, {{"schedule", "edm"}})), 14.0);  // preconditioned
+  EXPECT_EQ(scale(model_config("diffusion", 1, {{"schedule", "edm"}, {"precondition", false},
+                                                {"prediction", "noise"}})),
+            1.0);
+  EXPECT_EQ(scale(model_config("score", 1, {{"net", {{"x_init_scale", 3.0}}}})), 3.0);  // asked for
+  EXPECT_EQ(scale(model_config("score", 1, {{"prediction", "data"}, {"precondition", true}})), 14.0);
+  // The configs build, and the scale-1 ones are written as before the option existed.
+  EXPECT_FALSE(model_config("score", 1)["net"].contains("x_init_scale"));
+  for (const auto& kind : model_names()) EXPECT_NO_THROW(make_model(model_config(kind, 1))) << kind;
+}
+
 TEST(EdmPreconditioning, UntrainedDenoiserIsThePosteriorMeanOfGaussianData) {
   // With the net's output at zero, y_hat = c_skip z = s_d^2 / (s_d^2 + sigma^2) z: exactly
   // E[y | z] for y ~ N(0, s_d^2) and z = y + sigma eps.
