@@ -169,6 +169,14 @@ TEST(Vdm, LossIsTheNegativeElbo) {
   const double a2 = 1.0 / (1.0 + std::exp(10.0)), b2 = 1.0 - a2;
   const torch::Tensor expected_prior = 0.5 * (a2 * (y * y).sum(1) + d * (b2 - 1.0 - std::log(b2)));
   EXPECT_LT(max_abs_diff(ends.prior, expected_prior), 1e-13);
+  // Their gradients in closed form, as a hand-derived kernel would compute them:
+  //   d rec / d l1 = d exp(-l1) / (2 delta^2),  d prior / d l0 = 1/2 sum_j [a0^2 b0^2 (y_j^2 - 1) + a0^2].
+  const torch::Tensor l0 = parameter(*m, "lambda_0"), l1 = parameter(*m, "lambda_1");
+  const auto g_rec = torch::autograd::grad({ends.reconstruction.mean()}, {l1}, {}, true)[0].item<double>();
+  EXPECT_NEAR(g_rec, d * r2 / (2 * delta * delta), 1e-12);
+  const auto g_prior = torch::autograd::grad({ends.prior.mean()}, {l0})[0].item<double>();
+  const double expected_g_prior = (0.5 * (a2 * b2 * (y * y - 1.0) + a2).sum(1)).mean().item<double>();
+  EXPECT_NEAR(g_prior, expected_g_prior, 1e-12 * std::abs(expected_g_prior));
 }
 
 TEST(Vdm, TrainingMovesTheEndpointsAndTheSamplingScheduleFollows) {
