@@ -42,10 +42,6 @@ std::pair<double, double> range_of(const AffineSchedule& s, double eps) {
 
 }  // namespace
 
-std::pair<double, double> AffineModel::time_range() const {
-  return range_of(*schedule_, options_.t_epsilon);
-}
-
 AffineModel::AffineModel(AffineModelOptions o) : options_(std::move(o)) {
   check_name("time sampling", options_.time_sampling, {"uniform", "antithetic", "lognormal"});
   SDEGEN_CHECK(options_.t_epsilon > 0 && options_.t_epsilon < 0.5, "t_epsilon must lie in (0, 0.5), got ",
@@ -54,6 +50,7 @@ AffineModel::AffineModel(AffineModelOptions o) : options_(std::move(o)) {
   SDEGEN_CHECK(options_.schedule_knots >= 1, "schedule_knots must be >= 1 (1: lambda linear in t), got ",
                options_.schedule_knots);
   schedule_ = learns_schedule() ? make_learnable_schedule() : make_schedule(options_.schedule, options_.schedule_options);
+  range_ = range_of(*schedule_, options_.t_epsilon);
   net_ = register_module("net", Mlp(options_.net));
   log_delta_ = register_parameter("log_delta", torch::full({}, std::log(options_.delta), torch::kDouble));
   SDEGEN_CHECK(!options_.precondition || options_.prediction == Prediction::Data,
@@ -93,7 +90,9 @@ SchedulePtr AffineModel::make_learnable_schedule() {
     p.lambda_1 = register_parameter("lambda_1", p.lambda_1);
   }
   if (o.schedule_knots > 1) p.shape_logits = register_parameter("schedule_logits", p.shape_logits);
-  return std::make_shared<LogLinearSchedule>(p);
+  auto schedule = std::make_shared<LogLinearSchedule>(p);
+  learned_ = schedule.get();
+  return schedule;
 }
 
 torch::Tensor edm_denoiser(MlpImpl& net, const AffineSchedule& schedule, double sigma_data, const torch::Tensor& x,
@@ -152,9 +151,9 @@ ElboTerms AffineModel::end_terms(const torch::Tensor& y) const {
 torch::Tensor AffineModel::loss(const torch::Tensor& y) {
   SDEGEN_CHECK(y.dim() == 2 && y.size(1) == dim(), "model expects data of shape [batch, ", dim(), "], got ",
                y.sizes());
-  if (learns_schedule()) {
+  if (learned_) {
     // An optimiser step could in principle carry l1 below l0, which would make lambda' < 0.
-    const double l0 = schedule_->lambda(0.0), l1 = schedule_->lambda(1.0);
+    const double l0 = learned_->lambda_0(), l1 = learned_->lambda_1();
     if (!(l0 < l1))
       throw NumericError(detail::concat("vdm: the learned schedule's endpoints crossed (lambda(0) = ", l0,
                                         ", lambda(1) = ", l1, "); lower the learning rate"));

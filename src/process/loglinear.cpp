@@ -95,10 +95,12 @@ Tensor LogLinearSchedule::inverse_lambda(const Tensor& l) const {
 Tensor LogLinearSchedule::a(const Tensor& t) const { return torch::sqrt(torch::sigmoid(lambda(t))); }
 Tensor LogLinearSchedule::b(const Tensor& t) const { return torch::sqrt(torch::sigmoid(-lambda(t))); }
 Tensor LogLinearSchedule::da(const Tensor& t) const {
-  return 0.5 * a(t) * torch::sigmoid(-lambda(t)) * dlambda(t);
+  const Tensor l = lambda(t);
+  return 0.5 * torch::sqrt(torch::sigmoid(l)) * torch::sigmoid(-l) * dlambda(t);
 }
 Tensor LogLinearSchedule::db(const Tensor& t) const {
-  return -0.5 * b(t) * torch::sigmoid(lambda(t)) * dlambda(t);
+  const Tensor l = lambda(t);
+  return -0.5 * torch::sqrt(torch::sigmoid(-l)) * torch::sigmoid(l) * dlambda(t);
 }
 
 }  // namespace sdegen

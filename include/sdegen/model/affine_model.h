@@ -22,6 +22,8 @@
 
 namespace sdegen {
 
+class LogLinearSchedule;
+
 struct AffineModelOptions {
   std::string kind = "flow";           // flow | diffusion | score | vdm
   std::string schedule = "linear";
@@ -83,8 +85,9 @@ class AffineModel final : public GenerativeModel {
   // Whether the schedule has parameters of its own (learned endpoints or shape).
   bool learns_schedule() const { return options_.learn_endpoints || options_.schedule_knots > 1; }
   const AffineModelOptions& options() const { return options_; }
-  // The time range used for training and the ELBO, [t_lo, t_hi] within [0, 1].
-  std::pair<double, double> time_range() const;
+  // The time range used for training and the ELBO, [t_lo, t_hi] within [0, 1]. Fixed at
+  // construction: learned endpoints stay finite, so a(0) and b(1) never vanish.
+  std::pair<double, double> time_range() const { return range_; }
   // The network's raw output at (x, t).
   torch::Tensor predict_native(const torch::Tensor& x, const torch::Tensor& t);
 
@@ -94,6 +97,8 @@ class AffineModel final : public GenerativeModel {
 
   AffineModelOptions options_;
   SchedulePtr schedule_;
+  const LogLinearSchedule* learned_ = nullptr;  // schedule_, when it has parameters of its own
+  std::pair<double, double> range_;
   Mlp net_{nullptr};
   torch::Tensor log_delta_;
   std::shared_ptr<const MarginalField> field_;
