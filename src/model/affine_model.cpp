@@ -49,7 +49,8 @@ AffineModel::AffineModel(AffineModelOptions o) : options_(std::move(o)) {
   SDEGEN_CHECK(options_.delta > 0, "initial delta must be positive, got ", options_.delta);
   SDEGEN_CHECK(options_.schedule_knots >= 1, "schedule_knots must be >= 1 (1: lambda linear in t), got ",
                options_.schedule_knots);
-  schedule_ = learns_schedule() ? make_learnable_schedule() : make_schedule(options_.schedule, options_.schedule_options);
+  schedule_ = learns_schedule() ? make_learnable_schedule()
+                                : make_schedule(options_.schedule, options_.schedule_options);
   range_ = range_of(*schedule_, options_.t_epsilon);
   net_ = register_module("net", Mlp(options_.net));
   log_delta_ = register_parameter("log_delta", torch::full({}, std::log(options_.delta), torch::kDouble));
@@ -75,11 +76,12 @@ AffineModel::AffineModel(AffineModelOptions o) : options_(std::move(o)) {
 SchedulePtr AffineModel::make_learnable_schedule() {
   const AffineModelOptions& o = options_;
   SDEGEN_CHECK(o.kind == "vdm", "only the vdm model learns its schedule; the '", o.kind,
-               "' model has learn_endpoints = false and schedule_knots = 1");
+               "' model needs learn_endpoints = false and schedule_knots = 1");
   SDEGEN_CHECK(o.schedule == "loglinear", "a learned schedule is loglinear; got schedule '", o.schedule,
                "' with learn_endpoints = ", o.learn_endpoints ? "true" : "false", " and schedule_knots = ",
                o.schedule_knots);
-  SDEGEN_CHECK(o.weighting == Weighting::Elbo, "a learned schedule is trained by the ELBO: weighting must be 'elbo', got '",
+  SDEGEN_CHECK(o.weighting == Weighting::Elbo,
+               "a learned schedule is trained by the ELBO: weighting must be 'elbo', got '",
                weighting_name(o.weighting), "'");
   const double l0 = o.schedule_options.lambda_min, l1 = o.schedule_options.lambda_max;
   SDEGEN_CHECK(std::isfinite(l0) && std::isfinite(l1) && l0 < l1, "vdm needs finite lambda_min < lambda_max, got ",
@@ -195,16 +197,17 @@ nlohmann::json AffineModel::config() const { return to_json(options_); }
 
 nlohmann::json to_json(const AffineModelOptions& options_) {
   nlohmann::json j = {{"kind", options_.kind},
-          {"schedule", options_.schedule},
-          {"prediction", prediction_name(options_.prediction)},
-          {"weighting", weighting_name(options_.weighting)},
-          {"time_sampling", options_.time_sampling},
-          {"t_epsilon", options_.t_epsilon},
-          {"b_min", options_.schedule_options.b_min},
-          {"delta", options_.delta},
-          {"precondition", options_.precondition},
-          {"sigma_data", options_.sigma_data},
-          {"net", to_json(options_.net)}};
+                      {"schedule", options_.schedule},
+                      {"prediction", prediction_name(options_.prediction)},
+                      {"weighting", weighting_name(options_.weighting)},
+                      {"time_sampling", options_.time_sampling},
+                      {"t_epsilon", options_.t_epsilon},
+                      {"b_min", options_.schedule_options.b_min},
+                      {"delta", options_.delta},
+                      {"precondition", options_.precondition},
+                      {"sigma_data", options_.sigma_data},
+                      {"net", to_json(options_.net)}};
+  // Only vdm learns its schedule; its config also says how, so a checkpoint rebuilds it.
   if (options_.kind == "vdm") {
     j["learn_endpoints"] = options_.learn_endpoints;
     j["lambda_min"] = options_.schedule_options.lambda_min;

@@ -10,8 +10,9 @@
 //              - E log N(y; x_1 / a(1), delta^2 I)                   reconstruction: l1, delta
 //              + KL(N(a(0) y, b(0)^2 I) || N(0, I))                   prior: l0
 //
-// with lambda(t) = l0 + (l1 - l0) m(t) and shape logits w (process/loglinear.h), x_t = a(t) y + b(t) eps,
-// lambda'(t) = (l1 - l0) m'(t), b(1)/a(1) = exp(-l1/2), a(0)^2 = sigmoid(l0) = 1 - b(0)^2.
+// with lambda(t) = l0 + (l1 - l0) m(t) and shape logits w (process/loglinear.h),
+// x_t = a(t) y + b(t) eps, lambda'(t) = (l1 - l0) m'(t), b(1)/a(1) = exp(-l1/2) and
+// a(0)^2 = sigmoid(l0) = 1 - b(0)^2. The network sees t, not lambda.
 #include <cstdint>
 #include <memory>
 #include <string>
