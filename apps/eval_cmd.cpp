@@ -2,6 +2,7 @@
 // table and write the JSON of eval/evaluate.h.
 #include <fmt/core.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "apps/commands.h"
@@ -9,6 +10,7 @@
 #include "sdegen/eval/evaluate.h"
 #include "sdegen/io/csv.h"
 #include "sdegen/model/factory.h"
+#include "sdegen/process/loglinear.h"
 
 namespace sdegen::app {
 namespace {
@@ -62,6 +64,29 @@ void print_table(const EvalResult& r) {
   }
 }
 
+// The log-SNR an affine model's schedule has at its ends (and knots), which vdm learns; null for
+// other models and for infinite values.
+nlohmann::json schedule_json(const GenerativeModel& model) {
+  const auto* affine = dynamic_cast<const AffineModel*>(&model);
+  if (!affine) return nullptr;
+  const AffineSchedule& s = affine->schedule();
+  const auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
+  nlohmann::json j = {{"name", s.name()}, {"lambda_0", number(s.lambda(0.0))}, {"lambda_1", number(s.lambda(1.0))}};
+  if (const auto* loglinear = dynamic_cast<const LogLinearSchedule*>(&s); loglinear && loglinear->pieces() > 1) {
+    const int64_t k = loglinear->pieces();
+    std::vector<double> knots;
+    for (int64_t i = 0; i <= k; ++i) knots.push_back(s.lambda(static_cast<double>(i) / k));
+    j["lambda_knots"] = knots;
+  }
+  return j;
+}
+
+void print_schedule(const nlohmann::json& j) {
+  if (j.is_null() || j["lambda_0"].is_null() || j["lambda_1"].is_null()) return;
+  fmt::print("  schedule {}: lambda(0) = {:.4f}, lambda(1) = {:.4f}\n", j["name"].get<std::string>(),
+             j["lambda_0"].get<double>(), j["lambda_1"].get<double>());
+}
+
 void run(EvalArgs& a) {
   apply_runtime(a.threads, a.options.seed, "cpu");
   SDEGEN_CHECK(!a.checkpoint.empty(), "eval needs --checkpoint DIR (the run directory of sdegen train)");
@@ -85,6 +110,8 @@ void run(EvalArgs& a) {
   print_table(r);
   nlohmann::json j = to_json(r);
   j["checkpoint"] = a.checkpoint;
+  j["schedule"] = schedule_json(*t.model);
+  print_schedule(j["schedule"]);
   write_file_atomic(a.out, j.dump(2) + "\n");
   fmt::print("wrote {}\n", a.out);
   if (!a.samples_out.empty() && r.samples.defined()) {

@@ -4,6 +4,7 @@
 
 #include "sdegen/core/check.h"
 #include "sdegen/core/tensor.h"
+#include "sdegen/process/loglinear.h"
 
 namespace sdegen {
 
@@ -26,6 +27,7 @@ AffineModelOptions affine_model_defaults(const std::string& kind, int64_t dim) {
     o.prediction = Prediction::Noise;
     o.weighting = Weighting::Elbo;
     o.time_sampling = "antithetic";
+    o.learn_endpoints = true;
   }
   return o;
 }
@@ -40,16 +42,16 @@ std::pair<double, double> range_of(const AffineSchedule& s, double eps) {
 
 }  // namespace
 
-std::pair<double, double> AffineModel::time_range() const {
-  return range_of(*schedule_, options_.t_epsilon);
-}
-
 AffineModel::AffineModel(AffineModelOptions o) : options_(std::move(o)) {
   check_name("time sampling", options_.time_sampling, {"uniform", "antithetic", "lognormal"});
   SDEGEN_CHECK(options_.t_epsilon > 0 && options_.t_epsilon < 0.5, "t_epsilon must lie in (0, 0.5), got ",
                options_.t_epsilon);
   SDEGEN_CHECK(options_.delta > 0, "initial delta must be positive, got ", options_.delta);
-  schedule_ = make_schedule(options_.schedule, options_.schedule_options);
+  SDEGEN_CHECK(options_.schedule_knots >= 1, "schedule_knots must be >= 1 (1: lambda linear in t), got ",
+               options_.schedule_knots);
+  schedule_ = learns_schedule() ? make_learnable_schedule()
+                                : make_schedule(options_.schedule, options_.schedule_options);
+  range_ = range_of(*schedule_, options_.t_epsilon);
   net_ = register_module("net", Mlp(options_.net));
   log_delta_ = register_parameter("log_delta", torch::full({}, std::log(options_.delta), torch::kDouble));
   SDEGEN_CHECK(!options_.precondition || options_.prediction == Prediction::Data,
@@ -66,6 +68,33 @@ AffineModel::AffineModel(AffineModelOptions o) : options_(std::move(o)) {
         return edm_denoiser(*net, *schedule, sigma_data, x, t);
       },
       options_.prediction, schedule_, raw_prediction(net_, schedule_, precondition, sigma_data));
+}
+
+// The loglinear schedule on tensors this model owns: the learned ones are registered as
+// parameters (so the optimiser, the weight average and checkpoints see them), the rest are
+// constants.
+SchedulePtr AffineModel::make_learnable_schedule() {
+  const AffineModelOptions& o = options_;
+  SDEGEN_CHECK(o.kind == "vdm", "only the vdm model learns its schedule; the '", o.kind,
+               "' model needs learn_endpoints = false and schedule_knots = 1");
+  SDEGEN_CHECK(o.schedule == "loglinear", "a learned schedule is loglinear; got schedule '", o.schedule,
+               "' with learn_endpoints = ", o.learn_endpoints ? "true" : "false", " and schedule_knots = ",
+               o.schedule_knots);
+  SDEGEN_CHECK(o.weighting == Weighting::Elbo,
+               "a learned schedule is trained by the ELBO: weighting must be 'elbo', got '",
+               weighting_name(o.weighting), "'");
+  const double l0 = o.schedule_options.lambda_min, l1 = o.schedule_options.lambda_max;
+  SDEGEN_CHECK(std::isfinite(l0) && std::isfinite(l1) && l0 < l1, "vdm needs finite lambda_min < lambda_max, got ",
+               l0, " and ", l1);
+  LogLinearParameters p = loglinear_parameters(l0, l1, o.schedule_knots);
+  if (o.learn_endpoints) {
+    p.lambda_0 = register_parameter("lambda_0", p.lambda_0);
+    p.lambda_1 = register_parameter("lambda_1", p.lambda_1);
+  }
+  if (o.schedule_knots > 1) p.shape_logits = register_parameter("schedule_logits", p.shape_logits);
+  auto schedule = std::make_shared<LogLinearSchedule>(p);
+  learned_ = schedule.get();
+  return schedule;
 }
 
 torch::Tensor edm_denoiser(MlpImpl& net, const AffineSchedule& schedule, double sigma_data, const torch::Tensor& x,
@@ -98,25 +127,50 @@ torch::Tensor AffineModel::sample_times(int64_t n, const torch::TensorOptions& t
   return lo + (hi - lo) * u;
 }
 
+AffineLoss AffineModel::drift_terms(const torch::Tensor& y, const torch::Tensor& t, const torch::Tensor& eps) {
+  // x_t = a(t) y + b(t) eps, the network's input: a and b depend on the schedule's parameters.
+  const ScheduleCoefficients c = schedule_->coefficients(t).like(y);
+  const torch::Tensor x = c.a * y + c.b * eps;
+  // The integrand 1/2 lambda'(t) |eps - eps_hat|^2 (in the native space), and its weighted loss.
+  return affine_loss({y, eps, t, predict_native(x, t), options_.prediction}, *schedule_, options_.weighting,
+                     {options_.sigma_data});
+}
+
+ElboTerms AffineModel::end_terms(const torch::Tensor& y) const {
+  const auto [lo, hi] = time_range();
+  const torch::Tensor t_lo = torch::full({}, lo, y.options()), t_hi = torch::full({}, hi, y.options());
+  ElboTerms terms;
+  // Reconstruction at the data end hi: x = a y + b eps, p(y | x) = N(y; x / a, delta^2 I), so x / a
+  // is y plus noise of std b / a (= exp(-l1 / 2) for loglinear at hi = 1).
+  const torch::Tensor delta = torch::exp(log_delta_).to(y.options());
+  terms.reconstruction = expected_reconstruction(y, y, schedule_->b(t_hi) / schedule_->a(t_hi), delta);
+  // Prior: KL(q_lo(. | y) = N(a y, b^2 I) || p_0), not zero where a(lo) != 0 (loglinear: a^2 = sigmoid(l0)).
+  terms.prior = gaussian_kl_to_prior(schedule_->a(t_lo) * y, schedule_->b(t_lo), schedule_->prior_std());
+  terms.drift = torch::zeros({y.size(0)}, y.options());
+  return terms;
+}
+
 torch::Tensor AffineModel::loss(const torch::Tensor& y) {
   SDEGEN_CHECK(y.dim() == 2 && y.size(1) == dim(), "model expects data of shape [batch, ", dim(), "], got ",
                y.sizes());
+  if (learned_) {
+    // An optimiser step could in principle carry l1 below l0, which would make lambda' < 0.
+    const double l0 = learned_->lambda_0(), l1 = learned_->lambda_1();
+    if (!(l0 < l1))
+      throw NumericError(detail::concat("vdm: the learned schedule's endpoints crossed (lambda(0) = ", l0,
+                                        ", lambda(1) = ", l1, "); lower the learning rate"));
+  }
   const torch::Tensor t = sample_times(y.size(0), y.options());
   const torch::Tensor eps = torch::randn_like(y);
-  const ScheduleCoefficients c = schedule_->coefficients(t).like(y);
-  const torch::Tensor x = c.a * y + c.b * eps;
-  const AffineLoss l = affine_loss({y, eps, t, predict_native(x, t), options_.prediction}, *schedule_,
-                                   options_.weighting, {options_.sigma_data});
-  torch::Tensor total = l.loss.mean();
+  torch::Tensor total = drift_terms(y, t, eps).loss.mean();
   if (options_.weighting == Weighting::Elbo) {
-    // The whole negative ELBO: the drift term above (an unbiased estimate of its integral over
-    // the time range) plus the reconstruction term, which trains delta.
+    // The drift term of the negative ELBO: an unbiased estimate of its integral over the time range.
     const auto [lo, hi] = time_range();
     total = (hi - lo) * total;
   }
-  // The reconstruction term depends on delta only; adding it trains the likelihood width
-  // without touching the network's gradients.
-  const ElboTerms ends = elbo(y.detach(), 0);
+  // The end terms train delta and, for vdm, the endpoints (l1 through the reconstruction, l0
+  // through the prior); they do not touch the network.
+  const ElboTerms ends = end_terms(y);
   return total - ends.reconstruction.mean() + ends.prior.mean();
 }
 
@@ -125,21 +179,11 @@ ElboTerms AffineModel::elbo(const torch::Tensor& y, int64_t time_samples) {
                y.sizes());
   const auto [lo, hi] = time_range();
   const int64_t n = y.size(0);
-  // Reconstruction at the data end hi: x = a y + b eps, p(y | x) = N(y; x / a, delta^2 I).
-  const double a1 = schedule_->a(hi), b1 = schedule_->b(hi);
-  const torch::Tensor delta = torch::exp(log_delta_).to(y.options());
-  ElboTerms terms;
-  terms.reconstruction = expected_reconstruction(y, y, torch::full({}, b1 / a1, y.options()), delta);
-  terms.prior = gaussian_kl_to_prior(schedule_->a(lo) * y, torch::full({}, schedule_->b(lo), y.options()),
-                                     schedule_->prior_std());
-  terms.drift = torch::zeros({n}, y.options());
+  ElboTerms terms = end_terms(y);
   for (int64_t k = 0; k < time_samples; ++k) {
     const torch::Tensor t = lo + (hi - lo) * torch::rand({n}, y.options());
     const torch::Tensor eps = torch::randn_like(y);
-    const ScheduleCoefficients c = schedule_->coefficients(t).like(y);
-    const torch::Tensor pred = predict_native(c.a * y + c.b * eps, t);
-    terms.drift = terms.drift + (hi - lo) * affine_loss({y, eps, t, pred, options_.prediction}, *schedule_,
-                                                        Weighting::Elbo).elbo_integrand;
+    terms.drift = terms.drift + (hi - lo) * drift_terms(y, t, eps).elbo_integrand;
   }
   if (time_samples > 0) terms.drift = terms.drift / static_cast<double>(time_samples);
   return terms;
@@ -152,17 +196,25 @@ std::shared_ptr<const GenerativeSde> AffineModel::sde(const DiffusionSpec& diffu
 nlohmann::json AffineModel::config() const { return to_json(options_); }
 
 nlohmann::json to_json(const AffineModelOptions& options_) {
-  return {{"kind", options_.kind},
-          {"schedule", options_.schedule},
-          {"prediction", prediction_name(options_.prediction)},
-          {"weighting", weighting_name(options_.weighting)},
-          {"time_sampling", options_.time_sampling},
-          {"t_epsilon", options_.t_epsilon},
-          {"b_min", options_.schedule_options.b_min},
-          {"delta", options_.delta},
-          {"precondition", options_.precondition},
-          {"sigma_data", options_.sigma_data},
-          {"net", to_json(options_.net)}};
+  nlohmann::json j = {{"kind", options_.kind},
+                      {"schedule", options_.schedule},
+                      {"prediction", prediction_name(options_.prediction)},
+                      {"weighting", weighting_name(options_.weighting)},
+                      {"time_sampling", options_.time_sampling},
+                      {"t_epsilon", options_.t_epsilon},
+                      {"b_min", options_.schedule_options.b_min},
+                      {"delta", options_.delta},
+                      {"precondition", options_.precondition},
+                      {"sigma_data", options_.sigma_data},
+                      {"net", to_json(options_.net)}};
+  // Only vdm learns its schedule; its config also says how, so a checkpoint rebuilds it.
+  if (options_.kind == "vdm") {
+    j["learn_endpoints"] = options_.learn_endpoints;
+    j["lambda_min"] = options_.schedule_options.lambda_min;
+    j["lambda_max"] = options_.schedule_options.lambda_max;
+    j["schedule_knots"] = options_.schedule_knots;
+  }
+  return j;
 }
 
 }  // namespace sdegen

@@ -1,6 +1,7 @@
 #include "sdegen/model/factory.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "sdegen/core/check.h"
 #include "sdegen/model/ode_model.h"
@@ -44,10 +45,21 @@ template <typename T>
 T get(const nlohmann::json& config, const char* key) {
   const auto it = config.find(key);
   SDEGEN_CHECK(it != config.end(), "model configuration has no '", key, "'");
+  const auto wrong_type = [&] {
+    return InvalidArgument(detail::concat("model configuration: '", key, "' has the wrong type: ", it->dump()));
+  };
+  // nlohmann converts between booleans and numbers and truncates 2.5 to an integer; refuse both.
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!it->is_boolean()) throw wrong_type();
+  } else if constexpr (std::is_integral_v<T>) {
+    if (!it->is_number_integer()) throw wrong_type();
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (!it->is_number()) throw wrong_type();
+  }
   try {
     return it->get<T>();
   } catch (const nlohmann::json::exception&) {
-    throw InvalidArgument(detail::concat("model configuration: '", key, "' has the wrong type: ", it->dump()));
+    throw wrong_type();
   }
 }
 
@@ -138,6 +150,12 @@ ModelPtr make_model(const nlohmann::json& config) {
     o.delta = get<double>(config, "delta");
     o.precondition = get<bool>(config, "precondition");
     o.sigma_data = get<double>(config, "sigma_data");
+    if (kind == "vdm") {
+      o.learn_endpoints = get<bool>(config, "learn_endpoints");
+      o.schedule_options.lambda_min = get<double>(config, "lambda_min");
+      o.schedule_options.lambda_max = get<double>(config, "lambda_max");
+      o.schedule_knots = get<int64_t>(config, "schedule_knots");
+    }
     model = std::make_shared<AffineModel>(o);
   }
   model->to(torch::kDouble);

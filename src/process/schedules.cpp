@@ -1,8 +1,10 @@
 // The named affine schedules of shared/docs/math.md, in closed form. Schedules defined in the
-// noising direction use s = 1 - t; that mapping happens here and nowhere else.
+// noising direction use s = 1 - t; that mapping happens here and nowhere else. loglinear, which
+// may also be learned, has its own file (loglinear.cpp).
 #include <cmath>
 
 #include "sdegen/core/check.h"
+#include "sdegen/process/loglinear.h"
 #include "sdegen/process/schedule.h"
 
 namespace sdegen {
@@ -246,36 +248,6 @@ class Edm final : public AffineSchedule {
   double smax_, rho_, A_, B_;
 };
 
-// VDM: lambda linear in t, a^2 = sigmoid(lambda), b^2 = sigmoid(-lambda).
-class LogLinear final : public AffineSchedule {
- public:
-  LogLinear(double l0, double l1) : l0_(l0), l1_(l1) {}
-  std::string name() const override { return "loglinear"; }
-  Tensor a(const Tensor& t) const override { return torch::sqrt(torch::sigmoid(lambda(t))); }
-  Tensor b(const Tensor& t) const override { return torch::sqrt(torch::sigmoid(-lambda(t))); }
-  Tensor da(const Tensor& t) const override {
-    return 0.5 * a(t) * torch::sigmoid(-lambda(t)) * (l1_ - l0_);
-  }
-  Tensor db(const Tensor& t) const override {
-    return -0.5 * b(t) * torch::sigmoid(lambda(t)) * (l1_ - l0_);
-  }
-  Tensor lambda(const Tensor& t) const override { return l0_ + t * (l1_ - l0_); }
-  Tensor dlambda(const Tensor& t) const override { return torch::full_like(t, l1_ - l0_); }
-  void evaluate(const double* t, int64_t n, RawCoefficients& o) const override {
-    o.resize(n);
-    for (int64_t i = 0; i < n; ++i) {
-      const double l = l0_ + t[i] * (l1_ - l0_), up = 1.0 / (1.0 + std::exp(-l)), down = 1.0 / (1.0 + std::exp(l));
-      o.a[i] = std::sqrt(up), o.b[i] = std::sqrt(down);
-      o.da[i] = 0.5 * o.a[i] * down * (l1_ - l0_), o.db[i] = -0.5 * o.b[i] * up * (l1_ - l0_);
-      o.dlambda[i] = l1_ - l0_;
-    }
-  }
-  Tensor inverse_lambda(const Tensor& l) const override { return (l - l0_) / (l1_ - l0_); }
-
- private:
-  double l0_, l1_;
-};
-
 }  // namespace
 
 std::vector<std::string> schedule_names() {
@@ -312,7 +284,7 @@ SchedulePtr make_schedule(const std::string& name, const ScheduleOptions& o) {
   }
   SDEGEN_CHECK(o.lambda_max > o.lambda_min, "loglinear schedule needs lambda_min < lambda_max, got ",
                o.lambda_min, " and ", o.lambda_max);
-  return std::make_shared<LogLinear>(o.lambda_min, o.lambda_max);
+  return std::make_shared<LogLinearSchedule>(loglinear_parameters(o.lambda_min, o.lambda_max));
 }
 
 }  // namespace sdegen

@@ -52,6 +52,9 @@ TEST_F(EvalCli, TrainThenEvalWritesFiniteJson) {
   for (const char* key : {"reconstruction", "prior", "drift"})
     EXPECT_TRUE(std::isfinite(j.at("elbo_terms").at(key).get<double>())) << key;
   EXPECT_EQ(j.at("n").get<int>(), 300);
+  // The schedule's log-SNR ends: infinite for flow's linear schedule, so null.
+  EXPECT_EQ(j.at("schedule").at("name"), "linear");
+  EXPECT_TRUE(j.at("schedule").at("lambda_0").is_null() && j.at("schedule").at("lambda_1").is_null()) << j.dump();
 
   const Outcome h = run("eval --checkpoint " + path("run") + " --hutchinson --solver rk4 --steps 20 --no-samples --n 100 --out " +
                         path("h.json"));

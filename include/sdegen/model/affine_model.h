@@ -1,9 +1,19 @@
 #pragma once
-// The specialisations with a fixed (or, for vdm, learnable-endpoint) affine schedule and one
-// prediction network: flow matching, diffusion (noise, data or v prediction; EDM), score
-// matching and VDM. They are the general model with alpha = a(t) y, beta = b(t) and the drift
-// f = v_hat + (sigma^2 / 2) s_hat; each is trained by a weight times the same ELBO integrand
-// (objective/weighting.h) and reports the same ELBO.
+// The specialisations with an affine schedule and one prediction network: flow matching,
+// diffusion (noise, data or v prediction; EDM), score matching and VDM. They are the general
+// model with alpha = a(t) y, beta = b(t) and the drift f = v_hat + (sigma^2 / 2) s_hat; each is
+// trained by a weight times the same ELBO integrand (objective/weighting.h) and reports the same
+// ELBO. The schedule is fixed, except for vdm, whose loglinear schedule learns its endpoints
+// (and optionally its shape) by the ELBO:
+//
+//   -ELBO(y) = int_0^1 1/2 lambda'(t) E|eps - eps_hat(x_t, t)|^2 dt   drift: l0, l1, w, net
+//              - E log N(y; x_1 / a(1), delta^2 I)                   reconstruction: l1, delta
+//              + KL(N(a(0) y, b(0)^2 I) || N(0, I))                   prior: l0
+//
+// with lambda(t) = l0 + (l1 - l0) m(t) and shape logits w (process/loglinear.h),
+// x_t = a(t) y + b(t) eps, lambda'(t) = (l1 - l0) m'(t), b(1)/a(1) = exp(-l1/2) and
+// a(0)^2 = sigmoid(l0) = 1 - b(0)^2. The network sees t, not lambda.
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -13,6 +23,8 @@
 #include "sdegen/objective/weighting.h"
 
 namespace sdegen {
+
+class LogLinearSchedule;
 
 struct AffineModelOptions {
   std::string kind = "flow";           // flow | diffusion | score | vdm
@@ -31,6 +43,12 @@ struct AffineModelOptions {
   bool precondition = false;
   double sigma_data = 1.0;                // the data's scale (1: sdegen standardises data)
   MlpOptions net{1};
+  // vdm: learn lambda(0) and lambda(1), starting from schedule_options.lambda_min and lambda_max
+  // (model parameters "lambda_0" and "lambda_1"). Needs the loglinear schedule and ELBO weighting.
+  bool learn_endpoints = false;
+  // vdm: pieces K of the schedule's monotone shape m(t); K > 1 learns m (parameter
+  // "schedule_logits", starting at m(t) = t). K = 1 is lambda linear in t. Needs ELBO weighting.
+  int64_t schedule_knots = 1;
 };
 
 // EDM's preconditioned data prediction of a raw network at (x, t) (see AffineModelOptions).
@@ -53,28 +71,44 @@ class AffineModel final : public GenerativeModel {
 
   std::string kind() const override { return options_.kind; }
   int64_t dim() const override { return options_.net.in_dim(); }
+  // The negative ELBO for vdm (or a weighted ELBO integrand plus the end terms): the drift term
+  // at times from options().time_sampling and one noise draw per row, plus end_terms(y).
   torch::Tensor loss(const torch::Tensor& y) override;
   // loss(y) and its gradient by a fused kernel (src/model/affine_fused.cpp) when the net runs
   // on raw buffers (MlpKernel::supports) and y is float64 on the CPU; autograd otherwise.
   double loss_and_gradient(const torch::Tensor& y) override;
   bool has_fused_step(const torch::Tensor& y) const override;
   ElboTerms elbo(const torch::Tensor& y, int64_t time_samples) override;
+  // The ELBO's reconstruction and prior terms per row (drift zero), differentiable in delta and
+  // in the schedule's parameters.
+  ElboTerms end_terms(const torch::Tensor& y) const;
+  // The ELBO integrand and the training loss per row at times t [batch] with noise eps (like y),
+  // differentiable in the network and the schedule's parameters.
+  AffineLoss drift_terms(const torch::Tensor& y, const torch::Tensor& t, const torch::Tensor& eps);
   std::shared_ptr<const GenerativeSde> sde(const DiffusionSpec& diffusion) const override;
   std::shared_ptr<const MarginalField> field() const override { return field_; }
   nlohmann::json config() const override;
 
+  // The schedule that training, sampling, likelihood and grids use. For vdm with learned parts it
+  // shares the model's parameters: it always has their current values (process/loglinear.h).
   const AffineSchedule& schedule() const { return *schedule_; }
+  // Whether the schedule has parameters of its own (learned endpoints or shape).
+  bool learns_schedule() const { return options_.learn_endpoints || options_.schedule_knots > 1; }
   const AffineModelOptions& options() const { return options_; }
-  // The time range used for training and the ELBO, [t_lo, t_hi] within [0, 1].
-  std::pair<double, double> time_range() const;
+  // The time range used for training and the ELBO, [t_lo, t_hi] within [0, 1]. Fixed at
+  // construction: learned endpoints stay finite, so a(0) and b(1) never vanish.
+  std::pair<double, double> time_range() const { return range_; }
   // The network's raw output at (x, t).
   torch::Tensor predict_native(const torch::Tensor& x, const torch::Tensor& t);
 
  private:
   torch::Tensor sample_times(int64_t n, const torch::TensorOptions& options) const;
+  SchedulePtr make_learnable_schedule();
 
   AffineModelOptions options_;
   SchedulePtr schedule_;
+  const LogLinearSchedule* learned_ = nullptr;  // schedule_, when it has parameters of its own
+  std::pair<double, double> range_;
   Mlp net_{nullptr};
   torch::Tensor log_delta_;
   std::shared_ptr<const MarginalField> field_;

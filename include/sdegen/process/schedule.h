@@ -4,6 +4,8 @@
 // lambda = log(a^2 / b^2) (increasing in t), its derivative and its inverse, in closed form.
 // Every function takes a tensor of times of any shape and returns a tensor of that shape, so one
 // call serves a single time (0-dim), a batch of times ([batch]) or a grid.
+// A schedule with learned parameters (process/loglinear.h) returns tensors differentiable in
+// them; the scalar conveniences below read their current values.
 #include <torch/torch.h>
 
 #include <memory>
@@ -71,8 +73,8 @@ struct ScheduleOptions {
   std::optional<double> sigma_min;     // ve: 0.01, edm: 0.002
   std::optional<double> sigma_max;     // ve: 50, edm: 80
   double rho = 7.0;                    // edm
-  double lambda_min = -10.0;           // loglinear: lambda(0)
-  double lambda_max = 12.0;            // loglinear: lambda(1)
+  double lambda_min = -10.0;           // loglinear: lambda(0) (vdm: its initial value)
+  double lambda_max = 12.0;            // loglinear: lambda(1) (vdm: its initial value)
 };
 
 std::vector<std::string> schedule_names();
