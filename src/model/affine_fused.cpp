@@ -11,11 +11,12 @@
 #include "sdegen/core/check.h"
 #include "sdegen/core/tensor.h"
 #include "sdegen/model/affine_model.h"
+#include "sdegen/process/loglinear.h"
 
 namespace sdegen {
 namespace {
 
-enum Slot : size_t { kX, kScale, kCOut, kGrad, kTarget };
+enum Slot : size_t { kX, kScale, kCOut, kGrad, kTarget, kGradX, kErr2 };
 
 // s = w c of objective/weighting.h at one time: the loss weight times the ELBO factor.
 double weighted_factor(Weighting weighting, Prediction p, double a, double b, double dl, double sigma_data) {
@@ -94,8 +95,15 @@ RawPredictionFactory raw_prediction(Mlp net, SchedulePtr schedule, bool precondi
 }
 
 bool AffineModel::has_fused_step(const torch::Tensor& y) const {
-  // Every parameter must be the net's or log delta: a learned schedule is not derived here.
-  const size_t own = net_->parameters().size() + 1;
+  // Every parameter must be one derived here: the net's, log delta and, for vdm with m(t) = t,
+  // the learned endpoints (noise or data prediction, the ELBO weighting, no preconditioning).
+  size_t own = net_->parameters().size() + 1;
+  if (learned_) {
+    if (options_.schedule_knots != 1 || options_.precondition || options_.weighting != Weighting::Elbo ||
+        (options_.prediction != Prediction::Noise && options_.prediction != Prediction::Data))
+      return false;
+    if (options_.learn_endpoints) own += 2;
+  }
   return y.device().is_cpu() && y.scalar_type() == torch::kDouble && parameters().size() == own &&
          MlpKernel::supports(*net_);
 }
@@ -106,6 +114,13 @@ double AffineModel::loss_and_gradient(const torch::Tensor& y_in) {
   if (!has_fused_step(y_in)) return autograd_loss_and_gradient(*this, y_in);
   const torch::Tensor y = y_in.contiguous();
   const int64_t n = y.size(0), d = dim();
+  const bool endpoints = learned_ && options_.learn_endpoints;
+  if (endpoints) {
+    const double l0 = learned_->lambda_0(), l1 = learned_->lambda_1();
+    if (!(l0 < l1))
+      throw NumericError(detail::concat("vdm: the learned schedule's endpoints crossed (lambda(0) = ", l0,
+                                        ", lambda(1) = ", l1, "); lower the learning rate"));
+  }
   // The same draws in the same order as loss(): the times, then the noise.
   const torch::Tensor t = sample_times(n, y.options()).contiguous();
   const torch::Tensor eps = torch::randn_like(y);
@@ -152,6 +167,7 @@ double AffineModel::loss_and_gradient(const torch::Tensor& y_in) {
   const auto [lo, hi] = time_range();
   const double k = options_.weighting == Weighting::Elbo ? hi - lo : 1.0;
   double* grad = workspace_.get(kGrad, n * d);
+  double* err2s = workspace_.get(kErr2, n);
   double drift = 0.0;
   for (int64_t i = 0; i < n; ++i) {
     const double co = options_.precondition ? c_out[i] : 1.0;
@@ -162,10 +178,32 @@ double AffineModel::loss_and_gradient(const torch::Tensor& y_in) {
       err2 += r * r;
       grad[e] = 2.0 * k * scale[i] * r * co / static_cast<double>(n);
     }
+    err2s[i] = err2;
     drift += scale[i] * err2;
   }
   drift *= k / static_cast<double>(n);
-  net.backward(tape, grad, nullptr);
+  double* grad_x = endpoints ? workspace_.get(kGradX, n * d) : nullptr;
+  net.backward(tape, grad, grad_x);
+  double g0 = 0.0, g1 = 0.0;  // dL/dl0, dL/dl1
+  if (endpoints) {
+    // lambda_i = l0 + D t_i with D = l1 - l0 = lambda'. The drift term k/n s_i |F_i - T_i|^2 with
+    // s = D/2 (noise) or D/2 e^lambda (data), T = eps or y (no lambda in it), and the net's input
+    // x_i = a y + b eps with da/dlambda = a b^2 / 2, db/dlambda = -b a^2 / 2. So
+    //   dL/dD_i = k/n |r_i|^2 s_i / D,
+    //   dL/dlambda_i = grad_x . dx/dlambda (+ k/n |r_i|^2 s_i for data, where ds/dlambda = s).
+    const double D = learned_->lambda_1() - learned_->lambda_0(), kn = k / static_cast<double>(n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double a = c.a[i], b = c.b[i], da = 0.5 * a * b * b, db = -0.5 * b * a * a;
+      double dl = options_.prediction == Prediction::Data ? kn * err2s[i] * scale[i] : 0.0;
+      for (int64_t j = 0; j < d; ++j) {
+        const int64_t e = i * d + j;
+        dl += grad_x[e] * (da * Y[e] + db * E[e]);
+      }
+      const double dD = kn * err2s[i] * scale[i] / D, ti = t.data_ptr<double>()[i];
+      g0 += dl * (1.0 - ti) - dD;
+      g1 += dl * ti + dD;
+    }
+  }
 
   // The end terms: reconstruction at t_hi (alpha = y exactly, beta / alpha = b / a) trains delta;
   // the prior KL at t_lo has no parameters.
@@ -184,6 +222,21 @@ double AffineModel::loss_and_gradient(const torch::Tensor& y_in) {
   }
   prior /= static_cast<double>(n);
   *log_delta_.grad().data_ptr<double>() = dd - dd * r * r / (delta * delta);
+  if (endpoints) {
+    // The ends move with the endpoints: lambda(hi) = l0 + D hi, lambda(lo) = l0 + D lo.
+    // -reconstruction has r^2 = e^-lambda(hi): d/dlambda(hi) = -d r^2 / (2 delta^2).
+    const double g_hi = -dd * r * r / (2.0 * delta * delta);
+    // The prior with a0^2 = sigmoid(lambda(lo)), b0^2 = sigmoid(-lambda(lo)): d(a0^2) = a0^2 b0^2 = -d(b0^2),
+    // so per element d/dlambda(lo) = (a0^2 b0^2 (y^2 - 1) / ps^2 + a0^2) / 2.
+    const double A = a0 * a0, B = b0 * b0, p2 = ps * ps;
+    double sum_y2 = 0.0;
+    for (int64_t e = 0; e < n * d; ++e) sum_y2 += Y[e] * Y[e];
+    const double g_lo = 0.5 * (A * B * (sum_y2 / static_cast<double>(n) - dd) / p2 + dd * A);
+    g0 += g_hi * (1.0 - hi) + g_lo * (1.0 - lo);
+    g1 += g_hi * hi + g_lo * lo;
+    *learned_->parameters().lambda_0.grad().data_ptr<double>() = g0;
+    *learned_->parameters().lambda_1.grad().data_ptr<double>() = g1;
+  }
   return drift - reconstruction + prior;
 }
 

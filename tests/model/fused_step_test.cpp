@@ -64,7 +64,9 @@ std::vector<FusedCase> cases() {
       {"diffusion_trig_antithetic", "diffusion", {{"schedule", "trig"}, {"time_sampling", "antithetic"}}},
       {"diffusion_edm", "diffusion", {{"schedule", "edm"}}},
       {"score_ve", "score", nlohmann::json::object()},
-      {"vdm", "vdm", nlohmann::json::object()},
+      {"vdm", "vdm", nlohmann::json::object()},  // learns lambda(0), lambda(1)
+      {"vdm_data_1d", "vdm", {{"prediction", "data"}}, 1},
+      {"vdm_fixed_endpoints", "vdm", {{"learn_endpoints", false}}},
       {"flow_1d", "flow", nlohmann::json::object(), 1},
       {"sde", "sde", nlohmann::json::object()},
       {"sde_1d_uniform_tanh", "sde", {{"time_sampling", "uniform"}, {"sigma_knots", 3},
@@ -78,6 +80,20 @@ std::vector<FusedCase> cases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, EveryFusedStep, ::testing::ValuesIn(cases()), case_name);
+
+// A learned schedule shape is not derived by hand: the step falls back to autograd, and says so.
+TEST(FusedStep, LearnedShapeFallsBackToAutograd) {
+  torch::manual_seed(21);
+  const ModelPtr m = make_model(model_config("vdm", 2, {{"schedule_knots", 3}, {"net", {{"width", 8}}}}));
+  torch::manual_seed(21);
+  const ModelPtr reference = make_model(model_config("vdm", 2, {{"schedule_knots", 3}, {"net", {{"width", 8}}}}));
+  const torch::Tensor y = torch::randn({9, 2}, torch::kDouble);
+  EXPECT_FALSE(m->has_fused_step(y));
+  torch::manual_seed(5);
+  const double got = m->loss_and_gradient(y);
+  torch::manual_seed(5);
+  EXPECT_DOUBLE_EQ(got, autograd_loss_and_gradient(*reference, y));
+}
 
 // Sampling an affine model's probability flow on raw buffers (the fixed-step samplers' path)
 // gives the tensor path's states, EDM's preconditioning and every prediction included.
