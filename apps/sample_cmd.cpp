@@ -111,8 +111,13 @@ void register_sample(CLI::App& app) {
   cmd->add_option("--steps", args->sampler.steps, "Steps of a fixed-step solver")
       ->check(positive());
   cmd->add_option("--grid", args->sampler.grid,
-                  "Time grid: uniform, lambda or edm (default: lambda for ddim/dpm++2m, else uniform)")
+                  "Time grid: uniform, lambda, edm or flow (uniform in a/(a+b)) (default: lambda for "
+                  "ddim/dpm++2m/dpm++3m/unipc, flow for abm3/abm4, else uniform)")
       ->check(one_of(grid_kind_names(), "time grid"));
+  cmd->add_option("--time", args->sampler.time,
+                  "Variable the fixed-grid ODE solvers step in: schedule (t) or flow (a/(a+b), the linear "
+                  "schedule's time) (default: flow for abm3/abm4, else schedule)")
+      ->check(one_of(sampling_time_names(), "sampling time"));
   cmd->add_option("--rho", args->sampler.rho, "Exponent of the edm grid")->check(positive());
   cmd->add_option("--sigma", args->sigma,
                   "Diffusion of the SDE solvers: a number (constant sigma), 'reverse' (sigma^2 = b^2 "

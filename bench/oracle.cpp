@@ -1,10 +1,11 @@
 // Workload 5: solver efficiency on the exact oracle. For a 1-D and a 2-D Gaussian mixture and
-// each schedule, the fewest function evaluations with which each deterministic solver brings
+// each schedule, the fewest function evaluations with which each deterministic sampler brings
 // the distance between its samples and a tight-tolerance reference solution (dopri5 at
 // rtol = atol = 1e-10, the same prior draws) below the tolerance: the 1-D Wasserstein-1
 // distance, or in 2-D the sliced one. No PyTorch peer: the limit is the exact flow itself.
 //   bench_oracle [--n 20000] [--tol 2e-3] [--threads T]
-// nfe -1: not reached within 64 fixed steps (dopri5: rtol 1e-5).
+// nfe -1: not reached within 64 fixed steps (dopri5: rtol 1e-5). A case is the solver, and
+// where it is not the solver's default, @grid and :time (flow = a / (a + b)).
 #include <cmath>
 
 #include "common.h"
@@ -19,6 +20,13 @@ double distance(const torch::Tensor& a, const torch::Tensor& b) {
   return a.size(1) == 1 ? sdegen::wasserstein1(a, b) : sdegen::sliced_wasserstein(a, b, 256, 0);
 }
 
+struct Config {
+  std::string solver, grid, time;  // empty grid/time: the solver's default
+  std::string label() const {
+    return solver + (grid.empty() ? "" : "@" + grid) + (time.empty() ? "" : ":" + time);
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -26,15 +34,22 @@ int main(int argc, char** argv) {
   bench::setup(args);
   const int64_t n = args.integer("n", 20000);
   const double tol = args.real("tol", 2e-3);
-  const std::vector<int> step_counts = {1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 25, 32, 40, 50, 64};
+  // Every count to 16, where the one-evaluation-per-step solvers are decided.
+  std::vector<int> step_counts;
+  for (int s = 1; s <= 16; ++s) step_counts.push_back(s);
+  for (int s : {20, 25, 32, 40, 50, 64}) step_counts.push_back(s);
   const std::vector<double> rtols = {1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5};
+  const std::vector<Config> configs = {
+      {"euler", "", ""},   {"midpoint", "", ""},        {"heun", "", ""},  {"rk4", "", ""},
+      {"rk4", "flow", "flow"}, {"abm3", "", ""},        {"abm4", "", ""},  {"ddim", "", ""},
+      {"dpm++2m", "", ""}, {"dpm++3m", "", ""},         {"unipc", "", ""}, {"dopri5", "", ""}};
 
   for (const std::string data : {"gmm1d", "gmm2d"}) {
     const sdegen::DensityPtr density = sdegen::make_density(data);
     for (const std::string schedule : {"linear", "vp", "trig"}) {
       const sdegen::GmmOracle oracle(*density->mixture(), sdegen::make_schedule(schedule));
-      // Where b(1) = 0 the data end is singular for the multistep solvers' lambda grid: stop
-      // just short of it, as generate() does for a trained model.
+      // Where b(1) = 0 the data end is singular for the multistep solvers' lambda grid (and vp's
+      // flow time): stop just short of it, as generate() does for a trained model.
       const double t1 = oracle.schedule().b(1.0) == 0.0 ? 1.0 - 1e-3 : 1.0;
       const torch::Tensor x0 = torch::randn({n, density->dim()}, torch::kDouble);
       sdegen::SamplerOptions ref_options;
@@ -44,15 +59,17 @@ int main(int argc, char** argv) {
       const sdegen::Solution reference = sdegen::sample(oracle, x0, ref_options);
       reference.check();
 
-      for (const std::string solver : {"euler", "midpoint", "heun", "rk4", "ddim", "dpm++2m", "dopri5"}) {
+      for (const Config& c : configs) {
         sdegen::SamplerOptions o;
-        o.solver = solver;
+        o.solver = c.solver;
+        o.grid = c.grid;
+        o.time = c.time;
         o.t1 = t1;
         int64_t nfe = -1;
         double dist = NAN, ms = 0;
-        const size_t tries = solver == "dopri5" ? rtols.size() : step_counts.size();
+        const size_t tries = c.solver == "dopri5" ? rtols.size() : step_counts.size();
         for (size_t i = 0; i < tries; ++i) {
-          if (solver == "dopri5") o.adaptive.rtol = o.adaptive.atol = rtols[i];
+          if (c.solver == "dopri5") o.adaptive.rtol = o.adaptive.atol = rtols[i];
           else o.steps = step_counts[i];
           sdegen::Solution sol;
           try {
@@ -69,7 +86,7 @@ int main(int argc, char** argv) {
             break;
           }
         }
-        bench::report("5-oracle", data + "/" + schedule + "/" + solver, {ms},
+        bench::report("5-oracle", data + "/" + schedule + "/" + c.label(), {ms},
                       {{"nfe", nfe}, {"distance", dist}, {"tol", tol}, {"reference_nfe", reference.nfe}});
       }
     }

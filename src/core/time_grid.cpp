@@ -7,12 +7,13 @@
 
 namespace sdegen {
 
-std::vector<std::string> grid_kind_names() { return {"uniform", "lambda", "edm"}; }
+std::vector<std::string> grid_kind_names() { return {"uniform", "lambda", "edm", "flow"}; }
 
 GridKind grid_kind_from_name(const std::string& name) {
   check_name("time grid", name, grid_kind_names());
   if (name == "lambda") return GridKind::Lambda;
   if (name == "edm") return GridKind::Edm;
+  if (name == "flow") return GridKind::Flow;
   return GridKind::Uniform;
 }
 
@@ -20,6 +21,10 @@ namespace {
 
 // Only infinite end points (a = 0 or b = 0) are replaced; a finite range is used as it is.
 double clip(double lam, double c) { return std::isfinite(lam) ? lam : std::clamp(lam, -c, c); }
+
+// r = sigmoid(lambda / 2) and back; r = 0 and r = 1 are lambda = -inf and +inf.
+double flow_time(double lam) { return 1.0 / (1.0 + std::exp(-lam / 2)); }
+double flow_lambda(double r) { return 2.0 * (std::log(r) - std::log1p(-r)); }
 
 }  // namespace
 
@@ -30,6 +35,12 @@ TimeGrid make_time_grid(int n_steps, const GridOptions& o, const LambdaMap* map)
   const double n = n_steps;
   if (o.kind == GridKind::Uniform) {
     for (int i = 0; i <= n_steps; ++i) grid[i] = o.t0 + (o.t1 - o.t0) * (i / n);
+  } else if (o.kind == GridKind::Flow) {
+    SDEGEN_CHECK(map && map->lambda && map->inverse, "a flow time grid needs the schedule's lambda and its inverse");
+    const double lo = flow_time(map->lambda(o.t0)), hi = flow_time(map->lambda(o.t1));
+    SDEGEN_CHECK(lo < hi, "flow time a / (a + b) must increase over the grid, got ", lo, " at t0 and ", hi, " at t1");
+    for (int i = 0; i <= n_steps; ++i)
+      grid[i] = std::clamp(map->inverse(flow_lambda(lo + (hi - lo) * (i / n))), o.t0, o.t1);
   } else {
     SDEGEN_CHECK(map && map->lambda && map->inverse,
                  "a lambda or edm time grid needs the schedule's lambda and its inverse");

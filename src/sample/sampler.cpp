@@ -1,9 +1,12 @@
 #include "sdegen/sample/sampler.h"
 
+#include <algorithm>
 #include <functional>
 #include <map>
 
 #include "sdegen/core/check.h"
+#include "sdegen/sample/flow_time.h"
+#include "sdegen/solver/multistep.h"
 
 namespace sdegen {
 namespace {
@@ -16,14 +19,46 @@ struct Entry {
   Run run;
 };
 
+bool is_adams(const std::string& name) { return name == "abm3" || name == "abm4"; }
+
+bool is_exponential(const std::string& name) {
+  return name == "ddim" || name == "dpm++2m" || name == "dpm++3m" || name == "unipc";
+}
+
+// The fixed-grid ODE solvers by name (Runge-Kutta steppers and the Adams methods), as a solve
+// of any field on any grid: schedule time and flow time run the same code.
+GridSolve grid_solver(const std::string& name) {
+  if (is_adams(name)) {
+    AdamsOptions a;
+    a.order = name == "abm3" ? 3 : 4;
+    return [a](const VectorField& f, const torch::Tensor& x0, const TimeGrid& g, const Observer& obs) {
+      return solve_ode_adams(f, x0, g, a, obs);
+    };
+  }
+  std::shared_ptr<const OdeStepper> stepper = make_ode_stepper(name);
+  return [stepper](const VectorField& f, const torch::Tensor& x0, const TimeGrid& g, const Observer& obs) {
+    return solve_ode(f, x0, g, *stepper, obs);
+  };
+}
+
 Solution run_fixed_ode(const std::string& name, const MarginalField& m, const torch::Tensor& x0,
                        const SamplerOptions& o, const Observer& obs) {
   const TimeGrid grid = sampler_grid(m.schedule(), o);
+  if (sampler_time(o) == "flow") return solve_in_flow_time(m, x0, grid, grid_solver(name), obs);
   // A field that runs on raw buffers skips every tensor operation of the solve (what bounds a
-  // small network's latency); the same steps either way.
-  if (x0.device().is_cpu() && x0.scalar_type() == torch::kDouble && x0.dim() == 2)
+  // small network's latency); the same steps either way. Runge-Kutta steppers only.
+  const auto rk = fixed_ode_solver_names();
+  if (std::find(rk.begin(), rk.end(), name) != rk.end() && x0.device().is_cpu() &&
+      x0.scalar_type() == torch::kDouble && x0.dim() == 2)
     if (const RawField raw = m.raw_velocity()) return solve_ode_raw(raw, x0, grid, name, obs);
-  return solve_ode(probability_flow(m), x0, grid, *make_ode_stepper(name), obs);
+  return grid_solver(name)(probability_flow(m), x0, grid, obs);
+}
+
+std::vector<std::string> fixed_grid_ode_names() {
+  std::vector<std::string> names = fixed_ode_solver_names();
+  names.push_back("abm3");
+  names.push_back("abm4");
+  return names;
 }
 
 // The SDE family's drift and diffusion for a marginal field (MarginalSde), as solver callbacks.
@@ -44,7 +79,7 @@ std::shared_ptr<const MarginalField> borrow(const MarginalField& m) {
 const std::map<std::string, Entry>& registry() {
   static const std::map<std::string, Entry> r = [] {
     std::map<std::string, Entry> m;
-    for (const auto& name : fixed_ode_solver_names())
+    for (const auto& name : fixed_grid_ode_names())
       m[name] = {false, [name](const MarginalField& f, const torch::Tensor& x0, const SamplerOptions& o,
                                const Observer& obs) { return run_fixed_ode(name, f, x0, o, obs); }};
     m["dopri5"] = {false, [](const MarginalField& f, const torch::Tensor& x0, const SamplerOptions& o,
@@ -74,6 +109,15 @@ const std::map<std::string, Entry>& registry() {
                               const Observer& obs) {
                       return solve_dpmpp_2m(f, x0, sampler_grid(f.schedule(), o), obs);
                     }};
+    for (const std::string name : {"dpm++3m", "unipc"}) {
+      MultistepOptions ms;
+      ms.order = 3;
+      ms.corrector = name == "unipc";
+      m[name] = {false, [ms](const MarginalField& f, const torch::Tensor& x0, const SamplerOptions& o,
+                             const Observer& obs) {
+                   return solve_exponential_multistep(f, x0, sampler_grid(f.schedule(), o), ms, obs);
+                 }};
+    }
     return m;
   }();
   return r;
@@ -84,11 +128,13 @@ const std::map<std::string, Entry>& registry() {
 Solution sample_sde(const GenerativeSde& sde, const torch::Tensor& x0, const SamplerOptions& o,
                     const Observer& observer) {
   check_name("solver", o.solver, sampler_names());
-  SDEGEN_CHECK(o.solver != "pc" && o.solver != "ddim" && o.solver != "dpm++2m", "solver '", o.solver,
+  SDEGEN_CHECK(o.solver != "pc" && !is_exponential(o.solver), "solver '", o.solver,
                "' needs a model of predictions (score or data); this model has a free drift: use one of ",
-               join(fixed_ode_solver_names()), ", dopri5 or euler-maruyama");
+               join(fixed_grid_ode_names()), ", dopri5 or euler-maruyama");
   SDEGEN_CHECK(o.grid.empty() || o.grid == "uniform", "a model with a free drift has no schedule to place a '",
                o.grid, "' grid on; use the uniform grid");
+  SDEGEN_CHECK(o.time.empty() || o.time == "schedule", "a model with a free drift has no schedule to define '",
+               o.time, "' time by; use schedule time");
   SDEGEN_CHECK(o.t0 < o.t1, "sampling runs forward in time: need t0 < t1, got ", o.t0, " and ", o.t1);
   const VectorField drift = [&sde](double t, const torch::Tensor& x) { return sde.drift(x, t); };
   if (o.solver == "dopri5") return solve_ode_adaptive(drift, x0, o.t0, o.t1, o.adaptive, observer);
@@ -100,7 +146,7 @@ Solution sample_sde(const GenerativeSde& sde, const torch::Tensor& x0, const Sam
     const DiffusionField diffusion = [&sde](double t, const torch::Tensor& x) { return sde.diffusion(x, t); };
     return solve_sde_euler_maruyama(drift, diffusion, x0, grid, observer);
   }
-  return solve_ode(drift, x0, grid, *make_ode_stepper(o.solver), observer);
+  return grid_solver(o.solver)(drift, x0, grid, observer);
 }
 
 VectorField probability_flow(const MarginalField& model) {
@@ -108,7 +154,15 @@ VectorField probability_flow(const MarginalField& model) {
 }
 
 std::vector<std::string> sampler_names() {
-  return {"euler", "midpoint", "heun", "rk4", "dopri5", "euler-maruyama", "pc", "ddim", "dpm++2m"};
+  return {"euler", "midpoint", "heun", "rk4", "abm3", "abm4", "dopri5", "euler-maruyama", "pc",
+          "ddim", "dpm++2m", "dpm++3m", "unipc"};
+}
+
+std::vector<std::string> sampling_time_names() { return {"schedule", "flow"}; }
+
+std::string sampler_time(const SamplerOptions& o) {
+  if (!o.time.empty()) return o.time;
+  return is_adams(o.solver) ? "flow" : "schedule";
 }
 
 std::vector<std::string> ode_sampler_names() {
@@ -119,9 +173,9 @@ std::vector<std::string> ode_sampler_names() {
 }
 
 TimeGrid sampler_grid(const AffineSchedule& schedule, const SamplerOptions& o) {
-  const bool multistep = o.solver == "ddim" || o.solver == "dpm++2m";
+  const std::string fallback = is_exponential(o.solver) ? "lambda" : is_adams(o.solver) ? "flow" : "uniform";
   GridOptions g;
-  g.kind = grid_kind_from_name(o.grid.empty() ? (multistep ? "lambda" : "uniform") : o.grid);
+  g.kind = grid_kind_from_name(o.grid.empty() ? fallback : o.grid);
   g.t0 = o.t0;
   g.t1 = o.t1;
   g.rho = o.rho;
@@ -136,6 +190,11 @@ Solution sample(const MarginalField& model, const torch::Tensor& x0, const Sampl
                "' is deterministic and ignores the diffusion; use euler-maruyama or pc for sigma = ",
                diffusion_name(o.diffusion));
   SDEGEN_CHECK(o.t0 < o.t1, "sampling runs forward in time: need t0 < t1, got ", o.t0, " and ", o.t1);
+  if (!o.time.empty()) check_name("sampling time", o.time, sampling_time_names());
+  const auto grid_solvers = fixed_grid_ode_names();
+  SDEGEN_CHECK(sampler_time(o) == "schedule" ||
+                   std::find(grid_solvers.begin(), grid_solvers.end(), o.solver) != grid_solvers.end(),
+               "flow time is for the fixed-grid ODE solvers (", join(grid_solvers), "), not '", o.solver, "'");
   return e.run(model, x0, o, observer);
 }
 

@@ -11,9 +11,9 @@ namespace sdegen {
 
 using TimeGrid = std::vector<double>;
 
-enum class GridKind { Uniform, Lambda, Edm };
+enum class GridKind { Uniform, Lambda, Edm, Flow };
 
-// "uniform", "lambda", "edm"; an unknown name lists the valid ones.
+// "uniform", "lambda", "edm", "flow"; an unknown name lists the valid ones.
 GridKind grid_kind_from_name(const std::string& name);
 std::vector<std::string> grid_kind_names();
 
@@ -32,7 +32,10 @@ struct GridOptions {
 
 // n_steps + 1 increasing points, the first exactly t0 and the last exactly t1.
 // Uniform needs no map; Lambda spaces lambda uniformly; Edm spaces the noise level
-// sigma = exp(-lambda/2) as (sigma_max^(1/rho) + u (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho.
+// sigma = exp(-lambda/2) as (sigma_max^(1/rho) + u (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho;
+// Flow spaces the flow time r = a / (a + b) = sigmoid(lambda / 2) uniformly: the linear
+// schedule's own time, so every affine schedule gets the grid that is uniform for flow matching
+// (finite at both ends, so it needs no clipping).
 TimeGrid make_time_grid(int n_steps, const GridOptions& options, const LambdaMap* map = nullptr);
 
 }  // namespace sdegen

@@ -1,8 +1,11 @@
 #pragma once
 // Sampling a generative model: from x0 ~ prior at t0 forward to t1 with a solver chosen by name.
-//   ODE (probability flow dx/dt = v):   euler, midpoint, heun, rk4, dopri5
+//   ODE (probability flow dx/dt = v):   euler, midpoint, heun, rk4, dopri5, and the Adams
+//     predictor-correctors abm3, abm4 (one evaluation per step)
 //   SDE (dx = [v + sigma^2/2 s] dt + sigma dW):  euler-maruyama, pc
-//   diffusion multistep on the data prediction:  ddim, dpm++2m
+//   diffusion multistep on the data prediction:  ddim, dpm++2m, dpm++3m, unipc
+// The fixed-grid ODE solvers integrate in schedule time t or in flow time r = a / (a + b)
+// (sample/flow_time.h), where every affine schedule's flow is the linear schedule's.
 // The model is anything that gives predictions (a MarginalField): a trained network or the
 // exact oracle.
 #include <string>
@@ -18,8 +21,11 @@ namespace sdegen {
 struct SamplerOptions {
   std::string solver = "heun";
   int steps = 50;                 // fixed-step solvers: number of steps
-  std::string grid;               // uniform | lambda | edm; empty: lambda for ddim and dpm++2m,
+  std::string grid;               // uniform | lambda | edm | flow; empty: lambda for ddim,
+                                  // dpm++2m, dpm++3m and unipc, flow for abm3 and abm4,
                                   // uniform otherwise
+  std::string time;               // schedule | flow: the variable the fixed-grid ODE solvers step
+                                  // in; empty: flow for abm3 and abm4, schedule otherwise
   double t0 = 0.0;
   double t1 = 1.0;
   double rho = 7.0;               // edm grid
@@ -30,29 +36,52 @@ struct SamplerOptions {
 
 std::vector<std::string> sampler_names();
 std::vector<std::string> ode_sampler_names();  // the deterministic ones (sigma must be 0)
+std::vector<std::string> sampling_time_names();  // schedule, flow
 
-// Throws InvalidArgument for an unknown solver (listing the valid ones), a bad grid or step
-// count, or a nonzero diffusion given to a deterministic solver. Numeric failure is reported in
+// Throws InvalidArgument for an unknown solver (listing the valid ones), a bad grid, time or
+// step count, flow time for a solver that does not step a grid in t, or a nonzero diffusion
+// given to a deterministic solver. Numeric failure is reported in
 // the Solution's status.
 Solution sample(const MarginalField& model, const torch::Tensor& x0, const SamplerOptions& options,
                 const Observer& observer = {});
 
 // Samples a generative SDE with a free drift (a model without a marginal field): the ODE
 // solvers integrate its drift (its diffusion must be zero), euler-maruyama its drift and
-// diffusion; on a uniform grid. pc, ddim and dpm++2m need predictions and are refused.
+// diffusion; on a uniform grid in schedule time. pc and the diffusion multistep solvers need
+// predictions and are refused.
 Solution sample_sde(const GenerativeSde& sde, const torch::Tensor& x0, const SamplerOptions& options,
                     const Observer& observer = {});
 
 // The probability-flow ODE's vector field dx/dt = v(x, t) of a model, as a solver callback.
 VectorField probability_flow(const MarginalField& model);
 
-// The grid the options describe, for the model's schedule.
+// The grid the options describe, for the model's schedule, and the time they step in.
 TimeGrid sampler_grid(const AffineSchedule& schedule, const SamplerOptions& options);
+std::string sampler_time(const SamplerOptions& options);
 
 // DDIM (deterministic) and DPM-Solver++(2M) on a grid, from the model's data prediction.
 Solution solve_ddim(const MarginalField& model, const torch::Tensor& x0, const TimeGrid& grid,
                     const Observer& observer = {});
 Solution solve_dpmpp_2m(const MarginalField& model, const torch::Tensor& x0, const TimeGrid& grid,
                         const Observer& observer = {});
+
+// Exponential Adams methods on the data prediction: y_hat is extrapolated by the polynomial (in
+// lambda) through the last `order` predictions and integrated exactly. order 3 is
+// DPM-Solver++(3M); the UniPC-style corrector re-solves each step with the prediction at the new
+// point (one order higher) and reuses that evaluation, so every step costs one evaluation.
+struct MultistepOptions {
+  int order = 3;           // 1 to 4; the first steps use what history they have
+  bool corrector = false;
+};
+Solution solve_exponential_multistep(const MarginalField& model, const torch::Tensor& x0,
+                                     const TimeGrid& grid, const MultistepOptions& options,
+                                     const Observer& observer = {});
+
+namespace detail {
+// J_j(h) = int_0^h e^{-(h - u)} (u / h)^j du for j < n (the phi functions, scaled).
+std::vector<double> exponential_moments(double h, int n);
+// w_m = int_0^h e^{-(h - u)} L_m(u) du for the Lagrange basis L_m of the nodes (in u).
+std::vector<double> exponential_weights(const std::vector<double>& nodes, double h);
+}  // namespace detail
 
 }  // namespace sdegen

@@ -1,0 +1,119 @@
+// Flow time r = a / (a + b): its values, the schedule-independence of the transformed field,
+// the measured order of solvers stepped in it, what the observer sees, and the refusal where
+// dr/dt is not finite.
+#include <cmath>
+
+#include "sdegen/core/check.h"
+#include "sdegen/data/density.h"
+#include "sdegen/eval/oracle.h"
+#include "sdegen/sample/flow_time.h"
+#include "sdegen/sample/sampler.h"
+#include "support/support.h"
+
+namespace sdegen {
+namespace {
+
+GmmOracle oracle(const std::string& schedule) {
+  return GmmOracle(*make_density("gmm1d")->mixture(), make_schedule(schedule));
+}
+
+TEST(FlowTime, IsTheLinearSchedulesTime) {
+  const auto linear = make_schedule("linear"), trig = make_schedule("trig");
+  for (double t : {0.0, 0.3, 0.8, 1.0}) EXPECT_NEAR(flow_time(*linear, t), t, 1e-15);
+  const double t = 0.3, a = std::sin(M_PI * t / 2), b = std::cos(M_PI * t / 2);
+  EXPECT_NEAR(flow_time(*trig, t), a / (a + b), 1e-15);
+  EXPECT_EQ(flow_time(*trig, 0.0), 0.0);
+}
+
+// The field a solver sees in flow time at (r, xb) is E[y - eps | xb]: the same under every
+// schedule. Captured through a solve that evaluates it once at an interior point.
+TEST(FlowTime, FieldIsTheSameUnderEverySchedule) {
+  const torch::Tensor xb = torch::linspace(-3, 3, 13, torch::kDouble).unsqueeze(1);
+  const double r = 0.37;
+  std::vector<torch::Tensor> fields;
+  for (const std::string name : {"linear", "vp", "trig"}) {
+    const GmmOracle o = oracle(name);
+    const AffineSchedule& s = o.schedule();
+    const TimeGrid grid = {0.1, s.inverse_lambda(2 * std::log(r / (1 - r))), 0.9};
+    const GridSolve probe = [&](const VectorField& f, const torch::Tensor& x0, const TimeGrid& g,
+                                const Observer&) {
+      EXPECT_NEAR(g[1], r, 1e-12);
+      fields.push_back(f(g[1], xb));
+      Solution sol;
+      sol.x = x0;
+      sol.t = g.front();
+      return sol;
+    };
+    solve_in_flow_time(o, torch::zeros({13, 1}, torch::kDouble), grid, probe);
+  }
+  ASSERT_EQ(fields.size(), 3u);
+  EXPECT_LT(test::max_abs_diff(fields[0], fields[1]), 1e-9);
+  EXPECT_LT(test::max_abs_diff(fields[0], fields[2]), 1e-9);
+}
+
+// rk4 and the Adams methods stepped in flow time converge at their orders to a tight dopri5
+// solution (in schedule time) from the same x0, on vp where schedule time is hardest.
+double measured_order(const std::string& solver) {
+  const GmmOracle o = oracle("vp");
+  const torch::Tensor x0 = torch::linspace(-2.5, 2.5, 64, torch::kDouble).unsqueeze(1);
+  SamplerOptions ref;
+  ref.solver = "dopri5";
+  ref.adaptive.rtol = ref.adaptive.atol = 1e-12;
+  ref.t1 = 0.99;
+  const torch::Tensor exact = sample(o, x0, ref).check().x;
+  std::vector<double> h, errors;
+  for (int steps : {20, 40, 80, 160}) {
+    SamplerOptions s;
+    s.solver = solver;
+    s.steps = steps;
+    s.t1 = ref.t1;
+    s.grid = "flow";
+    s.time = "flow";
+    h.push_back(1.0 / steps);
+    errors.push_back(test::max_abs_diff(sample(o, x0, s).check().x, exact));
+  }
+  std::cout << "[ order ] " << solver << " in flow time: errors " << errors.front() << " .. " << errors.back()
+            << "\n";
+  return test::log_log_slope(h, errors);
+}
+
+TEST(FlowTime, SolversKeepTheirOrders) {
+  EXPECT_NEAR(measured_order("heun"), 2.0, 0.2);
+  EXPECT_NEAR(measured_order("rk4"), 4.0, 0.3);
+  EXPECT_NEAR(measured_order("abm3"), 4.0, 0.3);
+  EXPECT_NEAR(measured_order("abm4"), 5.0, 0.4);
+}
+
+// The observer sees schedule times and states x, not r and x / (a + b); the solution's t is t1.
+TEST(FlowTime, ObserverSeesScheduleTimeAndState) {
+  const GmmOracle o = oracle("trig");
+  SamplerOptions s;
+  s.solver = "abm4";
+  s.steps = 6;
+  std::vector<double> times;
+  torch::Tensor last;
+  const Solution sol = sample(o, torch::randn({5, 1}, torch::kDouble), s, [&](double t, const torch::Tensor& x) {
+    times.push_back(t);
+    last = x;
+  });
+  ASSERT_TRUE(sol.ok()) << sol.message;
+  EXPECT_EQ(times, sampler_grid(o.schedule(), s));
+  EXPECT_EQ(sol.t, 1.0);
+  EXPECT_LT(test::max_abs_diff(last, sol.x), 1e-15);
+  EXPECT_EQ(sol.nfe, 6);
+}
+
+TEST(FlowTime, RefusesAnEndWithoutFiniteRate) {
+  // vp at t = 1: b = 0 and b' is infinite.
+  const GmmOracle o = oracle("vp");
+  SamplerOptions s;
+  s.solver = "abm4";
+  s.steps = 8;
+  EXPECT_THROW_WITH(sample(o, torch::randn({4, 1}, torch::kDouble), s), InvalidArgument,
+                    "end the grid short of b = 0");
+  s.t1 = 0.999;
+  EXPECT_TRUE(sample(o, torch::randn({4, 1}, torch::kDouble), s).ok());
+}
+
+}  // namespace
+}  // namespace sdegen
