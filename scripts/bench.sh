@@ -54,8 +54,6 @@ for ((r = 1; r <= rounds; r++)); do
     # Alternate which side goes first, so neither always runs on a warmer machine.
     if ((r % 2)); then run_cpp $c; run_py $c; else run_py $c; run_cpp $c; fi
   done
-  # C++ only: a prototype of the fused small-MLP training step, compared with the flow reference.
-  run_cpp fused_flow
 done
 echo "== workload 5 (C++ only: the exact oracle)"
 run_cpp oracle

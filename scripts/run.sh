@@ -6,7 +6,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/setup.sh"
 bin="${SDEGEN_BUILD_DIR:-$root/build}/sdegen"
 if [ "$#" -eq 0 ]; then
-  mkdir -p runs
-  set -- sample --oracle --data gmm2d --schedule linear --solver dpm++2m --steps 20 --n 5000 --out runs/samples.csv
+  # The paper's 1-D comparison: every model trained on laplace5 under one budget (runs/compare).
+  set -- compare
 fi
 exec "$bin" "$@"
