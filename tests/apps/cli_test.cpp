@@ -187,6 +187,13 @@ TEST_F(Cli, QuickCompareTrainsEvaluatesAndPlotsEveryModel) {
   std::ifstream in(out + "/compare.json");
   const nlohmann::json record = nlohmann::json::parse(in);
   ASSERT_EQ(record["models"].size(), 6u);
+  // The distance floors, two data samples and the training rows (1000 each here): a few tenths
+  // for laplace5, whose spread is ~6.
+  for (const char* key : {"reference_distance", "train_distance"}) {
+    const double w = record[key].get<double>();
+    EXPECT_TRUE(w > 0.0 && w < 1.0) << key << " = " << w;
+  }
+  EXPECT_NE(r.output.find("training rows themselves are W1 = "), std::string::npos) << r.output;
   const double truth = record["models"][0]["true_log_likelihood"].get<double>();
   EXPECT_NEAR(truth, -3.0, 0.15);  // laplace5's average log density
   for (const auto& m : record["models"]) {
