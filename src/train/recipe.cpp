@@ -11,15 +11,17 @@ Recipe recommended_recipe(const std::string& kind) {
   r.decay = "cosine";
   if (kind == "ode") {
     // Each step backpropagates through a whole solve: 20 rk4 steps (80 evaluations) instead of
-    // the reference's 100 midpoint steps (200) keep a step near 100 ms.
+    // the reference's 100 midpoint steps (200) keep a fused step near 40 ms: ~60 s on laplace5.
     r.model = {{"steps", 20}, {"solver", "rk4"}};
-    r.steps = 800;
+    r.steps = 1500;
   } else if (kind == "sde") {
-    r.steps = 6000;
+    // ~1 ms per fused step at batch 125: about a minute.
+    r.steps = 60000;
   } else {
-    // One cheap regression per step: a wider net and slower time features fit the cusps.
+    // One cheap regression per step: a wider net and slower time features fit the cusps;
+    // ~1 ms per fused step, under a minute.
     r.model = {{"net", {{"width", 128}, {"fourier_scale", 1.0}}}};
-    r.steps = 8000;
+    r.steps = 40000;
   }
   return r;
 }
