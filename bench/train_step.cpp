@@ -30,7 +30,10 @@ int main(int argc, char** argv) {
   const nlohmann::json net = {{"activation", args.str("activation", "tanh")},
                               {"width", args.integer("width", 64)},
                               {"depth", args.integer("depth", 2)},
-                              {"time_embedding", "raw"}};
+                              {"time_embedding", "raw"},
+                              // The reference's initialisation (PyTorch's default), not the
+                              // models' recommended x_init_scale: the same net at equal steps.
+                              {"x_init_scale", 1.0}};
   const nlohmann::json config = sdegen::model_config(kind, density->dim(), {{"net", net}});
   if (args.integer("verbose", 0)) std::cerr << config.dump() << "\n";
   const sdegen::ModelPtr model = sdegen::make_model(config);
