@@ -109,6 +109,33 @@ void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, d
       for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0 ? 0.0 : beta * c[i * ldc + j];
     return;
   }
+  // One row or one column of C is a matrix-vector product: dgemv reads the matrix in place, where
+  // dgemm would first pack it (most of a batch-1 network evaluation's time in OpenBLAS).
+  if (m == 1 || n == 1) {
+    if (beta == 0.0)  // C is not read (some BLAS scale it by 0, which keeps a NaN)
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = 0.0;
+    if (m == 1) {
+      // c = alpha op(B)^T x + beta c, with x the row op(A) (k values, stride lda if transposed).
+      const int incx = transpose_a ? static_cast<int>(lda) : 1;
+      if (transpose_b)  // B is [n, k]
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(n), static_cast<int>(k), alpha, b,
+                    static_cast<int>(ldb), a, incx, beta, c, 1);
+      else  // B is [k, n]
+        cblas_dgemv(CblasRowMajor, CblasTrans, static_cast<int>(k), static_cast<int>(n), alpha, b,
+                    static_cast<int>(ldb), a, incx, beta, c, 1);
+    } else {
+      // c (stride ldc) = alpha op(A) x + beta c, with x the column op(B) (k values).
+      const int incx = transpose_b ? 1 : static_cast<int>(ldb);
+      if (transpose_a)  // A is [k, m]
+        cblas_dgemv(CblasRowMajor, CblasTrans, static_cast<int>(k), static_cast<int>(m), alpha, a,
+                    static_cast<int>(lda), b, incx, beta, c, static_cast<int>(ldc));
+      else  // A is [m, k]
+        cblas_dgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(m), static_cast<int>(k), alpha, a,
+                    static_cast<int>(lda), b, incx, beta, c, static_cast<int>(ldc));
+    }
+    return;
+  }
   cblas_dgemm(CblasRowMajor, transpose_a ? CblasTrans : CblasNoTrans, transpose_b ? CblasTrans : CblasNoTrans,
               static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b,
               static_cast<int>(ldb), beta, c, static_cast<int>(ldc));

@@ -1,7 +1,9 @@
 // The raw-buffer math of the fused kernels against the scalar library functions and torch::mm.
 #include "sdegen/core/vmath.h"
 
+#include <array>
 #include <cmath>
+#include <limits>
 #include <functional>
 
 #include "support/support.h"
@@ -68,9 +70,11 @@ TEST(Vmath, SigmoidSaturatesWithoutNaN) {
   EXPECT_EQ(y[3], 1.0);
 }
 
-TEST(Vmath, GemmMatchesTorchForEveryTransposition) {
+// Shapes: general, one row of C (a batch of 1), one column (a 1-D output), 1 x 1; the
+// matrix-vector shapes take dgemv, with strided vectors where an operand is transposed.
+TEST(Vmath, GemmMatchesTorchForEveryTranspositionAndShape) {
   torch::manual_seed(0);
-  const int64_t m = 7, n = 5, k = 3;
+  for (const auto& [m, n, k] : std::vector<std::array<int64_t, 3>>{{7, 5, 3}, {1, 5, 3}, {7, 1, 3}, {1, 1, 4}})
   for (bool ta : {false, true}) {
     for (bool tb : {false, true}) {
       const torch::Tensor A = ta ? torch::randn({k, m}, torch::kDouble) : torch::randn({m, k}, torch::kDouble);
@@ -79,7 +83,13 @@ TEST(Vmath, GemmMatchesTorchForEveryTransposition) {
       const torch::Tensor expected = 0.5 * C + 2.0 * torch::mm(ta ? A.t() : A, tb ? B.t() : B);
       vmath::gemm(ta, tb, m, n, k, 2.0, A.data_ptr<double>(), A.size(1), B.data_ptr<double>(), B.size(1), 0.5,
                   C.data_ptr<double>(), n);
-      EXPECT_LT(test::max_abs_diff(C, expected), 1e-13) << "transpose a " << ta << ", b " << tb;
+      EXPECT_LT(test::max_abs_diff(C, expected), 1e-13) << m << "x" << n << "x" << k << " transpose a " << ta
+                                                        << ", b " << tb;
+      // beta = 0 does not read C, NaN included.
+      C.fill_(std::numeric_limits<double>::quiet_NaN());
+      vmath::gemm(ta, tb, m, n, k, 2.0, A.data_ptr<double>(), A.size(1), B.data_ptr<double>(), B.size(1), 0.0,
+                  C.data_ptr<double>(), n);
+      EXPECT_LT(test::max_abs_diff(C, 2.0 * torch::mm(ta ? A.t() : A, tb ? B.t() : B)), 1e-13);
     }
   }
 }
