@@ -143,6 +143,8 @@ void register_train(CLI::App& app) {
   cmd->add_option("--ema", a->options.ema_decay(), "EMA decay of the weights (0: off)");
   cmd->add_option("--seed", a->options.seed(), "Random seed (data, batches, noise)");
   cmd->add_option("--threads", a->options.threads(), "Intra-op threads")->check(positive());
+  cmd->add_option("--fused", a->options.fused(),
+                  "Hand-derived fused training steps where the model has them (false: autograd, the reference)");
   cmd->add_option("--log-every", a->options.log_every(), "Steps between log rows")->check(positive());
   cmd->add_option("--checkpoint-every", a->options.checkpoint_every(), "Steps between checkpoints (0: at the end)");
   cmd->add_option("--out", a->out, "Run directory (checkpoint, log.csv)");
