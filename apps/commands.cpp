@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/vmath.h"
 
 namespace sdegen::app {
 
@@ -42,6 +43,7 @@ CLI::Validator positive() {
 void apply_runtime(int threads, uint64_t seed, const std::string& device) {
   SDEGEN_CHECK(threads > 0, "--threads must be positive, got ", threads);
   torch::set_num_threads(threads);
+  vmath::set_blas_threads(threads);
   torch::manual_seed(seed);
   torch::Device d(torch::kCPU);
   try {

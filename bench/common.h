@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "sdegen/core/vmath.h"
+
 namespace bench {
 
 // --name value pairs from argv.
@@ -48,6 +50,7 @@ class Args {
 
 inline void setup(const Args& args) {
   torch::set_num_threads(static_cast<int>(args.integer("threads", 2)));
+  sdegen::vmath::set_blas_threads(static_cast<int>(args.integer("threads", 2)));
   torch::manual_seed(static_cast<uint64_t>(args.integer("seed", 0)));
 }
 

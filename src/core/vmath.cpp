@@ -2,6 +2,9 @@
 
 #include <cblas.h>
 
+// OpenBLAS's thread-count setter, where the linked BLAS has it (weak: null otherwise).
+extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+
 #include <cmath>
 
 // glibc's vector math library (libmvec) has tanh, erf and log1p from 2.35; x86-64 only.
@@ -139,6 +142,10 @@ void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, d
   cblas_dgemm(CblasRowMajor, transpose_a ? CblasTrans : CblasNoTrans, transpose_b ? CblasTrans : CblasNoTrans,
               static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a, static_cast<int>(lda), b,
               static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+}
+
+void set_blas_threads(int threads) {
+  if (openblas_set_num_threads != nullptr && threads > 0) openblas_set_num_threads(threads);
 }
 
 }  // namespace sdegen::vmath

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/vmath.h"
 #include "sdegen/core/tensor.h"
 #include "sdegen/train/batches.h"
 #include "sdegen/train/checkpoint.h"
@@ -45,8 +46,12 @@ class ThreadsGuard {
  public:
   explicit ThreadsGuard(int64_t threads) : previous_(torch::get_num_threads()) {
     torch::set_num_threads(static_cast<int>(threads));
+    vmath::set_blas_threads(static_cast<int>(threads));
   }
-  ~ThreadsGuard() { torch::set_num_threads(previous_); }
+  ~ThreadsGuard() {
+    torch::set_num_threads(previous_);
+    vmath::set_blas_threads(previous_);
+  }
   ThreadsGuard(const ThreadsGuard&) = delete;
   ThreadsGuard& operator=(const ThreadsGuard&) = delete;
 

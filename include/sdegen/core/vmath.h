@@ -24,6 +24,11 @@ void sigmoid(const double* x, double* y, int64_t n);
 void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
           int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc);
 
+// The BLAS's own thread pool (OpenBLAS keeps one apart from LibTorch's): set to the program's
+// thread count, so that --threads 1 runs single-threaded GEMMs. Busy-waiting BLAS threads on a
+// machine whose cores are taken made a training run 30x slower. A no-op on a BLAS without it.
+void set_blas_threads(int threads);
+
 // Whether the vectorised (AVX2) paths are in use on this machine; for reports.
 bool has_avx2();
 
