@@ -26,12 +26,18 @@ torch::Tensor sum_rows(const torch::Tensor& x) {
 
 bool all_finite(const torch::Tensor& x) { return torch::isfinite(x).all().item<bool>(); }
 
+bool is_cpu_double(const torch::Tensor& t) {
+  return t.defined() && t.device().is_cpu() && t.scalar_type() == torch::kDouble;
+}
+
+bool is_raw_double(const torch::Tensor& t) { return is_cpu_double(t) && t.is_contiguous(); }
+
 void zero_gradients(const std::vector<torch::Tensor>& params) {
   for (const auto& p : params) {
     torch::Tensor& g = p.mutable_grad();
     if (!g.defined() || !g.is_contiguous() || g.sizes() != p.sizes() || g.scalar_type() != p.scalar_type()) {
       g = torch::zeros_like(p, torch::MemoryFormat::Contiguous);
-    } else if (g.device().is_cpu() && g.scalar_type() == torch::kDouble) {
+    } else if (is_cpu_double(g)) {
       std::memset(g.data_ptr<double>(), 0, sizeof(double) * static_cast<size_t>(g.numel()));
     } else {
       g.zero_();

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/tensor.h"
 #include "sdegen/core/vmath.h"
 
 namespace sdegen {
@@ -14,17 +15,13 @@ constexpr double kInvSqrt2 = 0.70710678118654752440;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 constexpr double kSoftplusThreshold = 20.0;  // torch's default: softplus(x) = x above it
 
-bool usable(const torch::Tensor& p) {
-  return p.defined() && p.device().is_cpu() && p.scalar_type() == torch::kDouble && p.is_contiguous();
-}
-
 void grow(std::vector<double>& v, int64_t n) {
   if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
 }
 
 double* grad_of(const torch::Tensor& p) {
   const torch::Tensor& g = p.grad();
-  SDEGEN_CHECK(usable(g), "MlpKernel: a parameter's gradient must be a defined, contiguous float64 CPU tensor; "
+  SDEGEN_CHECK(is_raw_double(g), "MlpKernel: a parameter's gradient must be a defined, contiguous float64 CPU tensor; "
                "call zero_gradients first");
   return g.data_ptr<double>();
 }
@@ -38,9 +35,9 @@ bool MlpKernel::supports(const MlpImpl& net, std::string* why) {
   };
   if (net.options.num_classes() > 0) return no("class-conditional nets are not supported");
   for (const auto& p : net.parameters())
-    if (!usable(p)) return no("parameters must be contiguous float64 CPU tensors");
+    if (!is_raw_double(p)) return no("parameters must be contiguous float64 CPU tensors");
   for (const auto& b : net.buffers())
-    if (!usable(b)) return no("buffers must be contiguous float64 CPU tensors");
+    if (!is_raw_double(b)) return no("buffers must be contiguous float64 CPU tensors");
   return true;
 }
 

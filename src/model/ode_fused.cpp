@@ -26,7 +26,7 @@ enum Slot : size_t { kState, kNext, kStage, kSlopes, kTimes, kEll, kLambda, kGra
 }  // namespace
 
 bool OdeModel::has_fused_step(const torch::Tensor& y) const {
-  return y.device().is_cpu() && y.scalar_type() == torch::kDouble && options_.exact_divergence &&
+  return is_cpu_double(y) && options_.exact_divergence &&
          MlpKernel::supports(*net_);
 }
 

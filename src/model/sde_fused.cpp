@@ -23,9 +23,8 @@ enum Slot : size_t { kBeta, kQ, kX, kG, kGradF, kGradX, kGradQ, kSigma, kWeight,
 }  // namespace
 
 bool SdeModel::has_fused_step(const torch::Tensor& y) const {
-  return y.device().is_cpu() && y.scalar_type() == torch::kDouble && MlpKernel::supports(*inference_) &&
-         MlpKernel::supports(*drift_) && log_sigma_knots_.is_contiguous() &&
-         log_sigma_knots_.scalar_type() == torch::kDouble && log_sigma_knots_.device().is_cpu();
+  return is_cpu_double(y) && MlpKernel::supports(*inference_) && MlpKernel::supports(*drift_) &&
+         is_raw_double(log_sigma_knots_);
 }
 
 double SdeModel::loss_and_gradient(const torch::Tensor& y_in) {

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/tensor.h"
 #include "sdegen/sample/flow_time.h"
 #include "sdegen/solver/multistep.h"
 
@@ -48,8 +49,7 @@ Solution run_fixed_ode(const std::string& name, const MarginalField& m, const to
   // A field that runs on raw buffers skips every tensor operation of the solve (what bounds a
   // small network's latency); the same steps either way. Runge-Kutta steppers only.
   const auto rk = fixed_ode_solver_names();
-  if (std::find(rk.begin(), rk.end(), name) != rk.end() && x0.device().is_cpu() &&
-      x0.scalar_type() == torch::kDouble && x0.dim() == 2)
+  if (std::find(rk.begin(), rk.end(), name) != rk.end() && is_cpu_double(x0) && x0.dim() == 2)
     if (const RawField raw = m.raw_velocity()) return solve_ode_raw(raw, x0, grid, name, obs);
   return grid_solver(name)(probability_flow(m), x0, grid, obs);
 }

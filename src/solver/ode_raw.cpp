@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/tensor.h"
 #include "sdegen/solver/ode.h"
 
 namespace sdegen {
@@ -20,7 +21,7 @@ Solution solve_ode_raw(const RawVectorField& f, const torch::Tensor& x0, const T
   detail::check_initial_state(x0);
   detail::check_grid(grid);
   SDEGEN_CHECK(f != nullptr, "solve_ode_raw needs a vector field");
-  SDEGEN_CHECK(x0.device().is_cpu() && x0.scalar_type() == torch::kDouble && x0.dim() == 2,
+  SDEGEN_CHECK(is_cpu_double(x0) && x0.dim() == 2,
                "solve_ode_raw needs a float64 CPU state of shape [n, d], got ", x0.scalar_type(), " ", x0.sizes());
   const ButcherTableau tab = butcher_tableau(stepper);
   const int64_t n = x0.size(0), nd = x0.numel(), s = tab.stages();

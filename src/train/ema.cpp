@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/tensor.h"
 
 namespace sdegen {
 
@@ -17,10 +18,6 @@ std::vector<std::string> split_lines(const std::string& text) {
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);) out.push_back(line);
   return out;
-}
-
-bool raw_double(const torch::Tensor& t) {
-  return t.device().is_cpu() && t.scalar_type() == torch::kDouble && t.is_contiguous();
 }
 
 void copy_all(const std::vector<torch::Tensor>& from, const std::vector<torch::Tensor>& to) {
@@ -92,7 +89,7 @@ void Ema::update(const torch::nn::Module& module) {
   for (size_t i = 0; i < params_.size(); ++i) {
     const torch::Tensor& p = params[i];
     torch::Tensor& avg = params_[i];
-    if (raw_double(p) && raw_double(avg)) {
+    if (is_raw_double(p) && is_raw_double(avg)) {
       // avg.mul_(d).add_(p, 1 - d) in one pass.
       const double* src = p.data_ptr<double>();
       double* dst = avg.data_ptr<double>();

@@ -5,12 +5,10 @@
 #include <string>
 #include <type_traits>
 
+#include "sdegen/core/tensor.h"
+
 namespace sdegen {
 namespace {
-
-bool raw(const torch::Tensor& t) {
-  return t.defined() && t.device().is_cpu() && t.scalar_type() == torch::kDouble && t.is_contiguous();
-}
 
 // torch::optim keys its state by the parameter's TensorImpl: as its printed address in
 // LibTorch 1.x, as the pointer itself in 2.x.
@@ -59,7 +57,7 @@ bool state_usable(torch::optim::Optimizer& optimizer, const torch::Tensor& p) {
   const auto it = states.find(state_key(states, p));
   if (it == states.end()) return true;
   const auto& s = static_cast<const State&>(*it->second);
-  return raw(s.exp_avg()) && raw(s.exp_avg_sq());
+  return is_raw_double(s.exp_avg()) && is_raw_double(s.exp_avg_sq());
 }
 
 template <class State>
@@ -89,7 +87,7 @@ bool fused_step(torch::optim::Optimizer& optimizer, bool decoupled) {
   for (auto& group : optimizer.param_groups()) {
     if (static_cast<const Options&>(group.options()).amsgrad()) return false;
     for (const auto& p : group.params())
-      if (p.grad().defined() && (!raw(p) || !raw(p.grad()) || !state_usable<State>(optimizer, p))) return false;
+      if (p.grad().defined() && (!is_raw_double(p) || !is_raw_double(p.grad()) || !state_usable<State>(optimizer, p))) return false;
   }
   torch::NoGradGuard no_grad;
   for (auto& group : optimizer.param_groups()) {
@@ -117,7 +115,7 @@ double clip_gradients(const std::vector<torch::Tensor>& params, double max_norm)
   for (const auto& p : params) {
     if (!p.grad().defined()) continue;
     any = true;
-    all_raw = all_raw && raw(p.grad());
+    all_raw = all_raw && is_raw_double(p.grad());
   }
   if (!any) return 0.0;
   double norm = 0.0;

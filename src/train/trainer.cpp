@@ -9,8 +9,8 @@
 #include <optional>
 
 #include "sdegen/core/check.h"
-#include "sdegen/core/vmath.h"
 #include "sdegen/core/tensor.h"
+#include "sdegen/core/vmath.h"
 #include "sdegen/train/batches.h"
 #include "sdegen/train/checkpoint.h"
 #include "sdegen/train/ema.h"

@@ -24,6 +24,11 @@ bool all_finite(const torch::Tensor& x);
 // Number of elements per row (the data dimension d for vectors, c*h*w for images).
 int64_t row_numel(const torch::Tensor& x);
 
+// A defined float64 tensor on the CPU: the raw-buffer kernels' dtype and device.
+bool is_cpu_double(const torch::Tensor& t);
+// And contiguous: its data_ptr<double>() can be read and written as a flat buffer.
+bool is_raw_double(const torch::Tensor& t);
+
 // Makes every parameter's .grad() a defined tensor of zeros, contiguous and of the parameter's
 // dtype, for kernels that add their gradients into it.
 void zero_gradients(const std::vector<torch::Tensor>& params);
