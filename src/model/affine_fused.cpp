@@ -45,6 +45,16 @@ double weighted_factor(Weighting weighting, Prediction p, double a, double b, do
   throw InvalidArgument("weighted_factor: unknown weighting");
 }
 
+// EDM's preconditioning at noise level sigma = b / a (edm_denoiser in affine_model.cpp):
+// pred = c_skip z + c_out F(c_in z) with z = x / a.
+struct EdmScaling {
+  double c_in, c_skip, c_out;
+};
+EdmScaling edm_scaling(double sigma, double sigma_data) {
+  const double s2 = sigma * sigma + sigma_data * sigma_data, root = std::sqrt(s2);
+  return {1.0 / root, sigma_data * sigma_data / s2, sigma * sigma_data / root};
+}
+
 // The regression target of a native prediction for one element.
 double target(Prediction p, double y, double eps, double a, double b, double da, double db) {
   switch (p) {
@@ -65,11 +75,12 @@ RawPredictionFactory raw_prediction(Mlp net, SchedulePtr schedule, bool precondi
     const auto kernel = std::make_shared<const MlpKernel>(*net);
     const auto tape = std::make_shared<MlpTape>();
     const auto buffer = std::make_shared<std::vector<double>>();  // the times, then the net's input
+    const auto coefficients = std::make_shared<RawCoefficients>();
     const int64_t d = kernel->in_dim();
     RawPrediction p;
     p.dim = d;
-    p.fn = [kernel, tape, buffer, schedule, precondition, sigma_data, d](const double* x, double t, int64_t n,
-                                                                          double* out) {
+    p.fn = [kernel, tape, buffer, coefficients, schedule, precondition, sigma_data, d](const double* x, double t,
+                                                                                        int64_t n, double* out) {
       const int64_t nd = n * d;
       if (static_cast<int64_t>(buffer->size()) < n + nd) buffer->resize(static_cast<size_t>(n + nd));
       double* times = buffer->data();
@@ -80,15 +91,15 @@ RawPredictionFactory raw_prediction(Mlp net, SchedulePtr schedule, bool precondi
         return;
       }
       // edm_denoiser: z = x / a, pred = c_skip z + c_out F(c_in z, t).
-      RawCoefficients c;
+      RawCoefficients& c = *coefficients;
       schedule->evaluate(&t, 1, c);
-      const double a = c.a[0], sigma = c.b[0] / a, sd = sigma_data, s2 = sigma * sigma + sd * sd;
-      const double c_in = 1.0 / std::sqrt(s2), c_skip = sd * sd / s2, c_out = sigma * sd / std::sqrt(s2);
+      const double a = c.a[0];
+      const EdmScaling s = edm_scaling(c.b[0] / a, sigma_data);
       double* input = times + n;
-      for (int64_t e = 0; e < nd; ++e) input[e] = c_in * (x[e] / a);
+      for (int64_t e = 0; e < nd; ++e) input[e] = s.c_in * (x[e] / a);
       kernel->forward(input, times, n, {}, *tape);
       const double* F = tape->output();
-      for (int64_t e = 0; e < nd; ++e) out[e] = c_skip * (x[e] / a) + c_out * F[e];
+      for (int64_t e = 0; e < nd; ++e) out[e] = s.c_skip * (x[e] / a) + s.c_out * F[e];
     };
     return p;
   };
@@ -104,7 +115,7 @@ bool AffineModel::has_fused_step(const torch::Tensor& y) const {
       return false;
     if (options_.learn_endpoints) own += 2;
   }
-  return y.device().is_cpu() && y.scalar_type() == torch::kDouble && parameters().size() == own &&
+  return is_cpu_double(y) && parameters().size() == own &&
          MlpKernel::supports(*net_);
 }
 
@@ -115,12 +126,7 @@ double AffineModel::loss_and_gradient(const torch::Tensor& y_in) {
   const torch::Tensor y = y_in.contiguous();
   const int64_t n = y.size(0), d = dim();
   const bool endpoints = learned_ && options_.learn_endpoints;
-  if (endpoints) {
-    const double l0 = learned_->lambda_0(), l1 = learned_->lambda_1();
-    if (!(l0 < l1))
-      throw NumericError(detail::concat("vdm: the learned schedule's endpoints crossed (lambda(0) = ", l0,
-                                        ", lambda(1) = ", l1, "); lower the learning rate"));
-  }
+  check_learned_endpoints();
   // The same draws in the same order as loss(): the times, then the noise.
   const torch::Tensor t = sample_times(n, y.options()).contiguous();
   const torch::Tensor eps = torch::randn_like(y);
@@ -148,14 +154,13 @@ double AffineModel::loss_and_gradient(const torch::Tensor& y_in) {
     // The net sees c_in z and pred = c_skip z + c_out F: fold c_skip z into the target, so that
     // pred - T = c_out F - (T - c_skip z).
     for (int64_t i = 0; i < n; ++i) {
-      const double sigma = c.b[i] / c.a[i], s2 = sigma * sigma + sd * sd;
-      const double c_in = 1.0 / std::sqrt(s2), c_skip = sd * sd / s2;
-      c_out[i] = sigma * sd / std::sqrt(s2);
+      const EdmScaling s = edm_scaling(c.b[i] / c.a[i], sd);
+      c_out[i] = s.c_out;
       for (int64_t j = 0; j < d; ++j) {
         const int64_t k = i * d + j;
         const double z = x[k] / c.a[i];
-        x[k] = c_in * z;
-        T[k] -= c_skip * z;
+        x[k] = s.c_in * z;
+        T[k] -= s.c_skip * z;
       }
     }
   }

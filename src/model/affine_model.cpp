@@ -136,6 +136,15 @@ AffineLoss AffineModel::drift_terms(const torch::Tensor& y, const torch::Tensor&
                      {options_.sigma_data});
 }
 
+void AffineModel::check_learned_endpoints() const {
+  if (!learned_) return;
+  // An optimiser step could in principle carry l1 below l0, which would make lambda' < 0.
+  const double l0 = learned_->lambda_0(), l1 = learned_->lambda_1();
+  if (!(l0 < l1))
+    throw NumericError(detail::concat("vdm: the learned schedule's endpoints crossed (lambda(0) = ", l0,
+                                      ", lambda(1) = ", l1, "); lower the learning rate"));
+}
+
 ElboTerms AffineModel::end_terms(const torch::Tensor& y) const {
   const auto [lo, hi] = time_range();
   const torch::Tensor t_lo = torch::full({}, lo, y.options()), t_hi = torch::full({}, hi, y.options());
@@ -153,13 +162,7 @@ ElboTerms AffineModel::end_terms(const torch::Tensor& y) const {
 torch::Tensor AffineModel::loss(const torch::Tensor& y) {
   SDEGEN_CHECK(y.dim() == 2 && y.size(1) == dim(), "model expects data of shape [batch, ", dim(), "], got ",
                y.sizes());
-  if (learned_) {
-    // An optimiser step could in principle carry l1 below l0, which would make lambda' < 0.
-    const double l0 = learned_->lambda_0(), l1 = learned_->lambda_1();
-    if (!(l0 < l1))
-      throw NumericError(detail::concat("vdm: the learned schedule's endpoints crossed (lambda(0) = ", l0,
-                                        ", lambda(1) = ", l1, "); lower the learning rate"));
-  }
+  check_learned_endpoints();
   const torch::Tensor t = sample_times(y.size(0), y.options());
   const torch::Tensor eps = torch::randn_like(y);
   torch::Tensor total = drift_terms(y, t, eps).loss.mean();

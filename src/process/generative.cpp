@@ -80,8 +80,9 @@ RawField PredictionField::raw_velocity() const {
   RawPrediction p = raw_();
   if (!p.fn) return {};
   auto buffer = std::make_shared<std::vector<double>>();
-  return [p = std::move(p), buffer, kind = kind_, schedule = schedule_](double t, const double* x, int64_t n,
-                                                                        double* v) {
+  auto coefficients = std::make_shared<RawCoefficients>();  // reused: this runs at every evaluation
+  return [p = std::move(p), buffer, coefficients, kind = kind_, schedule = schedule_](double t, const double* x,
+                                                                                      int64_t n, double* v) {
     const int64_t nd = n * p.dim;
     if (kind == Prediction::Velocity) {
       p.fn(x, t, n, v);
@@ -89,7 +90,7 @@ RawField PredictionField::raw_velocity() const {
     }
     if (static_cast<int64_t>(buffer->size()) < nd) buffer->resize(static_cast<size_t>(nd));
     p.fn(x, t, n, buffer->data());
-    RawCoefficients c;
+    RawCoefficients& c = *coefficients;
     schedule->evaluate(&t, 1, c);
     for (int64_t e = 0; e < nd; ++e) v[e] = velocity_of(kind, (*buffer)[e], x[e], c.a[0], c.b[0], c.da[0], c.db[0]);
   };

@@ -104,6 +104,8 @@ class AffineModel final : public GenerativeModel {
  private:
   torch::Tensor sample_times(int64_t n, const torch::TensorOptions& options) const;
   SchedulePtr make_learnable_schedule();
+  // Throws NumericError when an optimiser step has carried the learned lambda(1) below lambda(0).
+  void check_learned_endpoints() const;
 
   AffineModelOptions options_;
   SchedulePtr schedule_;
