@@ -2,7 +2,11 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "sdegen/core/check.h"
+#include "sdegen/core/limits.h"
+#include "sdegen/data/density.h"
 #include "sdegen/core/vmath.h"
 
 namespace sdegen::app {
@@ -40,8 +44,49 @@ CLI::Validator positive() {
       "POSITIVE");
 }
 
+CLI::Validator thread_count() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        const int bound = max_threads();
+        try {
+          size_t used = 0;
+          const long long v = std::stoll(value, &used);
+          if (used == value.size() && v >= 1 && v <= bound) return {};
+        } catch (const std::exception&) {
+        }
+        return "must be a whole number of threads in [1, " + std::to_string(bound) +
+               "] (4 per CPU of this machine), got '" + value + "'";
+      },
+      "1.." + std::to_string(max_threads()));
+}
+
+CLI::Validator seed_value() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        const bool digits = !value.empty() && value.size() <= 20 &&
+                            value.find_first_not_of("0123456789") == std::string::npos;
+        // 2^64 - 1 has 20 digits: compare as text at that length.
+        if (digits && (value.size() < 20 || value <= "18446744073709551615")) return {};
+        return "must be a whole number in [0, 18446744073709551615], got '" + value + "'";
+      },
+      "SEED");
+}
+
+void check_data_spec(const std::string& spec, bool csv_ok) {
+  auto ends_with = [&](const std::string& ext) {
+    return spec.size() > ext.size() && spec.compare(spec.size() - ext.size(), ext.size(), ext) == 0;
+  };
+  const auto names = density_names();
+  if (std::find(names.begin(), names.end(), spec) != names.end() || ends_with(".json") ||
+      (csv_ok && ends_with(".csv")))
+    return;
+  throw InvalidArgument("unknown data '" + spec + "'; valid: " + join(names) + ", a mixture JSON file (*.json)" +
+                        (csv_ok ? " or a numeric CSV file (*.csv)" : ""));
+}
+
 void apply_runtime(int threads, uint64_t seed, const std::string& device) {
-  SDEGEN_CHECK(threads > 0, "--threads must be positive, got ", threads);
+  SDEGEN_CHECK(threads > 0 && threads <= max_threads(), "--threads must be in [1, ", max_threads(), "], got ",
+               threads);
   torch::set_num_threads(threads);
   vmath::set_blas_threads(threads);
   torch::manual_seed(seed);

@@ -22,6 +22,17 @@ CLI::Validator one_of(const std::vector<std::string>& names, const std::string& 
 // Accepts numbers > 0: "--steps must be positive, got 0".
 CLI::Validator positive();
 
+// Accepts a whole number of threads in [1, max_threads()] (4 per CPU), naming the bound.
+CLI::Validator thread_count();
+
+// Accepts a seed that fits: a whole number in [0, 2^64 - 1], written in decimal digits. Without
+// it a negative seed would wrap and a huge one saturate, silently giving another run's seed.
+CLI::Validator seed_value();
+
+// Refuses a --data value that is neither a built-in density, a mixture JSON file (*.json) nor,
+// where csv_ok, a numeric CSV file (*.csv); the message lists all that is accepted.
+void check_data_spec(const std::string& spec, bool csv_ok);
+
 // Applies --threads and --seed, and checks --device (cpu, or cuda where LibTorch has it).
 void apply_runtime(int threads, uint64_t seed, const std::string& device);
 

@@ -2,6 +2,7 @@
 // table and write the JSON of eval/evaluate.h.
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -37,16 +38,23 @@ std::string opt(const std::optional<Estimate>& e) {
 
 void print_table(const EvalResult& r) {
   fmt::print("{} model on '{}' ({}-D, {} points), nats per point:\n", r.kind, r.source, r.dim, r.n);
-  fmt::print("  log-likelihood      {}{}\n", opt(r.log_likelihood),
-             r.log_likelihood ? fmt::format("  ({}, {} evaluations)", r.likelihood_method, r.likelihood_nfe)
-                              : std::string("  (no probability flow)"));
+  if (!r.likelihood_problem.empty())
+    fmt::print("  log-likelihood        untrusted: {}\n", r.likelihood_problem);
+  else
+    fmt::print("  log-likelihood      {}{}\n", opt(r.log_likelihood),
+               r.log_likelihood ? fmt::format("  ({}, {} evaluations)", r.likelihood_method, r.likelihood_nfe)
+                                : std::string("  (no probability flow)"));
   if (r.true_log_likelihood) {
     fmt::print("  true log density    {}\n", opt(r.true_log_likelihood));
     if (r.log_likelihood)
       fmt::print("  gap to the truth    {:10.4f}\n", r.true_log_likelihood->mean - r.log_likelihood->mean);
   }
   if (r.bits_per_dim) fmt::print("  bits per dimension  {:10.4f}\n", *r.bits_per_dim);
-  fmt::print("  ELBO                {}\n", opt(r.elbo));
+  if (r.elbo_failed > 0)
+    fmt::print("  ELBO                  untrusted: {} of {} rows non-finite (terms below: the others)\n", r.elbo_failed,
+               r.n);
+  else
+    fmt::print("  ELBO                {}\n", opt(r.elbo));
   fmt::print("    reconstruction    {}\n", opt(r.reconstruction));
   fmt::print("    prior KL          {}\n", opt(r.prior));
   fmt::print("    drift KL          {}\n", opt(r.drift));
@@ -87,6 +95,23 @@ void print_schedule(const nlohmann::json& j) {
              j["lambda_0"].get<double>(), j["lambda_1"].get<double>());
 }
 
+// The ELBO on these rows against the validation figure training kept its weights by (both per
+// row, in data units): far below it, the model fits its training rows better than the data.
+// Returns the comparison (null without a validation figure) and prints a warning when it is far.
+nlohmann::json overfitting_check(const TrainedModel& t, const EvalResult& r) {
+  const auto best = t.config.find("best");
+  if (best == t.config.end() || best->at("metric") != "val_nelbo" || !r.elbo) return nullptr;
+  const double validation = -best->at("value").get<double>() - t.standardizer.std.log().sum().item<double>();
+  const double gap = validation - r.elbo->mean, allowed = std::max(1.0, 4.0 * r.elbo->se);
+  const bool far = gap > allowed;
+  if (far)
+    fmt::print("warning: the ELBO here ({:.3f}) is {:.3f} nats per row below the validation figure training kept "
+               "(step {}: {:.3f}): the model may have overfitted its training rows. Lower --patience or --steps, "
+               "or train on more rows.\n",
+               r.elbo->mean, gap, best->at("step").get<int64_t>(), validation);
+  return {{"validation_elbo", validation}, {"gap", gap}, {"allowed", allowed}, {"warning", far}};
+}
+
 void run(EvalArgs& a) {
   apply_runtime(a.threads, a.options.seed, "cpu");
   SDEGEN_CHECK(!a.checkpoint.empty(), "eval needs --checkpoint DIR (the run directory of sdegen train)");
@@ -109,6 +134,7 @@ void run(EvalArgs& a) {
   const EvalResult r = evaluate(*t.model, t.standardizer, data, o);
   print_table(r);
   nlohmann::json j = to_json(r);
+  j["overfitting"] = overfitting_check(t, r);
   j["checkpoint"] = a.checkpoint;
   j["schedule"] = schedule_json(*t.model);
   print_schedule(j["schedule"]);
@@ -151,8 +177,8 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--projections", a->options.projections, "Sliced Wasserstein directions")->check(positive());
   cmd->add_flag("--no-likelihood", a->no_likelihood, "Skip the likelihood");
   cmd->add_flag("--no-samples", a->no_samples, "Skip sampling and the sample metrics");
-  cmd->add_option("--seed", a->options.seed, "Random seed (data draws, t draws, samples)");
-  cmd->add_option("--threads", a->threads, "Intra-op threads")->check(positive());
+  cmd->add_option("--seed", a->options.seed, "Random seed (data draws, t draws, samples)")->check(seed_value());
+  cmd->add_option("--threads", a->threads, "Intra-op threads")->check(thread_count());
   cmd->add_option("--out", a->out, "Output JSON");
   cmd->add_option("--samples-out", a->samples_out, "Also write the samples (CSV, data units)");
   cmd->callback([a] { run(*a); });

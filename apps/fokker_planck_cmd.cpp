@@ -22,6 +22,7 @@ struct FpArgs {
   std::vector<double> times{0.0, 0.25, 0.5, 0.75, 0.9};
   double x_min = NAN, x_max = NAN;
   int64_t cells = 800;
+  FokkerPlanckOptions solver;  // its cfl, max_dt and max_steps
   std::string out = "fokker_planck.csv";
 };
 
@@ -54,7 +55,7 @@ void run(const FpArgs& a) {
   const double t0 = a.times.front() > 0 ? 0.0 : a.times.front();
   std::vector<double> all_times{t0};
   all_times.insert(all_times.end(), a.times.begin(), a.times.end());
-  FokkerPlanckOptions o;
+  FokkerPlanckOptions o = a.solver;
   const auto [lo, hi] = auto_range(*oracle, all_times);
   o.grid.x_min = std::isnan(a.x_min) ? lo : a.x_min;
   o.grid.x_max = std::isnan(a.x_max) ? hi : a.x_max;
@@ -101,7 +102,12 @@ void register_fokker_planck(CLI::App& app) {
       ->delimiter(',');
   cmd->add_option("--x-min", args->x_min, "Left end of the grid (default: 6 std past the marginals)");
   cmd->add_option("--x-max", args->x_max, "Right end of the grid (default: 6 std past the marginals)");
-  cmd->add_option("--cells", args->cells, "Grid cells")->check(positive());
+  cmd->add_option("--cells", args->cells, "Grid cells (at most " + std::to_string(kMaxCells) + ")")
+      ->check(positive());
+  cmd->add_option("--cfl", args->solver.cfl, "Target Courant number max|f| dt / dx (<= 0.4 keeps the density >= 0)")
+      ->check(positive());
+  cmd->add_option("--max-dt", args->solver.max_dt, "Largest time step")->check(positive());
+  cmd->add_option("--max-steps", args->solver.max_steps, "Step limit of the solve")->check(positive());
   cmd->add_option("--out", args->out, "Output CSV with columns t, x, density, exact");
   cmd->callback([args] { run(*args); });
 }

@@ -1,8 +1,11 @@
 #include "apps/json_config.h"
 
 #include <algorithm>
+#include <cmath>
+#include <iterator>
 #include <fstream>
 #include <memory>
+#include <sstream>
 
 #include "sdegen/core/check.h"
 #include "sdegen/core/error.h"
@@ -13,6 +16,12 @@ namespace {
 std::string scalar_text(const nlohmann::json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+  // JSON has one number type: 1e3 and 1000.0 are the integer 1000 to an integer option.
+  if (v.is_number_float()) {
+    const double x = v.get<double>();
+    if (std::isfinite(x) && x == std::floor(x) && std::abs(x) < 9007199254740992.0)  // 2^53: exact
+      return std::to_string(static_cast<long long>(x));
+  }
   return v.dump();  // numbers; objects and arrays of objects keep their JSON text
 }
 
@@ -41,7 +50,8 @@ nlohmann::json typed(const std::string& text) {
 std::vector<CLI::ConfigItem> JsonConfig::from_config(std::istream& input) const {
   nlohmann::json j;
   try {
-    input >> j;
+    // The whole stream: parse() refuses anything after the object, where `input >> j` stops.
+    j = nlohmann::json::parse(std::string(std::istreambuf_iterator<char>(input), {}));
   } catch (const nlohmann::json::exception& e) {
     throw InvalidArgument(std::string("config file is not valid JSON: ") + e.what());
   }
@@ -71,6 +81,9 @@ nlohmann::json options_json(const CLI::App& command) {
       out[name] = opt->count() > 0;
       continue;
     }
+    // An option left at an empty default ("the model's choice") is not recorded: written as "",
+    // it would be read back as a choice named "".
+    if (opt->count() == 0 && opt->get_default_str().empty()) continue;
     const std::vector<std::string> values =
         opt->count() > 0 ? opt->results() : std::vector<std::string>{opt->get_default_str()};
     if (values.size() == 1) {
@@ -97,8 +110,13 @@ void apply_json_config(CLI::App* command, const std::string& path) {
   if (path.empty()) return;
   std::ifstream in(path);
   if (!in) throw IoError("cannot read config file '" + path + "'");
+  apply_json_config_text(command, std::string(std::istreambuf_iterator<char>(in), {}), path);
+}
+
+void apply_json_config_text(CLI::App* command, const std::string& text, const std::string& path) {
   std::vector<CLI::ConfigItem> items;
   try {
+    std::istringstream in(text);
     items = JsonConfig().from_config(in);
   } catch (const InvalidArgument& e) {
     throw InvalidArgument(path + ": " + e.what());
@@ -115,7 +133,7 @@ void apply_json_config(CLI::App* command, const std::string& path) {
     try {
       opt->run_callback();
     } catch (const CLI::Error& e) {
-      throw InvalidArgument(path + ": option '" + item.name + "': " + e.what());
+      throw InvalidArgument(path + ": option '" + item.name + "' = " + join(item.inputs) + ": " + e.what());
     }
   }
 }

@@ -24,6 +24,8 @@ void add_json_config(CLI::App* command, std::string* path);
 // Gives each option named in the JSON file that was not on the command line the file's value
 // (validated like a flag). Throws InvalidArgument for an unreadable file or an unknown key.
 void apply_json_config(CLI::App* command, const std::string& path);
+// The same with the file's text (`path` names it in messages).
+void apply_json_config_text(CLI::App* command, const std::string& text, const std::string& path);
 
 // Every option of the command (the value given, else its default) as one JSON object, the same
 // format --config reads.

@@ -35,7 +35,7 @@ void register_plot(CLI::App& app) {
   cmd->add_option("--n", a->options.n, "Samples for histograms and scatter plots")->check(positive());
   cmd->add_option("--paths", a->options.paths, "Trajectories drawn")->check(positive());
   cmd->add_option("--steps", a->options.steps, "Steps of the trajectory solvers")->check(positive());
-  cmd->add_option("--threads", a->threads, "Intra-op threads")->check(positive());
+  cmd->add_option("--threads", a->threads, "Intra-op threads")->check(thread_count());
   cmd->add_option("--out", a->out, "Output directory");
   cmd->callback([a] { run(*a); });
 }

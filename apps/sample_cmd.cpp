@@ -5,6 +5,7 @@
 #include "apps/commands.h"
 #include "sdegen/core/check.h"
 #include "sdegen/data/density.h"
+#include "sdegen/eval/evaluate.h"
 #include "sdegen/eval/metrics.h"
 #include "sdegen/eval/oracle.h"
 #include "sdegen/io/csv.h"
@@ -64,12 +65,9 @@ void run_oracle(SampleArgs& a) {
 }
 
 void run_checkpoint(SampleArgs& a) {
-  const nlohmann::json config = load_checkpoint_config(a.checkpoint);
-  ModelPtr model = make_model(config.at("model"));
-  load_weights(a.checkpoint, *model);
-  model->eval();
-  const nlohmann::json& extra = config.at("extra");
-  const Standardizer st = Standardizer::from_json(extra.at("standardizer"), model->dim());
+  const TrainedModel t = load_trained_model(a.checkpoint);
+  const ModelPtr& model = t.model;
+  const Standardizer& st = t.standardizer;
   torch::NoGradGuard no_grad;
   const torch::Tensor x0 = sample_model_prior(*model, a.n);
   const auto start = std::chrono::steady_clock::now();
@@ -78,7 +76,7 @@ void run_checkpoint(SampleArgs& a) {
   sol.check();
   const torch::Tensor x = st.inverse(sol.x);
   write_csv(a.out, x);
-  const std::string spec = extra.at("data").get<std::string>();
+  const std::string& spec = t.data;
   fmt::print("sampled {} points from {} ({} model) with {}: {} function evaluations, {:.3f} s\n", a.n,
              a.checkpoint, model->kind(), a.sampler.solver, sol.nfe, seconds);
   const auto names = density_names();
@@ -128,8 +126,8 @@ void register_sample(CLI::App& app) {
   cmd->add_option("--t0", args->sampler.t0, "Start time (0 = prior)");
   cmd->add_option("--t1", args->sampler.t1, "End time (1 = data)");
   cmd->add_option("--n", args->n, "Number of samples")->check(positive());
-  cmd->add_option("--seed", args->seed, "Random seed");
-  cmd->add_option("--threads", args->threads, "Intra-op threads")->check(positive());
+  cmd->add_option("--seed", args->seed, "Random seed")->check(seed_value());
+  cmd->add_option("--threads", args->threads, "Intra-op threads")->check(thread_count());
   cmd->add_option("--device", args->device, "Device: cpu or cuda[:N]");
   cmd->add_option("--out", args->out, "Output CSV, one sample per row");
   cmd->callback([args] { run(*args); });

@@ -27,11 +27,11 @@ struct TrainArgs {
   std::string model_config;  // JSON text: any other key of the model's config
   nlohmann::json model_overrides = nlohmann::json::object();
   // 0 or empty: the model's recommended value (train/recipe.h, then the model's defaults).
-  int64_t width = 0, depth = -1, steps = 0;
+  int64_t width = 0, depth = -1, steps = 0, val_every = -1, patience = -1;
   std::string activation, embedding, decay;
   double fourier_scale = 0.0, lr = 0.0;
   int64_t n_train = 1000, n_val = 8000;
-  double val_fraction = 0.1;
+  double val_fraction = 0.2;  // 0.1 left 20 noisy rows of a 200-row table to choose weights by
   TrainOptions options;
   std::string out = "runs/train";
   bool resume = false, overwrite = false;
@@ -42,6 +42,7 @@ struct Dataset {
 };
 
 Dataset load_data(const TrainArgs& a) {
+  check_data_spec(a.data, /*csv_ok=*/true);
   const std::string ext = ".csv";
   if (a.data.size() > ext.size() && a.data.compare(a.data.size() - ext.size(), ext.size(), ext) == 0) {
     const TrainValSplit s = split_train_val(load_csv(a.data).x, a.val_fraction, a.options.seed());
@@ -64,10 +65,14 @@ void run(TrainArgs& a, const CLI::App& command) {
   // The model's recipe, then the flags given, then --model-config on top (its "net" keys merge).
   SDEGEN_CHECK(a.steps >= 0 && a.lr >= 0 && a.width >= 0 && a.fourier_scale >= 0,
                "--steps, --lr, --width and --fourier-scale must be positive (or 0 for the model's recommended)");
-  const Recipe recipe = recommended_recipe(a.model);
-  a.options.steps(a.steps > 0 ? a.steps : recipe.steps);
-  a.options.lr(a.lr > 0 ? a.lr : recipe.lr);
-  a.options.decay(!a.decay.empty() ? a.decay : recipe.decay);
+  SDEGEN_CHECK(a.val_every >= -1 && a.patience >= -1, "--val-every and --patience must be >= 0 (or -1 for the recipe's)");
+  const Recipe recipe = recommended_recipe(a.model, data.train.size(0), data.train.size(1));
+  a.options.steps(a.steps > 0 ? a.steps : recipe.options.steps());
+  a.options.lr(a.lr > 0 ? a.lr : recipe.options.lr());
+  a.options.decay(!a.decay.empty() ? a.decay : recipe.options.decay());
+  // Validation follows the run's length unless given.
+  a.options.val_every(a.val_every >= 0 ? a.val_every : std::max<int64_t>(1, a.options.steps() / kValidationsPerRun));
+  a.options.patience(a.patience >= 0 ? a.patience : recipe.options.patience());
   nlohmann::json overrides = recipe.model;
   if (!overrides.contains("net")) overrides["net"] = nlohmann::json::object();
   if (!a.schedule.empty()) overrides["schedule"] = a.schedule;
@@ -87,17 +92,27 @@ void run(TrainArgs& a, const CLI::App& command) {
   ModelPtr model = make_model(config);
   TrainSetup setup;
   setup.val = data.val.size(0) > 0 ? st.transform(data.val) : torch::Tensor();
+  if (data.val.size(0) > 0) setup.validator = nelbo_validator(validation_time_samples(data.val.size(0)));
   setup.resume = a.resume;
   setup.overwrite = a.overwrite;
   setup.extra = {{"data", a.data}, {"standardizer", st.to_json()}};
-  std::filesystem::create_directories(a.out);
-  // The run's whole configuration, in the format --config reads (a resumed run keeps the first).
-  const std::string record = (std::filesystem::path(a.out) / "run.json").string();
-  if (!a.resume || !std::filesystem::exists(record)) write_file_atomic(record, options_json(command).dump(2) + "\n");
+  // The run's whole configuration, in the format --config reads (a resumed run keeps the first),
+  // written once train() has accepted every input: a refused run leaves the directory as it was.
+  setup.on_start = [&] {
+    std::filesystem::create_directories(a.out);
+    const std::string record = (std::filesystem::path(a.out) / "run.json").string();
+    if (!a.resume || !std::filesystem::exists(record)) write_file_atomic(record, options_json(command).dump(2) + "\n");
+  };
   const TrainResult r = train(model, st.transform(data.train), a.options, a.out, setup);
   fmt::print("trained {} on '{}' ({} rows, {}-D): {} steps in {:.1f} s, final loss {:.4f}\n", a.model, a.data,
              data.train.size(0), data.train.size(1), r.steps, r.seconds, r.final_loss);
+  if (r.stopped_early)
+    fmt::print("  stopped early at step {}: {} validations without a better {}\n", r.steps, a.options.patience(),
+               r.validation.front().name);
   for (const auto& m : r.validation) fmt::print("  {} = {:.4f}\n", m.name, m.value);
+  if (r.best_step >= 0)
+    fmt::print("  kept the weights of step {} ({} = {:.4f}) for sampling and evaluation\n", r.best_step,
+               r.validation.front().name, r.best_value);
   // The floor a model's samples are judged against: how far the training set itself is from the
   // validation set (a model that reproduced the training points exactly would score this).
   if (data.val.size(0) > 0) {
@@ -141,12 +156,18 @@ void register_train(CLI::App& app) {
       ->check(one_of(lr_decay_names(), "decay"));
   cmd->add_option("--grad-clip", a->options.grad_clip(), "Max gradient norm (0: off)");
   cmd->add_option("--ema", a->options.ema_decay(), "EMA decay of the weights (0: off)");
-  cmd->add_option("--seed", a->options.seed(), "Random seed (data, batches, noise)");
-  cmd->add_option("--threads", a->options.threads(), "Intra-op threads")->check(positive());
+  cmd->add_option("--seed", a->options.seed(), "Random seed (data, batches, noise)")->check(seed_value());
+  cmd->add_option("--threads", a->options.threads(), "Intra-op threads")->check(thread_count());
   cmd->add_option("--fused", a->options.fused(),
                   "Hand-derived fused training steps where the model has them (false: autograd, the reference)");
   cmd->add_option("--log-every", a->options.log_every(), "Steps between log rows")->check(positive());
-  cmd->add_option("--checkpoint-every", a->options.checkpoint_every(), "Steps between checkpoints (0: at the end)");
+  cmd->add_option("--val-every", a->val_every,
+                  "Steps between validations on the held-out rows (0: only at the end; -1: the run's steps / " +
+                      std::to_string(kValidationsPerRun) + ")");
+  cmd->add_option("--patience", a->patience,
+                  "Stop after this many validations without a better figure (0: never; -1: the model's recommended)");
+  cmd->add_option("--checkpoint-every", a->options.checkpoint_every(),
+                  "Steps between checkpoints (0: at each validation and at the end)");
   cmd->add_option("--out", a->out, "Run directory (checkpoint, log.csv)");
   cmd->add_flag("--resume", a->resume, "Continue from the checkpoint in --out");
   cmd->add_flag("--overwrite", a->overwrite, "Replace a checkpoint already in --out");

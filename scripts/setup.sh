@@ -15,6 +15,8 @@ packages=(
   nlohmann-json3-dev      # JSON
   libfmt-dev              # formatting
   libpng-dev              # PNG output
+  zlib1g-dev              # CRC-32 checksums of checkpoint files
+  libarmadillo-dev        # Gaussian mixtures (k-means and EM) for the classical baselines
   gnuplot-nox             # plots
 )
 missing=()

@@ -1,6 +1,9 @@
 #include "sdegen/core/tensor.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <cstring>
+#include <mutex>
 
 #include "sdegen/core/check.h"
 
@@ -46,5 +49,23 @@ void zero_gradients(const std::vector<torch::Tensor>& params) {
 }
 
 int64_t row_numel(const torch::Tensor& x) { return x.dim() == 0 ? 1 : x.numel() / x.size(0); }
+
+torch::Tensor default_generator_state() {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get_state();
+}
+
+void set_default_generator_state(const torch::Tensor& state) {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state);
+}
+
+void seed_default_generator(uint64_t seed) {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_current_seed(seed);
+}
 
 }  // namespace sdegen

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -16,24 +17,32 @@ namespace sdegen {
 namespace {
 
 std::string read_text(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw IoError("data file '" + path + "' is a directory, not a CSV file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError("cannot open data file '" + path + "'");
   std::ostringstream text;
   text << in.rdbuf();
-  std::string s = text.str();
-  // Spreadsheet programs often start UTF-8 files with a byte-order mark.
-  if (s.rfind("\xEF\xBB\xBF", 0) == 0) s.erase(0, 3);
-  return s;
+  return text.str();
 }
 
-// Lines without their '\n' or "\r\n" ends.
+// Lines without their ends: "\n", "\r\n", or a lone "\r" (old Mac files, which spreadsheet
+// programs still write as "CSV (Macintosh)").
 std::vector<std::string> split_lines(const std::string& text) {
   std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    lines.push_back(line);
+  std::string line;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c != '\n' && c != '\r') {
+      line += c;
+      continue;
+    }
+    if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
+    lines.push_back(std::move(line));
+    line.clear();
   }
+  if (!line.empty()) lines.push_back(std::move(line));
   return lines;
 }
 
@@ -98,8 +107,12 @@ void check_matrix(const torch::Tensor& x, const char* what) {
 
 }  // namespace
 
-CsvData load_csv(const std::string& path) {
-  const std::vector<std::string> lines = split_lines(read_text(path));
+CsvData load_csv(const std::string& path) { return parse_csv(read_text(path), path); }
+
+CsvData parse_csv(std::string text, const std::string& path) {
+  // Spreadsheet programs often start UTF-8 files with a byte-order mark.
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);
+  const std::vector<std::string> lines = split_lines(text);
   const std::string file = "data file '" + path + "'";
   size_t end = lines.size();  // one past the last non-blank line
   while (end > 0 && trim(lines[end - 1]).empty()) --end;
@@ -182,11 +195,31 @@ Standardizer fit_standardizer(const torch::Tensor& x) {
                x.sizes());
   const torch::Tensor xd = x.to(torch::kDouble);
   SDEGEN_CHECK(torch::isfinite(xd).all().item<bool>(), "cannot fit a standardizer on non-finite data");
-  const torch::Tensor mean = xd.mean(0);
+  // Moments of each column divided by a power of two near its largest magnitude, then scaled
+  // back: the sum of squares of values near 1e200 would overflow to infinity (and be stored as
+  // JSON null); these cannot, and a power of two scales exactly, so ordinary data get the same
+  // bits as without the scaling.
+  const torch::Tensor largest = xd.abs().amax(0).contiguous();
+  std::vector<double> powers(static_cast<size_t>(x.size(1)));
+  for (size_t j = 0; j < powers.size(); ++j) {
+    int exponent = 0;
+    std::frexp(largest.data_ptr<double>()[j], &exponent);
+    powers[j] = std::ldexp(1.0, exponent - 1);  // 2^(e-1) <= largest < 2^e; finite up to DBL_MAX
+  }
+  const torch::Tensor scale = torch::tensor(powers, torch::kDouble);
+  const torch::Tensor unit = xd / scale;
+  const torch::Tensor mean = unit.mean(0) * scale;
   // Population std: defined for a single row (as 0, then floored) where the n-1 form is not.
-  const torch::Tensor sd = xd.std(0, /*unbiased=*/false);
+  const torch::Tensor sd = unit.std(0, /*unbiased=*/false) * scale;
   const torch::Tensor floor = kConstantColumnTolerance * mean.abs().clamp_min(1.0);
-  return {mean, torch::maximum(sd, floor)};
+  const torch::Tensor st = torch::maximum(sd, floor);
+  for (int64_t j = 0; j < x.size(1); ++j)
+    SDEGEN_CHECK(std::isfinite(mean[j].item<double>()) && std::isfinite(st[j].item<double>()) &&
+                     std::isfinite(1.0 / st[j].item<double>()),
+                 "column ", j + 1, " cannot be standardised: its values reach ", largest[j].item<double>(),
+                 ", beyond what double precision can scale (mean ", mean[j].item<double>(), ", spread ",
+                 st[j].item<double>(), ")");
+  return {mean, st};
 }
 
 TrainValSplit split_train_val(const torch::Tensor& x, double val_fraction, uint64_t seed) {

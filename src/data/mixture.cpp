@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "sdegen/core/check.h"
@@ -22,7 +23,9 @@ void GaussianMixture::validate() const {
   SDEGEN_CHECK(torch::isfinite(weights).all().item<bool>() && torch::isfinite(means).all().item<bool>() &&
                    torch::isfinite(stds).all().item<bool>(),
                "mixture weights, means and stds must be finite numbers");
-  SDEGEN_CHECK((weights > 0).all().item<bool>(), "mixture weights must be positive, got ", weights);
+  for (int64_t k = 0; k < weights.size(0); ++k)
+    SDEGEN_CHECK(weights[k].item<double>() > 0, "mixture weights must be positive; weight ", k + 1, " of ",
+                 weights.size(0), " is ", weights[k].item<double>());
   const double total = weights.sum().item<double>();
   SDEGEN_CHECK(std::abs(total - 1.0) < 1e-6, "mixture weights must sum to 1, they sum to ", total);
   SDEGEN_CHECK((stds > 0).all().item<bool>(), "mixture stds must be positive, got min ",
@@ -74,9 +77,14 @@ GaussianMixture make_mixture(const std::vector<double>& weights,
 GaussianMixture load_mixture_json(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw IoError("cannot open mixture file '" + path + "'");
+  return parse_mixture_json(std::string(std::istreambuf_iterator<char>(in), {}), path);
+}
+
+GaussianMixture parse_mixture_json(const std::string& text, const std::string& path) {
   nlohmann::json j;
   try {
-    in >> j;
+    // The whole text: parse() refuses anything after the object, where `in >> j` stops there.
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw InvalidArgument("mixture file '" + path + "' is not valid JSON: " + e.what());
   }

@@ -25,20 +25,26 @@ nlohmann::json or_null(const std::optional<T>& v, F f) {
 
 }  // namespace
 
+EvalData eval_data_from_rows(const torch::Tensor& rows, const std::string& source, uint64_t seed) {
+  SDEGEN_CHECK(rows.defined() && rows.dim() == 2 && rows.size(0) >= 2, "'", source, "' has ",
+               rows.defined() && rows.dim() == 2 ? rows.size(0) : 0,
+               " rows; evaluation needs at least 2 (the sample metrics compare two halves)");
+  EvalData d;
+  d.source = source;
+  d.x = rows;
+  const int64_t m = rows.size(0) / 2;
+  auto gen = at::detail::createCPUGenerator(seed);
+  const torch::Tensor perm = at::randperm(rows.size(0), gen, torch::kLong);
+  d.target = rows.index_select(0, perm.narrow(0, 0, m));
+  d.reference = rows.index_select(0, perm.narrow(0, m, m));
+  return d;
+}
+
 EvalData make_eval_data(const std::string& spec, int64_t n, uint64_t seed) {
   SDEGEN_CHECK(n > 0, "number of evaluation points must be positive, got ", n);
   EvalData d;
   d.source = spec;
-  if (is_csv(spec)) {
-    const torch::Tensor x = load_csv(spec).x;
-    SDEGEN_CHECK(x.size(0) >= 2, "'", spec, "' has ", x.size(0), " rows; evaluation needs at least 2 (two halves)");
-    const int64_t m = std::min(n, x.size(0) / 2);
-    auto gen = at::detail::createCPUGenerator(seed);
-    const torch::Tensor perm = at::randperm(x.size(0), gen, torch::kLong);
-    d.x = x.index_select(0, perm.narrow(0, 0, m));
-    d.reference = x.index_select(0, perm.narrow(0, m, m));
-    return d;
-  }
+  if (is_csv(spec)) return eval_data_from_rows(load_csv(spec).x, spec, seed);
   d.density = make_density(spec);
   torch::manual_seed(seed);
   d.x = d.density->sample(n);
@@ -73,21 +79,42 @@ EvalResult evaluate(GenerativeModel& model, const Standardizer& st, const EvalDa
     LikelihoodOptions lo = o.likelihood_options;
     lo.exact_divergence = !o.hutchinson && r.dim <= o.exact_max_dim;
     lo.probes = o.probes;
-    const LikelihoodResult l = model_log_likelihood(model, st, data.x, lo);
-    r.log_likelihood = mean_and_se(l.log_prob);
     r.likelihood_method = lo.exact_divergence ? "exact" : "hutchinson";
-    r.likelihood_nfe = l.nfe;
-    if (o.quantization > 0) r.bits_per_dim = bpd(r.log_likelihood->mean);
+    try {
+      const LikelihoodResult l = model_log_likelihood(model, st, data.x, lo);
+      r.likelihood_nfe = l.nfe;
+      // Per point: a non-finite figure, or a prior state far outside the prior (a diverged solve).
+      const double radius = kDivergedPriorRadius * model.sde(DiffusionSpec{})->prior_std();
+      const torch::Tensor bad = l.log_prob.isfinite().logical_not() | l.prior_log_prob.isfinite().logical_not() |
+                                (l.x_prior.flatten(1).square().mean(1).sqrt() > radius);
+      r.likelihood_failed = bad.sum().item<int64_t>();
+      if (r.likelihood_failed == 0) {
+        r.log_likelihood = mean_and_se(l.log_prob);
+        if (o.quantization > 0) r.bits_per_dim = bpd(r.log_likelihood->mean);
+      } else {
+        r.likelihood_problem = detail::concat(r.likelihood_failed, " of ", r.n,
+                                              " points' probability-flow solves diverged (a non-finite figure, or "
+                                              "carried beyond ", kDivergedPriorRadius, " prior standard deviations)");
+      }
+    } catch (const NumericError& e) {
+      r.likelihood_failed = r.n;
+      r.likelihood_problem = std::string("the probability-flow solve failed: ") + e.what();
+    }
     r.likelihood_seconds = seconds_since(start);
   }
 
   auto start = std::chrono::steady_clock::now();
   const ElboTerms terms = model_elbo(model, st, data.x, o.elbo_time_samples);
-  r.elbo = mean_and_se(terms.total());
-  r.reconstruction = mean_and_se(terms.reconstruction);
-  r.prior = mean_and_se(terms.prior);
-  r.drift = mean_and_se(terms.drift);
-  if (o.quantization > 0) r.elbo_bits_per_dim = bpd(r.elbo.mean);
+  const torch::Tensor total = terms.total();
+  const torch::Tensor finite = total.isfinite();
+  r.elbo_failed = r.n - finite.sum().item<int64_t>();
+  if (r.elbo_failed == 0) r.elbo = mean_and_se(total);
+  if (r.elbo_failed < r.n) {
+    r.reconstruction = mean_and_se(terms.reconstruction.index({finite}));
+    r.prior = mean_and_se(terms.prior.index({finite}));
+    r.drift = mean_and_se(terms.drift.index({finite}));
+  }
+  if (o.quantization > 0 && r.elbo) r.elbo_bits_per_dim = bpd(r.elbo->mean);
   r.elbo_seconds = seconds_since(start);
 
   if (data.density && data.density->has_log_prob()) r.true_log_likelihood = mean_and_se(data.density->log_prob(data.x));
@@ -95,11 +122,12 @@ EvalResult evaluate(GenerativeModel& model, const Standardizer& st, const EvalDa
   if (o.samples) {
     start = std::chrono::steady_clock::now();
     r.sampler = sampler_for(model, o.sampler);
-    const Solution sol = draw_samples(model, st, r.n, o.sampler);
+    const torch::Tensor target = data.target.defined() ? data.target : data.x;
+    const Solution sol = draw_samples(model, st, target.size(0), o.sampler);
     r.samples = sol.x;
     r.sample_nfe = sol.nfe;
-    const torch::Tensor reference = data.reference.defined() ? data.reference : data.x;
-    r.metrics = sample_metrics(sol.x, data.x, reference, o.projections, o.seed);
+    const torch::Tensor reference = data.reference.defined() ? data.reference : target;
+    r.metrics = sample_metrics(sol.x, target, reference, o.projections, o.seed);
     r.sample_seconds = seconds_since(start);
   }
   return r;
@@ -116,11 +144,14 @@ nlohmann::json to_json(const EvalResult& r) {
   j["n"] = r.n;
   j["log_likelihood"] = or_null(r.log_likelihood, mean);
   j["log_likelihood_stderr"] = or_null(r.log_likelihood, se);
+  j["likelihood_failed_points"] = r.likelihood_failed;
+  j["likelihood_problem"] = r.likelihood_problem.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.likelihood_problem);
+  j["elbo_failed_rows"] = r.elbo_failed;
   j["likelihood_method"] = r.log_likelihood ? nlohmann::json(r.likelihood_method) : nlohmann::json(nullptr);
   j["likelihood_nfe"] = r.likelihood_nfe;
   j["bits_per_dim"] = or_null(r.bits_per_dim, id);
-  j["elbo"] = r.elbo.mean;
-  j["elbo_stderr"] = r.elbo.se;
+  j["elbo"] = or_null(r.elbo, mean);
+  j["elbo_stderr"] = or_null(r.elbo, se);
   j["elbo_bits_per_dim"] = or_null(r.elbo_bits_per_dim, id);
   j["elbo_terms"] = {{"reconstruction", r.reconstruction.mean}, {"prior", r.prior.mean}, {"drift", r.drift.mean}};
   j["elbo_terms_stderr"] = {{"reconstruction", r.reconstruction.se}, {"prior", r.prior.se}, {"drift", r.drift.se}};

@@ -122,8 +122,8 @@ class Stepper {
     if (number > 1e8)
       throw NumericError(detail::concat("Fokker-Planck: the diffusion at t = ", c.t,
                                         " (D = ", c.d_max,
-                                        ") needs over 1e8 substeps; lower max_dt or "
-                                        "use fewer cells"));
+                                        ") needs over 1e8 substeps; lower --max-dt or "
+                                        "use fewer --cells"));
     const int64_t substeps =
         std::max<int64_t>(1, static_cast<int64_t>(std::ceil(number * (1 - 1e-12))));
     const double k = h / static_cast<double>(substeps) / (2.0 * dx_ * dx_);
@@ -219,7 +219,7 @@ FokkerPlanckResult solve_fokker_planck(const GridField& drift, const GridField& 
         throw NumericError(
             detail::concat("Fokker-Planck: maximum number of steps (", options.max_steps,
                            ") reached at t = ", now.t, " before t = ", target,
-                           "; raise max_steps, use fewer cells or a lower cfl bound"));
+                           "; raise --max-steps, use fewer --cells or a lower --cfl"));
       const double left = target - now.t;
       double dt = std::min(options.max_dt, options.cfl * dx / std::max(now.f_max, 1e-300));
       // Land on the output time without leaving a sliver of a step.

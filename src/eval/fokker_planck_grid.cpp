@@ -9,7 +9,8 @@
 namespace sdegen {
 
 void Grid1d::validate() const {
-  SDEGEN_CHECK(cells > 0, "Fokker-Planck grid needs cells > 0, got ", cells);
+  SDEGEN_CHECK(cells > 0 && cells <= kMaxCells, "Fokker-Planck grid needs cells in [1, ", kMaxCells,
+               "], got ", cells, " (a 1-D density is resolved with far fewer; memory and steps grow with cells)");
   SDEGEN_CHECK(std::isfinite(x_min) && std::isfinite(x_max) && x_min < x_max,
                "Fokker-Planck grid needs finite x_min < x_max, got [", x_min, ", ", x_max, "]");
 }

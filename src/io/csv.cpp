@@ -1,6 +1,7 @@
 #include "sdegen/io/csv.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <sstream>
@@ -10,6 +11,9 @@
 namespace sdegen {
 
 void write_file_atomic(const std::string& path, const std::string& text) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw IoError("cannot write '" + path + "': it is a directory; give a file name");
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary);

@@ -20,6 +20,14 @@ struct Entry {
   Run run;
 };
 
+// Sampling runs forward within the model's time: t = 0 is the prior, t = 1 the data; outside it
+// the schedules are undefined (and NaN compares false, so it is refused too).
+void check_time_span(const SamplerOptions& o) {
+  SDEGEN_CHECK(0.0 <= o.t0 && o.t0 < o.t1 && o.t1 <= 1.0,
+               "sampling runs forward in time within [0, 1] (0: the prior, 1: the data): need 0 <= t0 < t1 <= 1, got t0 = ",
+               o.t0, " and t1 = ", o.t1);
+}
+
 bool is_adams(const std::string& name) { return name == "abm3" || name == "abm4"; }
 
 bool is_exponential(const std::string& name) {
@@ -135,7 +143,7 @@ Solution sample_sde(const GenerativeSde& sde, const torch::Tensor& x0, const Sam
                o.grid, "' grid on; use the uniform grid");
   SDEGEN_CHECK(o.time.empty() || o.time == "schedule", "a model with a free drift has no schedule to define '",
                o.time, "' time by; use schedule time");
-  SDEGEN_CHECK(o.t0 < o.t1, "sampling runs forward in time: need t0 < t1, got ", o.t0, " and ", o.t1);
+  check_time_span(o);
   const VectorField drift = [&sde](double t, const torch::Tensor& x) { return sde.drift(x, t); };
   if (o.solver == "dopri5") return solve_ode_adaptive(drift, x0, o.t0, o.t1, o.adaptive, observer);
   GridOptions g;
@@ -189,7 +197,7 @@ Solution sample(const MarginalField& model, const torch::Tensor& x0, const Sampl
   SDEGEN_CHECK(e.stochastic || o.diffusion.is_zero(), "solver '", o.solver,
                "' is deterministic and ignores the diffusion; use euler-maruyama or pc for sigma = ",
                diffusion_name(o.diffusion));
-  SDEGEN_CHECK(o.t0 < o.t1, "sampling runs forward in time: need t0 < t1, got ", o.t0, " and ", o.t1);
+  check_time_span(o);
   if (!o.time.empty()) check_name("sampling time", o.time, sampling_time_names());
   const auto grid_solvers = fixed_grid_ode_names();
   SDEGEN_CHECK(sampler_time(o) == "schedule" ||

@@ -1,18 +1,18 @@
 #include "sdegen/train/checkpoint.h"
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <sstream>
 #include <utility>
 #include <vector>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/tensor.h"
 #include "sdegen/io/csv.h"
+#include "sdegen/io/integrity.h"
+#include "sdegen/train/optim.h"
 
 namespace sdegen {
 
@@ -35,9 +35,26 @@ void write_archive(const fs::path& file, const std::function<void(torch::seriali
   archive.save_to(file.string());
 }
 
-torch::serialize::InputArchive open_archive(const fs::path& file) {
-  if (!fs::is_regular_file(file))
-    throw IoError("checkpoint file '" + file.string() + "' is missing");
+// The file's size and CRC-32 against those config.json recorded (when it recorded them).
+void verify_file(const fs::path& file, const nlohmann::json& config) {
+  const auto files = config.find("files");
+  if (files == config.end()) return;  // written before checksums were recorded
+  const auto entry = files->find(file.filename().string());
+  if (entry == files->end()) throw corrupt(file, "config.json records no checksum for it");
+  const FileDigest expected = digest_from_json(*entry);
+  if (!fs::is_regular_file(file)) throw IoError("checkpoint file '" + file.string() + "' is missing");
+  const FileDigest actual = file_digest(file.string());
+  if (actual.bytes != expected.bytes)
+    throw corrupt(file, "it is " + std::to_string(actual.bytes) + " bytes, config.json recorded " +
+                            std::to_string(expected.bytes) + " (truncated or changed after it was written)");
+  if (actual.crc32 != expected.crc32)
+    throw corrupt(file, "its CRC-32 " + actual.crc32 + " differs from the " + expected.crc32 +
+                            " recorded in config.json (changed or damaged after it was written)");
+}
+
+torch::serialize::InputArchive open_archive(const fs::path& file, const nlohmann::json& config) {
+  if (!fs::is_regular_file(file)) throw IoError("checkpoint file '" + file.string() + "' is missing");
+  verify_file(file, config);
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(file.string());
@@ -61,17 +78,18 @@ void read_archive(torch::serialize::InputArchive& archive, const fs::path& file,
 }
 
 // The model's tensors as stored by Module::save (one sub-archive per child), paired with the
-// model's own, after checking every name, shape and dtype; nothing is copied yet.
+// model's own, after checking every name, shape, dtype and value; nothing is copied yet.
 using TensorPairs = std::vector<std::pair<torch::Tensor, torch::Tensor>>;  // {model's, stored}
 
 void read_module(torch::serialize::InputArchive& archive, const torch::nn::Module& module,
-                 const std::string& prefix, TensorPairs& out) {
+                 const std::string& prefix, const fs::path& file, TensorPairs& out) {
   auto take = [&](const std::string& name, const torch::Tensor& mine, bool is_buffer) {
     torch::Tensor stored;
     archive.read(name, stored, is_buffer);
     SDEGEN_CHECK(stored.sizes() == mine.sizes() && stored.scalar_type() == mine.scalar_type(), "'",
                  prefix, name, "' is ", stored.scalar_type(), stored.sizes(), " in the checkpoint but ",
                  mine.scalar_type(), mine.sizes(), " in the model");
+    if (!all_finite(stored)) throw corrupt(file, "'" + prefix + name + "' holds NaN or infinite values");
     out.emplace_back(mine, stored);
   };
   for (const auto& p : module.named_parameters(/*recurse=*/false)) take(p.key(), p.value(), false);
@@ -79,13 +97,31 @@ void read_module(torch::serialize::InputArchive& archive, const torch::nn::Modul
   for (const auto& child : module.named_children()) {
     torch::serialize::InputArchive sub;
     archive.read(child.key(), sub);
-    read_module(sub, *child.value(), prefix + child.key() + ".", out);
+    read_module(sub, *child.value(), prefix + child.key() + ".", file, out);
   }
+}
+
+TensorPairs read_model(const fs::path& dir, const nlohmann::json& config, const GenerativeModel& model) {
+  const fs::path file = dir / "model.pt";
+  auto archive = open_archive(file, config);
+  TensorPairs tensors;
+  read_archive(archive, file, [&](auto& a) { read_module(a, model, "", file, tensors); });
+  return tensors;
 }
 
 void commit(const TensorPairs& pairs) {
   torch::NoGradGuard no_grad;
   for (const auto& [mine, stored] : pairs) mine.detach().copy_(stored);
+}
+
+// An Ema-layout archive (ema.pt, best.pt) read into a fresh Ema of the model's layout.
+Ema read_ema(const fs::path& file, const nlohmann::json& config, const GenerativeModel& model) {
+  auto archive = open_archive(file, config);
+  Ema ema(model, 0.5);
+  read_archive(archive, file, [&](auto& a) { ema.load(a); });
+  const std::string bad = ema.first_non_finite();
+  if (!bad.empty()) throw corrupt(file, "'" + bad + "' holds NaN or infinite values");
+  return ema;
 }
 
 const nlohmann::json& require(const nlohmann::json& j, const std::string& key, const fs::path& file,
@@ -108,72 +144,11 @@ fs::path existing_checkpoint(const std::string& out_dir) {
 
 }  // namespace
 
-std::string checkpoint_dir(const std::string& out_dir) { return (fs::path(out_dir) / "checkpoint").string(); }
-
-std::string find_checkpoint(const std::string& out_dir) {
-  for (const char* name : {"checkpoint", "checkpoint.old"}) {
-    const fs::path dir = fs::path(out_dir) / name;
-    std::error_code ec;
-    if (fs::is_directory(dir, ec)) return dir.string();
-  }
-  return "";
-}
-
-void save_checkpoint(const std::string& out_dir, const TrainingState& state, const CheckpointMeta& meta) {
-  const fs::path out(out_dir), final_dir = out / "checkpoint", tmp = out / "checkpoint.tmp",
-                              old = out / "checkpoint.old";
-  const nlohmann::json config = {{"format", kFormat},
-                                 {"version", kVersion},
-                                 {"step", meta.step},
-                                 {"seconds", meta.seconds},
-                                 {"kind", state.model.kind()},
-                                 {"dim", state.model.dim()},
-                                 {"ema", state.ema != nullptr},
-                                 {"model", state.model.config()},
-                                 {"train", to_json(meta.options)},
-                                 {"extra", meta.extra}};
-  SDEGEN_CHECK(meta.extra.is_object(), "checkpoint: the extra configuration must be a JSON object, got ",
-               meta.extra.dump());
-  try {
-    fs::create_directories(out);
-    fs::remove_all(tmp);
-    fs::create_directory(tmp);
-    write_archive(tmp / "model.pt", [&](auto& a) { state.model.save(a); });
-    if (state.ema) write_archive(tmp / "ema.pt", [&](auto& a) { state.ema->save(a); });
-    write_archive(tmp / "optimizer.pt", [&](auto& a) { state.optimizer.save(a); });
-    write_archive(tmp / "rng.pt", [&](auto& a) {
-      torch::serialize::OutputArchive batches;
-      state.batches.save(batches);
-      a.write("batches", batches);
-      auto generator = at::detail::getDefaultCPUGenerator();
-      std::lock_guard<std::mutex> lock(generator.mutex());
-      a.write("torch_default_cpu", generator.get_state(), /*is_buffer=*/true);
-    });
-    write_file_atomic((tmp / "config.json").string(), config.dump(2) + "\n");
-    // Keep a complete checkpoint on disk at every moment: old aside, new in, old out.
-    if (fs::exists(final_dir)) {
-      fs::remove_all(old);
-      fs::rename(final_dir, old);
-    }
-    fs::rename(tmp, final_dir);
-    fs::remove_all(old);
-  } catch (const fs::filesystem_error& e) {
-    throw IoError("cannot write checkpoint '" + final_dir.string() + "': " + e.what());
-  } catch (const c10::Error& e) {
-    throw IoError("cannot write checkpoint '" + final_dir.string() + "': " +
-                  first_line(e.what_without_backtrace()));
-  }
-}
-
-nlohmann::json load_checkpoint_config(const std::string& out_dir) {
-  const fs::path file = existing_checkpoint(out_dir) / "config.json";
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw IoError("checkpoint file '" + file.string() + "' is missing or unreadable");
-  std::ostringstream text;
-  text << in.rdbuf();
+nlohmann::json parse_checkpoint_config(const std::string& text, const std::string& path) {
+  const fs::path file(path);
   nlohmann::json config;
   try {
-    config = nlohmann::json::parse(text.str());
+    config = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw corrupt(file, e.what());
   }
@@ -193,11 +168,130 @@ nlohmann::json load_checkpoint_config(const std::string& out_dir) {
   require(config, "extra", file, &nlohmann::json::is_object, "an object");
   try {
     train_options_from_json(require(config, "train", file, &nlohmann::json::is_object, "an object"));
+    if (config.contains("files"))
+      for (const auto& item : require(config, "files", file, &nlohmann::json::is_object, "an object").items())
+        digest_from_json(item.value());
+    if (config.contains("best")) {
+      const auto& best = require(config, "best", file, &nlohmann::json::is_object, "an object");
+      require(best, "step", file, &nlohmann::json::is_number_integer, "an integer");
+      require(best, "metric", file, &nlohmann::json::is_string, "a string");
+      require(best, "value", file, &nlohmann::json::is_number, "a number");
+      require(best, "stale", file, &nlohmann::json::is_number_integer, "an integer");
+    }
   } catch (const InvalidArgument& e) {
     throw corrupt(file, e.what());
   }
   return config;
 }
+
+namespace {
+
+// config.json of the checkpoint directory `dir`, checked as load_checkpoint_config describes.
+nlohmann::json read_config(const fs::path& dir) {
+  const fs::path file = dir / "config.json";
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw IoError("checkpoint file '" + file.string() + "' is missing or unreadable");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_checkpoint_config(text.str(), file.string());
+}
+
+}  // namespace
+
+std::string checkpoint_dir(const std::string& out_dir) { return (fs::path(out_dir) / "checkpoint").string(); }
+
+std::string find_checkpoint(const std::string& out_dir) {
+  for (const char* name : {"checkpoint", "checkpoint.old"}) {
+    const fs::path dir = fs::path(out_dir) / name;
+    std::error_code ec;
+    if (fs::is_directory(dir, ec)) return dir.string();
+  }
+  return "";
+}
+
+std::string training_state_problem(const TrainingState& state) {
+  for (const auto& p : state.model.named_parameters())
+    if (!all_finite(p.value())) return "parameter '" + p.key() + "' holds NaN or infinite values";
+  for (const auto& b : state.model.named_buffers())
+    if (!all_finite(b.value())) return "buffer '" + b.key() + "' holds NaN or infinite values";
+  if (state.ema)
+    if (const std::string bad = state.ema->first_non_finite(); !bad.empty())
+      return "the moving average of '" + bad + "' holds NaN or infinite values";
+  if (state.best && state.best->weights)
+    if (const std::string bad = state.best->weights->first_non_finite(); !bad.empty())
+      return "the best weights' '" + bad + "' holds NaN or infinite values";
+  return optimizer_state_problem(state.optimizer);
+}
+
+void save_checkpoint(const std::string& out_dir, const TrainingState& state, const CheckpointMeta& meta) {
+  const fs::path out(out_dir), final_dir = out / "checkpoint", tmp = out / "checkpoint.tmp",
+                              old = out / "checkpoint.old";
+  if (const std::string problem = training_state_problem(state); !problem.empty())
+    throw NumericError("not saving the checkpoint of step " + std::to_string(meta.step) + ": " + problem);
+  SDEGEN_CHECK(meta.extra.is_object(), "checkpoint: the extra configuration must be a JSON object, got ",
+               meta.extra.dump());
+  const bool keeps_best = state.best && state.best->weights;
+  nlohmann::json config = {{"format", kFormat},
+                           {"version", kVersion},
+                           {"step", meta.step},
+                           {"seconds", meta.seconds},
+                           {"kind", state.model.kind()},
+                           {"dim", state.model.dim()},
+                           {"ema", state.ema != nullptr},
+                           {"model", state.model.config()},
+                           {"train", to_json(meta.options)},
+                           {"extra", meta.extra}};
+  if (keeps_best)
+    config["best"] = {{"step", state.best->step},
+                      {"metric", state.best->metric},
+                      {"value", state.best->value},
+                      {"stale", state.best->stale}};
+  const std::string bad = non_finite_json_path(config);
+  SDEGEN_CHECK(bad.empty(), "checkpoint: the configuration's '", bad,
+               "' is not a finite number, which JSON cannot store; not saving");
+  try {
+    fs::create_directories(out);
+    fs::remove_all(tmp);
+    fs::create_directory(tmp);
+    std::vector<std::string> files = {"model.pt", "optimizer.pt", "rng.pt"};
+    write_archive(tmp / "model.pt", [&](auto& a) { state.model.save(a); });
+    if (state.ema) {
+      write_archive(tmp / "ema.pt", [&](auto& a) { state.ema->save(a); });
+      files.push_back("ema.pt");
+    }
+    if (keeps_best) {
+      write_archive(tmp / "best.pt", [&](auto& a) { state.best->weights->save(a); });
+      files.push_back("best.pt");
+    }
+    write_archive(tmp / "optimizer.pt", [&](auto& a) { state.optimizer.save(a); });
+    write_archive(tmp / "rng.pt", [&](auto& a) {
+      torch::serialize::OutputArchive batches;
+      state.batches.save(batches);
+      a.write("batches", batches);
+      a.write("torch_default_cpu", default_generator_state(), /*is_buffer=*/true);
+    });
+    config["files"] = nlohmann::json::object();
+    for (const auto& name : files) config["files"][name] = digest_to_json(file_digest((tmp / name).string()));
+    write_file_atomic((tmp / "config.json").string(), config.dump(2) + "\n");
+    // Read it back: what will be loaded must be what was meant.
+    if (read_config(tmp) != config)
+      throw IoError("cannot write checkpoint '" + final_dir.string() + "': config.json did not read back as written");
+    // Keep a complete checkpoint on disk at every moment: old aside, new in, old out.
+    if (fs::exists(final_dir)) {
+      fs::remove_all(old);
+      fs::rename(final_dir, old);
+    }
+    fs::rename(tmp, final_dir);
+    fs::remove_all(old);
+  } catch (const fs::filesystem_error& e) {
+    throw IoError("cannot write checkpoint '" + final_dir.string() + "': " + e.what());
+  } catch (const c10::Error& e) {
+    throw IoError("cannot write checkpoint '" + final_dir.string() + "': " +
+                  first_line(e.what_without_backtrace()));
+  }
+}
+
+nlohmann::json load_checkpoint_config(const std::string& out_dir) { return read_config(existing_checkpoint(out_dir)); }
 
 void check_checkpoint_matches(const nlohmann::json& config, const GenerativeModel& model,
                               const std::string& where) {
@@ -215,58 +309,91 @@ void check_checkpoint_matches(const nlohmann::json& config, const GenerativeMode
 
 nlohmann::json load_checkpoint(const std::string& out_dir, const TrainingState& state) {
   const fs::path dir = existing_checkpoint(out_dir);
-  nlohmann::json config = load_checkpoint_config(out_dir);
+  nlohmann::json config = read_config(dir);
   check_checkpoint_matches(config, state.model, dir.string());
   if (config.at("ema").get<bool>() != (state.ema != nullptr))
     throw InvalidArgument("checkpoint '" + dir.string() + "' was trained " +
                           (state.ema ? "without" : "with") + " weight averaging, this run " +
                           (state.ema ? "has it on" : "has it off") + " (ema_decay)");
 
-  // Open and check everything before changing anything.
-  auto model_archive = open_archive(dir / "model.pt");
-  auto optimizer_archive = open_archive(dir / "optimizer.pt");
-  auto rng_archive = open_archive(dir / "rng.pt");
-  TensorPairs model_tensors;
-  read_archive(model_archive, dir / "model.pt",
-               [&](auto& a) { read_module(a, state.model, "", model_tensors); });
-  std::optional<Ema> ema;
-  if (state.ema) {
-    auto ema_archive = open_archive(dir / "ema.pt");
-    ema.emplace(state.model, state.ema->decay(), state.ema->warmup());  // fresh tensors
-    read_archive(ema_archive, dir / "ema.pt", [&](auto& a) { ema->load(a); });
-  }
+  // Read and check everything into copies before changing anything.
+  const TensorPairs model_tensors = read_model(dir, config, state.model);
+  std::optional<Ema> ema, best;
+  if (state.ema) ema.emplace(read_ema(dir / "ema.pt", config, state.model));  // decay and warm-up included
+  if (state.best && config.contains("best")) best.emplace(read_ema(dir / "best.pt", config, state.model));
   torch::Tensor generator_state;
-  read_archive(rng_archive, dir / "rng.pt", [&](auto& a) {
-    a.read("torch_default_cpu", generator_state, /*is_buffer=*/true);
-    torch::serialize::InputArchive batches;
-    a.read("batches", batches);
-    state.batches.load(batches);
-  });
-  read_archive(optimizer_archive, dir / "optimizer.pt", [&](auto& a) { state.optimizer.load(a); });
+  BatchSampler batches = state.batches;
+  {
+    const fs::path file = dir / "rng.pt";
+    auto archive = open_archive(file, config);
+    read_archive(archive, file, [&](auto& a) {
+      a.read("torch_default_cpu", generator_state, /*is_buffer=*/true);
+      torch::serialize::InputArchive sub;
+      a.read("batches", sub);
+      batches.load(sub);
+    });
+  }
+  {
+    // torch::optim loads into the optimiser itself: keep its state to put back if the loaded
+    // one is malformed.
+    const fs::path file = dir / "optimizer.pt";
+    auto archive = open_archive(file, config);
+    std::ostringstream kept_bytes;
+    {
+      torch::serialize::OutputArchive kept;
+      state.optimizer.save(kept);
+      kept.save_to(kept_bytes);
+    }
+    auto put_back = [&] {
+      state.optimizer.state().clear();  // load() only adds entries: drop the ones just read
+      std::istringstream in(kept_bytes.str());
+      torch::serialize::InputArchive kept;
+      kept.load_from(in);
+      state.optimizer.load(kept);
+    };
+    try {
+      read_archive(archive, file, [&](auto& a) { state.optimizer.load(a); });
+    } catch (...) {
+      put_back();
+      throw;
+    }
+    if (const std::string problem = optimizer_state_problem(state.optimizer); !problem.empty()) {
+      put_back();
+      throw corrupt(file, problem);
+    }
+  }
 
   commit(model_tensors);
   if (state.ema) *state.ema = std::move(*ema);
-  auto generator = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  generator.set_state(generator_state);
+  if (state.best) {
+    *state.best = BestWeights();
+    if (best) {
+      const nlohmann::json& record = config.at("best");
+      state.best->weights = std::move(best);
+      state.best->step = record.at("step").get<int64_t>();
+      state.best->metric = record.at("metric").get<std::string>();
+      state.best->value = record.at("value").get<double>();
+      state.best->stale = record.at("stale").get<int64_t>();
+    }
+  }
+  state.batches = batches;
+  set_default_generator_state(generator_state);
   return config;
 }
 
-void load_weights(const std::string& out_dir, GenerativeModel& model, bool use_ema) {
+void load_weights(const std::string& out_dir, GenerativeModel& model, Weights which) {
   const fs::path dir = existing_checkpoint(out_dir);
-  const nlohmann::json config = load_checkpoint_config(out_dir);
+  const nlohmann::json config = read_config(dir);
   check_checkpoint_matches(config, model, dir.string());
-  if (use_ema && config.at("ema").get<bool>()) {
-    auto archive = open_archive(dir / "ema.pt");
-    Ema ema(model, 0.5);
-    read_archive(archive, dir / "ema.pt", [&](auto& a) { ema.load(a); });
-    ema.copy_to(model);
+  if (which == Weights::kBest && config.contains("best")) {
+    read_ema(dir / "best.pt", config, model).copy_to(model);
     return;
   }
-  auto archive = open_archive(dir / "model.pt");
-  TensorPairs tensors;
-  read_archive(archive, dir / "model.pt", [&](auto& a) { read_module(a, model, "", tensors); });
-  commit(tensors);
+  if (which != Weights::kLast && config.at("ema").get<bool>()) {
+    read_ema(dir / "ema.pt", config, model).copy_to(model);
+    return;
+  }
+  commit(read_model(dir, config, model));
 }
 
 }  // namespace sdegen

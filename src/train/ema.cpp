@@ -130,6 +130,14 @@ const torch::Tensor& Ema::average(const std::string& name) const {
   return params_[static_cast<size_t>(it - param_names_.begin())];
 }
 
+std::string Ema::first_non_finite() const {
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (!all_finite(params_[i])) return param_names_[i];
+  for (size_t i = 0; i < buffers_.size(); ++i)
+    if (!all_finite(buffers_[i])) return buffer_names_[i];
+  return "";
+}
+
 void Ema::save(torch::serialize::OutputArchive& archive) const {
   archive.write("decay", c10::IValue(decay_));
   archive.write("warmup", c10::IValue(warmup_));

@@ -98,7 +98,40 @@ bool fused_step(torch::optim::Optimizer& optimizer, bool decoupled) {
   return true;
 }
 
+template <class State>
+std::string state_problem(torch::optim::Optimizer& optimizer) {
+  auto& states = optimizer.state();
+  int64_t index = 0;
+  for (auto& group : optimizer.param_groups()) {
+    for (const auto& p : group.params()) {
+      const auto it = states.find(state_key(states, p));
+      const std::string which = "the optimiser state of parameter " + std::to_string(index++);
+      if (it == states.end()) continue;  // no step taken yet for this one
+      const auto* s = dynamic_cast<const State*>(it->second.get());
+      if (s == nullptr) return which + " is not an Adam state";
+      if (s->step() < 0) return which + " has a negative step count";
+      for (const torch::Tensor& m : {s->exp_avg(), s->exp_avg_sq(), s->max_exp_avg_sq()}) {
+        if (!m.defined()) continue;
+        std::ostringstream shape;
+        if (m.sizes() != p.sizes() || m.scalar_type() != p.scalar_type()) {
+          shape << which << " has a moment of " << m.scalar_type() << m.sizes() << " for a parameter of "
+                << p.scalar_type() << p.sizes();
+          return shape.str();
+        }
+        if (!all_finite(m)) return which + " holds NaN or infinite moments";
+      }
+    }
+  }
+  return "";
+}
+
 }  // namespace
+
+std::string optimizer_state_problem(torch::optim::Optimizer& optimizer) {
+  if (dynamic_cast<torch::optim::AdamW*>(&optimizer)) return state_problem<torch::optim::AdamWParamState>(optimizer);
+  if (dynamic_cast<torch::optim::Adam*>(&optimizer)) return state_problem<torch::optim::AdamParamState>(optimizer);
+  return "";
+}
 
 void optimizer_step(torch::optim::Optimizer& optimizer) {
   bool done = false;

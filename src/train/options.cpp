@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/limits.h"
 
 namespace sdegen {
 
@@ -39,7 +40,9 @@ void check_train_options(const TrainOptions& o) {
                o.checkpoint_every());
   SDEGEN_CHECK(o.val_every() >= 0, "train option 'val_every' must be >= 0 (0: only at the end), got ",
                o.val_every());
-  SDEGEN_CHECK(o.threads() >= 1, "train option 'threads' must be >= 1, got ", o.threads());
+  SDEGEN_CHECK(o.patience() >= 0, "train option 'patience' must be >= 0 (0: off), got ", o.patience());
+  SDEGEN_CHECK(o.threads() >= 1 && o.threads() <= max_threads(), "train option 'threads' must be in [1, ",
+               max_threads(), "] (4 per CPU of this machine), got ", o.threads());
 }
 
 double learning_rate(const TrainOptions& o, int64_t step) {
@@ -62,7 +65,7 @@ const std::vector<std::string>& train_json_keys() {
   static const std::vector<std::string> keys = {
       "steps",   "batch",     "lr",        "optimizer",        "weight_decay", "betas",
       "eps",     "warmup_steps", "decay",  "lr_min",           "grad_clip",    "ema_decay",
-      "seed",    "log_every", "val_every", "checkpoint_every", "threads", "fused"};
+      "seed",    "log_every", "val_every", "checkpoint_every", "threads", "fused", "patience"};
   return keys;
 }
 
@@ -109,7 +112,8 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"checkpoint_every", o.checkpoint_every()},
           {"val_every", o.val_every()},
           {"threads", o.threads()},
-          {"fused", o.fused()}};
+          {"fused", o.fused()},
+          {"patience", o.patience()}};
 }
 
 TrainOptions train_options_from_json(const nlohmann::json& j) {
@@ -145,6 +149,7 @@ TrainOptions train_options_from_json(const nlohmann::json& j) {
     SDEGEN_CHECK(it->is_boolean(), "train options: 'fused' must be true or false, got ", it->dump());
     o.fused(it->get<bool>());
   }
+  if (const auto it = j.find("patience"); it != j.end()) o.patience(int_field(j, "patience"));
   check_train_options(o);
   return o;
 }

@@ -29,6 +29,13 @@ std::string metrics_text(const std::vector<Metric>& metrics) {
   return os.str();
 }
 
+std::string best_text(const StepReport& r) {
+  if (!r.best) return "";
+  std::ostringstream os;
+  os << "  best " << r.best->name << " " << std::setprecision(5) << r.best->value << " @" << r.best_step;
+  return os.str();
+}
+
 std::string bar_line(const StepReport& r) {
   const double done = r.steps > 0 ? static_cast<double>(r.step) / static_cast<double>(r.steps) : 1.0;
   const int filled = static_cast<int>(std::floor(done * kBarWidth));
@@ -36,8 +43,8 @@ std::string bar_line(const StepReport& r) {
   os << "\r" << std::setw(static_cast<int>(std::to_string(r.steps).size())) << r.step << "/" << r.steps
      << " [" << std::string(filled, '#') << std::string(kBarWidth - filled, '.') << "] "
      << std::setw(3) << static_cast<int>(std::floor(100 * done)) << "%  loss " << std::setprecision(5)
-     << r.loss << "  " << std::fixed << std::setprecision(1) << r.steps_per_second << " steps/s  "
-     << time_left(r) << " left\033[K";
+     << r.loss << best_text(r) << "  " << std::fixed << std::setprecision(1) << r.steps_per_second
+     << " steps/s  " << time_left(r) << " left\033[K";
   return os.str();
 }
 
@@ -46,7 +53,7 @@ std::string plain_line(const StepReport& r) {
   os << "step " << r.step << "/" << r.steps << "  loss " << std::setprecision(6) << r.mean_loss
      << "  lr " << std::setprecision(3) << r.lr << "  grad_norm " << r.grad_norm << "  "
      << std::fixed << std::setprecision(1) << r.steps_per_second << " steps/s  " << time_left(r)
-     << " left" << metrics_text(r.validation) << "\n";
+     << " left" << metrics_text(r.validation) << best_text(r) << "\n";
   return os.str();
 }
 
@@ -74,7 +81,7 @@ ProgressFn stream_progress(std::ostream& os, bool terminal) {
   auto last_draw = std::make_shared<Clock::time_point>();
   return [&os, last_draw](const StepReport& r) {
     const auto now = Clock::now();
-    const bool last = r.step == r.steps;
+    const bool last = r.step == r.steps || r.stopped_early;
     if (!r.validation.empty())
       os << "\r\033[Kstep " << r.step << ":" << metrics_text(r.validation) << "\n";
     if (last || !r.validation.empty() ||

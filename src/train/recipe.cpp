@@ -1,28 +1,46 @@
 #include "sdegen/train/recipe.h"
 
+#include <algorithm>
+
 #include "sdegen/core/check.h"
 
 namespace sdegen {
 
-Recipe recommended_recipe(const std::string& kind) {
+int64_t validation_time_samples(int64_t validation_rows) {
+  SDEGEN_CHECK(validation_rows >= 1, "validation needs at least one row, got ", validation_rows);
+  return std::clamp<int64_t>((4096 + validation_rows - 1) / validation_rows, 1, 16);
+}
+
+Recipe recommended_recipe(const std::string& kind, int64_t rows, int64_t dim) {
   check_name("model", kind, {"sde", "ode", "flow", "diffusion", "score", "vdm"});
+  SDEGEN_CHECK(rows >= 1 && dim >= 1, "a recipe needs rows >= 1 and dim >= 1, got ", rows, " and ", dim);
   Recipe r;
-  r.lr = 2e-3;
-  r.decay = "cosine";
+  TrainOptions& o = r.options;
+  o.lr(2e-3).decay("cosine");
+  // The most steps a model gets, from a minute of fused steps on 2 cores: enough for laplace5
+  // (1000 rows, 5000 epochs of 8 batches); fewer rows get no more than those 5000 epochs, since
+  // validation ends a run once it overfits anyway.
+  int64_t most = 40000;
   if (kind == "ode") {
     // Each step backpropagates through a whole solve: 20 rk4 steps (80 evaluations) instead of
     // the reference's 100 midpoint steps (200) keep a fused step near 40 ms: ~60 s on laplace5.
     r.model = {{"steps", 20}, {"solver", "rk4"}};
-    r.steps = 1500;
+    most = 1500;
   } else if (kind == "sde") {
     // ~1 ms per fused step at batch 125: about a minute.
-    r.steps = 60000;
+    most = 60000;
   } else {
     // One cheap regression per step: a wider net and slower time features fit the cusps;
     // ~1 ms per fused step, under a minute.
     r.model = {{"net", {{"width", 128}, {"fourier_scale", 1.0}}}};
-    r.steps = 40000;
   }
+  const int64_t batches_per_epoch = (rows + o.batch() - 1) / o.batch();
+  const int64_t epochs = kind == "ode" ? 190 : 5000;
+  o.steps(std::clamp<int64_t>(epochs * batches_per_epoch, std::min<int64_t>(most, 1000), most));
+  o.val_every(std::max<int64_t>(1, o.steps() / kValidationsPerRun));
+  // A quarter of the run without a better validation figure: the cosine schedule's late,
+  // small steps rarely recover from that.
+  o.patience(kValidationsPerRun / 4);
   return r;
 }
 

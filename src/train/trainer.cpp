@@ -1,11 +1,8 @@
 #include "sdegen/train/trainer.h"
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <mutex>
 #include <optional>
 
 #include "sdegen/core/check.h"
@@ -21,25 +18,13 @@ namespace sdegen {
 
 namespace {
 
-// Independent seeds for the batch, noise and validation streams (splitmix64 of seed and stream).
-enum Stream : uint64_t { kBatches = 1, kNoise = 2, kValidation = 3 };
+// Independent seeds for the batch, noise, validation and probe streams (splitmix64 of seed and stream).
+enum Stream : uint64_t { kBatches = 1, kNoise = 2, kValidation = 3, kProbe = 4 };
 uint64_t stream_seed(uint64_t seed, Stream stream) {
   uint64_t z = seed + static_cast<uint64_t>(stream) * 0x9E3779B97F4A7C15ULL;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return z ^ (z >> 31);
-}
-
-torch::Tensor default_generator_state() {
-  auto generator = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  return generator.get_state();
-}
-
-void set_default_generator_state(const torch::Tensor& state) {
-  auto generator = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  generator.set_state(state);
 }
 
 class ThreadsGuard {
@@ -74,43 +59,6 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o,
                   .weight_decay(o.weight_decay()));
 }
 
-bool all_parameters_finite(const torch::nn::Module& model, const Ema* ema) {
-  for (const auto& p : model.parameters())
-    if (!all_finite(p)) return false;
-  if (ema)
-    for (const auto& name : ema->parameter_names())
-      if (!all_finite(ema->average(name))) return false;
-  return true;
-}
-
-// Swaps the average in, puts the model in eval mode and the default generator on the
-// validation stream; undoes all three on leaving, also when the validator throws.
-class ValidationScope {
- public:
-  ValidationScope(GenerativeModel& model, Ema* ema, uint64_t seed)
-      : model_(model), ema_(ema), saved_state_(default_generator_state()) {
-    {
-      auto generator = at::detail::getDefaultCPUGenerator();
-      std::lock_guard<std::mutex> lock(generator.mutex());
-      generator.set_current_seed(seed);
-    }
-    if (ema_) ema_->swap(model_);
-    model_.eval();
-  }
-  ~ValidationScope() {
-    model_.train();
-    if (ema_) ema_->swap(model_);
-    set_default_generator_state(saved_state_);
-  }
-  ValidationScope(const ValidationScope&) = delete;
-  ValidationScope& operator=(const ValidationScope&) = delete;
-
- private:
-  GenerativeModel& model_;
-  Ema* ema_;
-  torch::Tensor saved_state_;
-};
-
 std::vector<Metric> validate(GenerativeModel& model, Ema* ema, const Validator& validator,
                              const torch::Tensor& val, uint64_t seed) {
   std::vector<double> values;
@@ -118,11 +66,30 @@ std::vector<Metric> validate(GenerativeModel& model, Ema* ema, const Validator& 
     ValidationScope scope(model, ema, seed);
     values = validator.fn(model, val);
   }
-  SDEGEN_CHECK(values.size() == validator.columns.size(), "validator returned ", values.size(),
-               " values for the ", validator.columns.size(), " columns ", join(validator.columns));
+  SDEGEN_CHECK(values.size() == validator.columns.size() && !values.empty(), "validator returned ",
+               values.size(), " values for the ", validator.columns.size(), " columns ",
+               join(validator.columns));
   std::vector<Metric> metrics;
   for (size_t i = 0; i < values.size(); ++i) metrics.push_back({validator.columns[i], values[i]});
   return metrics;
+}
+
+// Keeps a copy of the weights just validated (the average, when there is one) when their figure
+// is the lowest so far; otherwise counts one more validation without improvement.
+void track_best(BestWeights& best, const Metric& figure, int64_t step, GenerativeModel& model, Ema* ema) {
+  if (!(figure.value < best.value)) {
+    ++best.stale;
+    return;
+  }
+  if (ema) ema->swap(model);
+  try {
+    best.weights.emplace(model, /*decay=*/0.0, /*warmup=*/false);
+  } catch (...) {
+    if (ema) ema->swap(model);
+    throw;
+  }
+  if (ema) ema->swap(model);
+  best.step = step, best.metric = figure.name, best.value = figure.value, best.stale = 0;
 }
 
 torch::Tensor checked_rows(const torch::Tensor& x, const GenerativeModel& model, const torch::Tensor& like,
@@ -162,7 +129,6 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
     throw IoError("cannot resume: no checkpoint in '" + out_dir + "' (expected the directory '" +
                   checkpoint_dir(out_dir) + "')");
   ThreadsGuard threads(options.threads());
-  std::filesystem::create_directories(out_dir);
 
   model->train();
   auto optimizer = make_optimizer(options, params);
@@ -170,7 +136,8 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
   std::optional<Ema> ema;
   if (options.ema_decay() > 0) ema.emplace(*model, options.ema_decay());
   Ema* ema_ptr = ema ? &*ema : nullptr;
-  const TrainingState state{*model, *optimizer, batches, ema_ptr};
+  BestWeights best;
+  const TrainingState state{*model, *optimizer, batches, ema_ptr, validating ? &best : nullptr};
 
   TrainResult result;
   double earlier_seconds = 0;
@@ -186,6 +153,8 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
   } else {
     torch::manual_seed(stream_seed(options.seed(), kNoise));
   }
+  if (setup.on_start) setup.on_start();
+  std::filesystem::create_directories(out_dir);
 
   std::vector<std::string> columns = {"loss", "lr", "grad_norm", "seconds"};
   if (validating) columns.insert(columns.end(), setup.validator.columns.begin(), setup.validator.columns.end());
@@ -194,57 +163,68 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
 
   const auto started = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(); };
-  int64_t saved_step = setup.resume ? result.start_step : -1;
-  auto save = [&](int64_t step) {
-    save_checkpoint(out_dir, state, {step, earlier_seconds + elapsed(), options, setup.extra});
-    saved_step = step;
-  };
-  // A non-finite loss or gradient at `step`: roll the generators back to before it, keep the
-  // state after step - 1 as the checkpoint if it is finite, and report.
-  auto fail = [&](int64_t step, const char* what, double value, const BatchSampler& batches_before,
-                  const torch::Tensor& generator_before) {
-    batches = batches_before;
-    set_default_generator_state(generator_before);
-    std::string where = "no checkpoint was written";
+  // The fixed rows on which a state's loss must be finite before it may become the checkpoint.
+  const torch::Tensor probe = (validating ? val : x).narrow(0, 0, std::min<int64_t>(256, (validating ? val : x).size(0)));
+  auto last_good = [&] {
+    if (!has_checkpoint(out_dir)) return std::string("no checkpoint was written");
     try {
-      if (saved_step != step - 1 && all_parameters_finite(*model, ema_ptr)) save(step - 1);
-      if (has_checkpoint(out_dir))
-        where = "the last good checkpoint is '" + find_checkpoint(out_dir) + "' (step " +
-                std::to_string(load_checkpoint_config(out_dir).at("step").get<int64_t>()) + ")";
+      return "the last good checkpoint is '" + find_checkpoint(out_dir) + "' (step " +
+             std::to_string(load_checkpoint_config(out_dir).at("step").get<int64_t>()) + ")";
     } catch (const Error& e) {
-      where = std::string("saving the state before it failed: ") + e.what();
+      return std::string("the checkpoint on disk does not load: ") + e.what();
     }
-    throw NumericError(detail::concat(what, " became ", value, " at step ", step, "; ", where, "; lower --lr or ",
-                                      options.grad_clip() > 0 ? "--grad-clip" : "set --grad-clip"));
+  };
+  auto advice = [&] {
+    return std::string("lower --lr or ") + (options.grad_clip() > 0 ? "--grad-clip" : "set --grad-clip");
+  };
+  // Training has gone wrong at `step`: the checkpoint on disk stays as it is.
+  auto fail = [&](int64_t step, const std::string& what, double value) {
+    throw NumericError(detail::concat(what, " became ", value, " at step ", step, "; ", last_good(), "; ", advice()));
+  };
+  auto save = [&](int64_t step) {
+    auto check_probe = [&](Ema* weights, const char* which) {
+      const double loss = probe_loss(*model, weights, probe, stream_seed(options.seed(), kProbe));
+      if (!std::isfinite(loss))
+        fail(step, std::string("the loss of the ") + which + " weights on the probe rows (not saved)", loss);
+    };
+    check_probe(nullptr, "current");
+    if (ema_ptr) check_probe(ema_ptr, "averaged");
+    try {
+      save_checkpoint(out_dir, state, {step, earlier_seconds + elapsed(), options, setup.extra});
+    } catch (const NumericError& e) {
+      throw NumericError(std::string(e.what()) + "; " + last_good() + "; " + advice());
+    }
   };
 
   Window window;
   for (int64_t step = result.start_step + 1; step <= options.steps(); ++step) {
     const double lr = learning_rate(options, step);
     for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
-    const BatchSampler batches_before = batches;
-    const torch::Tensor generator_before = default_generator_state();
 
     const torch::Tensor y = x.index_select(0, batches.next().to(x.device()));
     const double loss_value =
         options.fused() ? model->loss_and_gradient(y) : autograd_loss_and_gradient(*model, y);
-    if (!std::isfinite(loss_value)) fail(step, "loss", loss_value, batches_before, generator_before);
+    if (!std::isfinite(loss_value)) fail(step, "loss", loss_value);
     const double grad_norm = clip_gradients(params, options.grad_clip());
-    if (!std::isfinite(grad_norm)) fail(step, "gradient norm", grad_norm, batches_before, generator_before);
+    if (!std::isfinite(grad_norm)) fail(step, "gradient norm", grad_norm);
     if (options.fused()) optimizer_step(*optimizer);
     else optimizer->step();
     if (ema) ema->update(*model);
 
     result.losses.push_back(loss_value);
     window.add(loss_value, grad_norm);
-    const bool last = step == options.steps();
     const bool validate_now =
-        validating && (last || (options.val_every() > 0 && step % options.val_every() == 0));
+        validating && (step == options.steps() || (options.val_every() > 0 && step % options.val_every() == 0));
     std::vector<Metric> metrics;
     if (validate_now) {
       metrics = validate(*model, ema_ptr, setup.validator, val, stream_seed(options.seed(), kValidation));
+      for (const Metric& m : metrics)
+        if (!std::isfinite(m.value)) fail(step, "validation figure " + m.name, m.value);
+      track_best(best, metrics[0], step, *model, ema_ptr);
       result.validation = metrics;
     }
+    result.stopped_early = validate_now && options.patience() > 0 && best.stale >= options.patience();
+    const bool last = step == options.steps() || result.stopped_early;
     const bool log_now = last || validate_now || step % options.log_every() == 0;
     const double seconds = earlier_seconds + elapsed();
     StepReport report;
@@ -256,7 +236,8 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
       report.mean_loss = window.mean_loss();
       window = Window();
     }
-    if (last || (options.checkpoint_every() > 0 && step % options.checkpoint_every() == 0)) save(step);
+    const int64_t every = options.checkpoint_every();
+    if (last || (every > 0 ? step % every == 0 : validate_now)) save(step);
 
     if (setup.progress) {
       report.step = step;
@@ -270,12 +251,18 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
       report.steps_per_second = static_cast<double>(step - result.start_step) / std::max(elapsed(), 1e-9);
       report.log_row = log_now;
       report.validation = metrics;
+      if (best.step >= 0) report.best = Metric{best.metric, best.value}, report.best_step = best.step;
+      report.stopped_early = result.stopped_early;
       setup.progress(report);
     }
+    result.steps = step;
+    if (result.stopped_early) break;
   }
 
-  result.steps = options.steps();
   if (!result.losses.empty()) result.final_loss = result.losses.back();
+  if (result.losses.empty()) result.steps = result.start_step;
+  result.best_step = best.step;
+  if (best.step >= 0) result.best_value = best.value;
   result.seconds = elapsed();
   result.total_seconds = earlier_seconds + result.seconds;
   result.checkpoint = find_checkpoint(out_dir);

@@ -1,15 +1,32 @@
-// The default validation metric of train(): the negative ELBO of the held-out rows.
-#include <ATen/CPUGeneratorImpl.h>
-
+// Evaluation inside training: the scope that isolates it, the default metric (the negative ELBO
+// of the held-out rows) and the loss probe.
 #include <algorithm>
 #include <memory>
-#include <mutex>
 #include <optional>
 
 #include "sdegen/core/check.h"
-#include "sdegen/train/trainer.h"
+#include "sdegen/core/tensor.h"
+#include "sdegen/train/validation.h"
 
 namespace sdegen {
+
+ValidationScope::ValidationScope(GenerativeModel& model, Ema* ema, uint64_t seed)
+    : model_(model), ema_(ema), saved_state_(default_generator_state()) {
+  seed_default_generator(seed);
+  if (ema_) ema_->swap(model_);
+  model_.eval();
+}
+
+ValidationScope::~ValidationScope() {
+  model_.train();
+  if (ema_) ema_->swap(model_);
+  set_default_generator_state(saved_state_);
+}
+
+double probe_loss(GenerativeModel& model, Ema* ema, const torch::Tensor& rows, uint64_t seed) {
+  ValidationScope scope(model, ema, seed);
+  return model.loss(rows).detach().item<double>();
+}
 
 Validator nelbo_validator(int64_t time_samples, int64_t chunk) {
   SDEGEN_CHECK(time_samples >= 1, "nelbo_validator: time_samples must be >= 1, got ", time_samples);
@@ -31,19 +48,13 @@ Validator nelbo_validator(int64_t time_samples, int64_t chunk) {
   v.columns = {"val_nelbo"};
   v.fn = [needs_grad, mean_nelbo](GenerativeModel& model, const torch::Tensor& val) -> std::vector<double> {
     if (!*needs_grad) {
-      auto generator = at::detail::getDefaultCPUGenerator();
-      torch::Tensor state;
-      {
-        std::lock_guard<std::mutex> lock(generator.mutex());
-        state = generator.get_state();
-      }
+      const torch::Tensor state = default_generator_state();
       try {
         return {mean_nelbo(model, val, false)};
       } catch (const c10::Error&) {
         // Autograd was needed inside elbo: retry with it, on the same noise.
         *needs_grad = true;
-        std::lock_guard<std::mutex> lock(generator.mutex());
-        generator.set_state(state);
+        set_default_generator_state(state);
       }
     }
     return {mean_nelbo(model, val, true)};

@@ -10,46 +10,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "support/support.h"
+#include "apps/cli_support.h"
 
 namespace {
 
-struct Outcome {
-  int code;
-  std::string output;  // stdout and stderr together
-};
-
-Outcome sdegen(const std::string& args) {
-  const char* bin = std::getenv("SDEGEN_BIN");
-  if (!bin) return {-1, "SDEGEN_BIN is not set (run the tests through ctest)"};
-  const std::string cmd = std::string(bin) + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) return {-1, "popen failed"};
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (fgets(buf.data(), buf.size(), pipe)) out += buf.data();
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
-class Cli : public ::testing::Test {
- protected:
-  // Unique per process too: another checkout's suite may run the same test at the same time.
-  std::filesystem::path dir = sdegen::test::temp_path(
-      "cli_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-  void SetUp() override {
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir); }
-  std::string path(const std::string& name) const { return (dir / name).string(); }
-  int64_t rows(const std::string& file) const {
-    std::ifstream in(file);
-    int64_t n = 0;
-    for (std::string line; std::getline(in, line);) n += !line.empty();
-    return n - 1;  // the header
-  }
-};
+using sdegen::test::Outcome;
+Outcome sdegen(const std::string& args) { return sdegen::test::run_sdegen(args); }
+using Cli = sdegen::test::CliTest;
 
 TEST_F(Cli, HelpShowsDefaults) {
   const Outcome r = sdegen("sample --help");
@@ -96,7 +63,7 @@ TEST_F(Cli, BadInputExitsNonZeroNamingTheProblem) {
 TEST_F(Cli, TinyTrainThenSampleFromTheCheckpoint) {
   const std::string run = path("run");
   const Outcome t = sdegen("train --data gmm1d --model flow --steps 40 --n-train 200 --n-val 100 --width 8 --depth 1 "
-                       "--log-every 10 --out " + run);
+                       "--log-every 10 --val-every 20 --out " + run);
   ASSERT_EQ(t.code, 0) << t.output;
   EXPECT_TRUE(std::filesystem::exists(run + "/checkpoint/config.json"));
   EXPECT_EQ(rows(run + "/log.csv"), 4);

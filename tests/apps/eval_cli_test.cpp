@@ -9,27 +9,13 @@
 #include <nlohmann/json.hpp>
 
 #include "sdegen/io/plot.h"
-#include "support/support.h"
+#include "apps/cli_support.h"
 
 namespace {
 namespace fs = std::filesystem;
 
-struct Outcome {
-  int code;
-  std::string output;
-};
-
-Outcome run(const std::string& args) {
-  const char* bin = std::getenv("SDEGEN_BIN");
-  if (!bin) return {-1, "SDEGEN_BIN is not set (run the tests through ctest)"};
-  FILE* pipe = popen((std::string(bin) + " " + args + " 2>&1").c_str(), "r");
-  if (!pipe) return {-1, "popen failed"};
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (fgets(buf.data(), buf.size(), pipe)) out += buf.data();
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using sdegen::test::Outcome;
+Outcome run(const std::string& args) { return sdegen::test::run_sdegen(args); }
 
 class EvalCli : public ::testing::Test {
  protected:

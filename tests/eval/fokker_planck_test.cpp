@@ -251,7 +251,7 @@ TEST(FokkerPlanck, RefusesBadGridsTimesAndDensities) {
   FokkerPlanckOptions o = small_options();
   o.grid.cells = 0;
   EXPECT_THROW_WITH(solve_fokker_planck(zero, one, {}, 0.0, 1.0, o), InvalidArgument,
-                    "cells > 0, got 0");
+                    "cells in [1, 100000], got 0");
   o = small_options();
   o.grid.x_min = 1.0;
   EXPECT_THROW_WITH(solve_fokker_planck(zero, one, p, 0.0, 1.0, o), InvalidArgument,

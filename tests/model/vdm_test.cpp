@@ -226,13 +226,13 @@ TEST(Vdm, CheckpointReproducesTheScheduleAndTheElbo) {
   // The last iterate: the same schedule and, with the same noise, the same ELBO.
   auto last = std::dynamic_pointer_cast<AffineModel>(make_model(config));
   EXPECT_GT(max_abs_diff(elbo(*last), elbo(*m)), 1e-6);  // fresh weights differ
-  load_weights(dir, *last, /*use_ema=*/false);
+  load_weights(dir, *last, Weights::kLast);
   const std::vector<double> mine = knots(*m), loaded = knots(*last);
   for (size_t k = 0; k < mine.size(); ++k) EXPECT_DOUBLE_EQ(loaded[k], mine[k]) << k;
   EXPECT_LT(max_abs_diff(elbo(*last), elbo(*m)), 1e-12);
   // The average: the schedule (and its sampling field) read the averaged parameters.
   auto averaged = std::dynamic_pointer_cast<AffineModel>(make_model(config));
-  load_weights(dir, *averaged, /*use_ema=*/true);
+  load_weights(dir, *averaged, Weights::kAverage);
   const double l1 = parameter(*averaged, "lambda_1").item<double>();
   EXPECT_NE(l1, m->schedule().lambda(1.0));
   EXPECT_NEAR(averaged->field()->schedule().lambda(1.0), l1, 1e-12);

@@ -59,7 +59,7 @@ TEST(Checkpoint, LayoutAndConfig) {
 TEST(Checkpoint, LoadWeightsGivesTheLastIterateOrTheAverage) {
   Trained t("weights");
   auto fresh = make_tiny(99);
-  load_weights(t.dir.str(), *fresh, /*use_ema=*/false);
+  load_weights(t.dir.str(), *fresh, Weights::kLast);
   EXPECT_EQ(max_abs_diff(fresh->net->output->weight, t.model->net->output->weight), 0.0);
 
   auto averaged = make_tiny(99);
@@ -85,7 +85,7 @@ TEST(Checkpoint, CorruptOrTruncatedFilesAreRefusedNamingTheFile) {
   const torch::Tensor before = model->net->output->weight.clone();
 
   write_bytes(model_pt, "this is not a zip archive, just garbage bytes \x01\x02\x03");
-  EXPECT_THROW_WITH(load_weights(t.dir.str(), *model, false), IoError,
+  EXPECT_THROW_WITH(load_weights(t.dir.str(), *model, Weights::kLast), IoError,
                     "checkpoint '" + model_pt + "' is corrupt or unreadable");
   EXPECT_EQ(max_abs_diff(model->net->output->weight, before), 0.0);  // untouched
 
@@ -95,11 +95,11 @@ TEST(Checkpoint, CorruptOrTruncatedFilesAreRefusedNamingTheFile) {
     bytes.assign(std::istreambuf_iterator<char>(in), {});
   }
   write_bytes(ema_pt, bytes.substr(0, bytes.size() / 2));
-  EXPECT_THROW_WITH(load_weights(t.dir.str(), *model, true), IoError,
+  EXPECT_THROW_WITH(load_weights(t.dir.str(), *model, Weights::kAverage), IoError,
                     "checkpoint '" + ema_pt + "' is corrupt or unreadable");
 
   fs::remove(ema_pt);
-  EXPECT_THROW_WITH(load_weights(t.dir.str(), *model, true), IoError,
+  EXPECT_THROW_WITH(load_weights(t.dir.str(), *model, Weights::kAverage), IoError,
                     "checkpoint file '" + ema_pt + "' is missing");
 
   const std::string config = (fs::path(checkpoint_dir(t.dir.str())) / "config.json").string();
@@ -151,7 +151,7 @@ TEST(Checkpoint, AnInterruptedSaveFallsBackToTheOldCheckpoint) {
   fs::rename(checkpoint_dir(t.dir.str()), t.dir / "checkpoint.old");
   EXPECT_EQ(find_checkpoint(t.dir.str()), t.dir / "checkpoint.old");
   auto model = make_tiny(99);
-  load_weights(t.dir.str(), *model, false);
+  load_weights(t.dir.str(), *model, Weights::kLast);
   EXPECT_EQ(max_abs_diff(model->net->output->weight, t.model->net->output->weight), 0.0);
 }
 

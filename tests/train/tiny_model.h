@@ -28,7 +28,7 @@ class TinyModel : public GenerativeModel {
   int64_t dim() const override { return d_; }
 
   torch::Tensor loss(const torch::Tensor& y) override {
-    ++calls;
+    if (is_training()) ++calls;  // the trainer's probes run in eval mode and are not counted
     torch::Tensor l = residual(y).pow(2).mean();
     if (calls == nan_at) l = l * std::numeric_limits<double>::quiet_NaN();
     return l;
@@ -48,7 +48,7 @@ class TinyModel : public GenerativeModel {
   }
 
   Mlp net{nullptr};
-  int64_t calls = 0;    // loss evaluations so far
+  int64_t calls = 0;    // training-mode loss evaluations so far
   int64_t nan_at = -1;  // the loss evaluation (1-based) that returns NaN; -1: none
 
  private:

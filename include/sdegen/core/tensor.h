@@ -33,4 +33,10 @@ bool is_raw_double(const torch::Tensor& t);
 // dtype, for kernels that add their gradients into it.
 void zero_gradients(const std::vector<torch::Tensor>& params);
 
+// The state of torch's default CPU generator (where every noise draw without an explicit
+// generator comes from), to save and restore it, and its reseeding; each under its lock.
+torch::Tensor default_generator_state();
+void set_default_generator_state(const torch::Tensor& state);
+void seed_default_generator(uint64_t seed);
+
 }  // namespace sdegen

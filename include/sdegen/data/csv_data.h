@@ -17,14 +17,16 @@ struct CsvData {
   std::string path;
 };
 
-// Reads a numeric CSV file: comma separated, whitespace around fields allowed, CRLF or LF line
-// ends, a UTF-8 byte-order mark skipped, blank lines allowed only at the end. The first line is
+// Reads a numeric CSV file: comma separated, whitespace around fields allowed, LF, CRLF or CR
+// line ends, a UTF-8 byte-order mark skipped, blank lines allowed only at the end. The first line is
 // a header when its fields are not all numbers (header fields in double quotes lose the quotes;
 // an empty header field is named x<column>). Refused with InvalidArgument naming the file and
 // the 1-based line (and column): a row whose field count differs from the first line's, a field
 // that is not a number, a NaN or infinite value, a blank line before the last row, and a file
-// with no data rows. A file that cannot be opened is an IoError naming the path.
+// with no data rows. A file that cannot be opened, or a directory, is an IoError naming the path.
 CsvData load_csv(const std::string& path);
+// The same reading of a file's contents (`path` names it in messages).
+CsvData parse_csv(std::string text, const std::string& path);
 
 // Per-column standardisation z = (x - mean) / std, fitted on the training rows and stored with
 // the model so that samples can be mapped back to data units.

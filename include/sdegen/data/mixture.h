@@ -34,5 +34,7 @@ GaussianMixture make_mixture(const std::vector<double>& weights,
 // Reads {"weights": [...], "means": [[...], ...], "stds": [[...], ...]}; errors name the file
 // and the field.
 GaussianMixture load_mixture_json(const std::string& path);
+// The same reading of a file's contents (`path` names it in messages).
+GaussianMixture parse_mixture_json(const std::string& text, const std::string& path);
 
 }  // namespace sdegen

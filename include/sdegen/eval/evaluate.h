@@ -20,6 +20,7 @@
 #include "sdegen/model/generative_model.h"
 #include "sdegen/objective/elbo.h"
 #include "sdegen/sample/sampler.h"
+#include "sdegen/train/checkpoint.h"
 
 namespace sdegen {
 
@@ -31,19 +32,30 @@ struct TrainedModel {
   std::string data;  // the --data given to train
   nlohmann::json config;
 };
-// IoError when run_dir has no checkpoint; the model is in eval mode.
-TrainedModel load_trained_model(const std::string& run_dir, bool use_ema = true);
+// IoError when run_dir has no checkpoint; the model is in eval mode, with the chosen weights (by
+// default the best validated ones, else the average, else the last iterate).
+TrainedModel load_trained_model(const std::string& run_dir, Weights weights = Weights::kBest);
 
 // What a model is evaluated on, in data units.
 struct EvalData {
-  torch::Tensor x;          // [n, d]: likelihood and ELBO points, and the target of the sample metrics
-  torch::Tensor reference;  // [n, d]: a second, independent data sample (the metrics' reference)
+  torch::Tensor x;          // [n, d]: the likelihood and ELBO points
+  torch::Tensor target;     // [m, d]: what samples are compared with; x when undefined
+  torch::Tensor reference;  // [m, d]: a data sample independent of target (the metrics' floor)
   DensityPtr density;       // the true density for built-in specs, nullptr for CSV files
   std::string source;
 };
-// A built-in density (or mixture JSON): two independent draws of n points, seeded by seed.
-// A CSV file (*.csv): its rows shuffled by seed, then two disjoint halves of min(n, rows / 2).
+// A built-in density (or mixture JSON): x (also the target) and the reference are two independent
+// draws of n points, seeded by seed.
+// A CSV file (*.csv): x is every row (n is not used); the sample metrics use a separate draw:
+// the rows shuffled by seed and cut into two halves, the target and the reference.
 EvalData make_eval_data(const std::string& spec, int64_t n, uint64_t seed = 0);
+// Rows of a table (at least 2) as make_eval_data reads a CSV file.
+EvalData eval_data_from_rows(const torch::Tensor& rows, const std::string& source, uint64_t seed = 0);
+
+// A probability-flow solve that carried a point beyond this many prior standard deviations
+// (root mean square over the coordinates) has diverged: the log density it gives (about
+// -d * this^2 / 2) is an artifact of the solve, not a figure to average.
+constexpr double kDivergedPriorRadius = 100.0;
 
 // log p(y) per row of y [n, d] (data units) through the model's probability-flow ODE, from its
 // data end back to t = 0. An affine model whose data end t1 < 1 (the prediction is singular at
@@ -52,7 +64,8 @@ EvalData make_eval_data(const std::string& spec, int64_t n, uint64_t seed = 0);
 LikelihoodResult model_log_likelihood(const GenerativeModel& model, const Standardizer& st,
                                       const torch::Tensor& y, const LikelihoodOptions& options = {});
 
-// The ELBO's terms per row of y (data units), time_samples draws of t per row, in batches.
+// The ELBO's terms per row of y (data units), time_samples draws of t per row, in batches. Rows
+// whose terms are not finite are left as they are, for the caller to count.
 ElboTerms model_elbo(GenerativeModel& model, const Standardizer& st, const torch::Tensor& y,
                      int64_t time_samples = 8, int64_t batch = 4096);
 
@@ -101,7 +114,12 @@ struct EvalResult {
   std::string likelihood_method;           // "exact" or "hutchinson"
   int64_t likelihood_nfe = 0;
   std::optional<double> bits_per_dim, elbo_bits_per_dim;
-  Estimate elbo, reconstruction, prior, drift;
+  std::optional<Estimate> elbo;            // absent when some rows' ELBO is not finite
+  Estimate reconstruction, prior, drift;   // over the rows whose ELBO is finite
+  // Figures that cannot be trusted are left out above; these say how many points and why.
+  int64_t likelihood_failed = 0;  // points whose probability-flow solve failed or diverged
+  int64_t elbo_failed = 0;        // rows with a non-finite ELBO
+  std::string likelihood_problem; // empty when the likelihood is trusted
   std::optional<Estimate> true_log_likelihood;
   SampleMetrics metrics;
   std::string sampler;
@@ -113,7 +131,8 @@ struct EvalResult {
 EvalResult evaluate(GenerativeModel& model, const Standardizer& st, const EvalData& data,
                     const EvalOptions& options = {});
 
-// Keys: kind, data, dim, n, log_likelihood, log_likelihood_stderr, likelihood_method,
+// Keys: kind, data, dim, n, log_likelihood, log_likelihood_stderr, likelihood_failed_points,
+// likelihood_problem, elbo_failed_rows, likelihood_method,
 // likelihood_nfe, bits_per_dim, elbo, elbo_stderr, elbo_bits_per_dim, elbo_terms
 // {reconstruction, prior, drift}, elbo_terms_stderr, true_log_likelihood,
 // true_log_likelihood_stderr, likelihood_gap (true - model), w1, ks, sliced_w, mmd, energy, each

@@ -27,6 +27,10 @@
 
 namespace sdegen {
 
+// The most cells a grid may have: the steps grow with cells squared (the CFL bound on dt), and
+// a 1-D density needs a few thousand at most.
+constexpr int64_t kMaxCells = 100000;
+
 // A uniform grid of `cells` cells over [x_min, x_max].
 struct Grid1d {
   double x_min = -8.0;
@@ -36,7 +40,7 @@ struct Grid1d {
   double dx() const { return (x_max - x_min) / static_cast<double>(cells); }
   std::vector<double> centres() const;  // [cells]
   std::vector<double> faces() const;    // [cells + 1], from x_min to x_max
-  // Throws InvalidArgument unless cells > 0 and x_min < x_max, both finite.
+  // Throws InvalidArgument unless 0 < cells <= kMaxCells and x_min < x_max, both finite.
   void validate() const;
 };
 

@@ -35,6 +35,9 @@ class Ema {
   const std::vector<std::string>& parameter_names() const { return param_names_; }
   // The average of the parameter named as in module.named_parameters(); refuses an unknown name.
   const torch::Tensor& average(const std::string& name) const;
+  // The name of the first averaged parameter or buffer copy holding NaN or infinity; empty when
+  // every value is finite.
+  std::string first_non_finite() const;
 
   // Writes decay, warmup, the update count and every tensor with its name.
   void save(torch::serialize::OutputArchive& archive) const;

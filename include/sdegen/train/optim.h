@@ -6,6 +6,7 @@
 // checkpoint saved after either path loads into the other and resumes identically.
 #include <torch/torch.h>
 
+#include <string>
 #include <vector>
 
 namespace sdegen {
@@ -19,5 +20,11 @@ void optimizer_step(torch::optim::Optimizer& optimizer);
 // finite and above it, scales every gradient by max_norm / (norm + 1e-6), as
 // torch::nn::utils::clip_grad_norm_ does. Parameters without a gradient are skipped.
 double clip_gradients(const std::vector<torch::Tensor>& params, double max_norm);
+
+// The first problem with an Adam or AdamW optimiser's state, as a sentence naming the parameter
+// (its index over the parameter groups): a moment whose shape or dtype differs from its
+// parameter's, a NaN or infinite moment, a negative step count. Empty when there is none, and for
+// other optimisers, whose state is not inspected. For checking a state loaded from disk.
+std::string optimizer_state_problem(torch::optim::Optimizer& optimizer);
 
 }  // namespace sdegen

@@ -27,8 +27,13 @@ struct TrainOptions {
   TORCH_ARG(double, ema_decay) = 0.999;       // in [0, 1); 0 means no weight averaging
   TORCH_ARG(uint64_t, seed) = 0;              // batches and the model's noise draws
   TORCH_ARG(int64_t, log_every) = 50;         // a log.csv row every this many steps, >= 1
-  TORCH_ARG(int64_t, checkpoint_every) = 0;   // >= 0; 0 means only at the end
+  // >= 0; 0 means at each validation and at the end (a checkpoint then always holds the best
+  // weights validated so far).
+  TORCH_ARG(int64_t, checkpoint_every) = 0;
   TORCH_ARG(int64_t, val_every) = 0;          // >= 0; 0 means only at the end (when there is validation data)
+  // Early stopping: stop after this many validations in a row without a new best figure, >= 0;
+  // 0 means never. Counts validations, not steps, so it follows val_every.
+  TORCH_ARG(int64_t, patience) = 0;
   TORCH_ARG(int64_t, threads) = 1;            // torch intra-op threads during training, >= 1
   // The models' fused kernels (GenerativeModel::loss_and_gradient) and the one-pass Adam update
   // (train/optim.h) where they apply; false: loss(), autograd and torch::optim's step. Both

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ struct StepReport {
   double steps_per_second = 0;  // over this run
   bool log_row = false;         // a log.csv row was written at this step
   std::vector<Metric> validation;  // the metrics, when validation ran at this step
+  std::optional<Metric> best;      // the best validation figure so far (with validation)
+  int64_t best_step = -1;          // and the step it was reached at
+  bool stopped_early = false;      // this is the last step: patience ran out
 };
 
 using ProgressFn = std::function<void(const StepReport&)>;

@@ -19,21 +19,9 @@
 #include "sdegen/model/generative_model.h"
 #include "sdegen/train/options.h"
 #include "sdegen/train/progress.h"
+#include "sdegen/train/validation.h"
 
 namespace sdegen {
-
-// Metrics of a model on the validation rows, computed with the averaged weights swapped in and
-// the model in eval mode, and torch's default generator on a fixed stream of its own (the same
-// noise at every validation, and the training draws undisturbed).
-struct Validator {
-  std::vector<std::string> columns;  // log.csv column names, in the order fn returns the values
-  std::function<std::vector<double>(GenerativeModel& model, const torch::Tensor& val)> fn;
-};
-
-// "val_nelbo": the mean over the rows of -model.elbo(val, time_samples).total(), evaluated `chunk`
-// rows at a time. Runs under NoGradGuard unless the model's elbo fails without autograd (e.g.
-// it differentiates through the network), in which case it keeps autograd on from then on.
-Validator nelbo_validator(int64_t time_samples = 1, int64_t chunk = 4096);
 
 struct TrainSetup {
   torch::Tensor val;         // optional validation rows [m, d]; validation runs every val_every steps
@@ -42,6 +30,9 @@ struct TrainSetup {
   nlohmann::json extra = nlohmann::json::object();  // stored in the checkpoint: data statistics, spec
   Validator validator = nelbo_validator();
   ProgressFn progress = stderr_progress();  // nullptr: silent
+  // Called once every input is checked (and a resumed state loaded), before anything is written:
+  // where a caller records the run (a refused run then leaves no trace).
+  std::function<void()> on_start;
 };
 
 struct TrainResult {
@@ -54,6 +45,11 @@ struct TrainResult {
   std::vector<double> losses;        // the loss of each step start_step + 1 .. steps
   std::vector<Metric> validation;    // the last validation's metrics; empty when none ran
   std::string checkpoint;            // the final checkpoint's directory
+  // The weights kept for sampling and evaluation (with validation): the step whose validation
+  // figure (the validator's first column) was lowest, and that figure; -1 and NaN without.
+  int64_t best_step = -1;
+  double best_value = std::numeric_limits<double>::quiet_NaN();
+  bool stopped_early = false;        // options.patience validations passed without a new best
 };
 
 // Trains model on data [n, d] (float or double; converted to the model's dtype and device) for
@@ -62,14 +58,21 @@ struct TrainResult {
 //                steps, at each validation and at the last step; loss and grad_norm are means
 //                over the steps since the previous row, seconds is cumulative. A resumed run keeps
 //                the rows up to its checkpoint's step and appends.
-//   checkpoint/  every checkpoint_every steps and at the end (train/checkpoint.h), with
-//                model.config(), the options and setup.extra.
+//   checkpoint/  every checkpoint_every steps (0: at each validation) and at the end
+//                (train/checkpoint.h), with model.config(), the options and setup.extra.
+// With validation rows, the validator runs every val_every steps and at the end, on the averaged
+// weights; the weights with the lowest first column so far are kept in the checkpoint
+// (best.pt: what load_weights gives by default), and training stops early after
+// options.patience validations without a new best.
+// A checkpoint only ever replaces the previous one with a state known to be good: finite weights,
+// averages and moments, a finite loss of the live and the averaged weights on a fixed probe batch,
+// and a finite validation figure. A non-finite loss, gradient norm or validation figure, or a state
+// that fails those checks, throws NumericError naming the step and the last good checkpoint, which
+// is left on disk as it was.
 // Refuses bad options, data of the wrong shape or with non-finite values, a fresh run into a
 // directory holding a checkpoint (unless setup.overwrite), a resume without one or whose model
-// differs. A non-finite loss or gradient norm throws NumericError naming the step; the state
-// before that step is saved as the checkpoint first when its weights are finite, otherwise the
-// checkpoint on disk is left as it was. On return the model holds the last iterate (not the
-// average: load_weights gives that). Sets torch's thread count to options.threads for the run.
+// differs or whose files are damaged. On return the model holds the last iterate (load_weights
+// gives the kept ones). Sets torch's thread count to options.threads for the run.
 TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainOptions& options,
                   const std::string& out_dir, const TrainSetup& setup = {});
 

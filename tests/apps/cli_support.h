@@ -1,0 +1,73 @@
+#pragma once
+// Running the sdegen program from a test: its exit code and output, and a scratch directory per
+// test. The binary's path comes from CTest (SDEGEN_BIN).
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "support/support.h"
+
+namespace sdegen::test {
+
+struct Outcome {
+  int code;
+  std::string output;  // stdout and stderr together
+};
+
+// `sdegen ARGS` through the shell (ARGS may quote).
+inline Outcome run_sdegen(const std::string& args) {
+  const char* bin = std::getenv("SDEGEN_BIN");
+  if (!bin) return {-1, "SDEGEN_BIN is not set (run the tests through ctest)"};
+  FILE* pipe = popen((std::string(bin) + " " + args + " 2>&1").c_str(), "r");
+  if (!pipe) return {-1, "popen failed"};
+  std::string out;
+  std::array<char, 4096> buf{};
+  while (fgets(buf.data(), buf.size(), pipe)) out += buf.data();
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// A fresh directory per test, unique per process too (another checkout's suite may run the same
+// test at the same time), removed afterwards.
+class CliTest : public ::testing::Test {
+ protected:
+  std::filesystem::path dir =
+      temp_path("cli_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+  void SetUp() override {
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir); }
+  std::string path(const std::string& name) const { return (dir / name).string(); }
+  // Data rows of a CSV file written by sdegen (one header line).
+  int64_t rows(const std::string& file) const {
+    std::ifstream in(file);
+    int64_t n = 0;
+    for (std::string line; std::getline(in, line);) n += !line.empty();
+    return n - 1;
+  }
+};
+
+// Expects a non-zero exit and `fragment` in the output.
+#define EXPECT_CLI_ERROR(outcome, fragment)                                                     \
+  do {                                                                                          \
+    const ::sdegen::test::Outcome o_ = (outcome);                                               \
+    EXPECT_NE(o_.code, 0) << o_.output;                                                         \
+    EXPECT_NE(o_.output.find(fragment), std::string::npos) << "expected '" << (fragment)        \
+                                                           << "' in: " << o_.output;            \
+  } while (0)
+
+}  // namespace sdegen::test
