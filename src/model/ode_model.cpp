@@ -20,6 +20,17 @@ class FlowSde final : public GenerativeSde {
     return torch::zeros({}, x.options());
   }
   double prior_std() const override { return 1.0; }
+  // F and its exact divergence from the Jacobian tangents of the raw forward (model/mlp_kernel.h).
+  RawDivergenceField raw_drift_divergence() const override {
+    if (!MlpKernel::supports(*net_)) return {};
+    const auto kernel = std::make_shared<const MlpKernel>(*net_);
+    const auto workspace = std::make_shared<Workspace>();
+    const auto times = std::make_shared<std::vector<double>>();
+    return [kernel, workspace, times](double t, const double* x, int64_t n, double* v, double* div) {
+      times->assign(static_cast<size_t>(n), t);
+      kernel->forward_trace(x, times->data(), n, v, div, *workspace);
+    };
+  }
 
  private:
   mutable Mlp net_;

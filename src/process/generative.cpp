@@ -96,6 +96,34 @@ RawField PredictionField::raw_velocity() const {
   };
 }
 
+RawDivergenceField PredictionField::raw_velocity_divergence() const {
+  if (!raw_) return {};
+  RawPrediction p = raw_();
+  if (!p.with_trace) return {};
+  auto buffer = std::make_shared<std::vector<double>>();  // the prediction, then its trace
+  auto coefficients = std::make_shared<RawCoefficients>();
+  return [p = std::move(p), buffer, coefficients, kind = kind_, schedule = schedule_](
+             double t, const double* x, int64_t n, double* v, double* div) {
+    if (kind == Prediction::Velocity) {
+      p.with_trace(x, t, n, v, div);
+      return;
+    }
+    const int64_t nd = n * p.dim;
+    if (static_cast<int64_t>(buffer->size()) < nd + n) buffer->resize(static_cast<size_t>(nd + n));
+    double *pred = buffer->data(), *trace = pred + nd;
+    p.with_trace(x, t, n, pred, trace);
+    RawCoefficients& c = *coefficients;
+    schedule->evaluate(&t, 1, c);
+    const double a = c.a[0], b = c.b[0], da = c.da[0], db = c.db[0];
+    // The velocity exactly as raw_velocity() computes it, and its divergence from the same
+    // conversion: v = k.value pred + k.x x, so div v = k.value tr(d pred/dx) + k.x d.
+    for (int64_t e = 0; e < nd; ++e) v[e] = velocity_of(kind, pred[e], x[e], a, b, da, db);
+    const VelocityTerms k = velocity_terms(kind, a, b, da, db);
+    const double identity = k.x * static_cast<double>(p.dim);
+    for (int64_t i = 0; i < n; ++i) div[i] = k.value * trace[i] + identity;
+  };
+}
+
 std::pair<torch::Tensor, torch::Tensor> MarginalField::velocity_and_score(const torch::Tensor& x,
                                                                           double t) const {
   return {predict(x, t, Prediction::Velocity), predict(x, t, Prediction::Score)};
@@ -119,6 +147,11 @@ torch::Tensor MarginalSde::drift(const torch::Tensor& x, double t) const {
   if (sigma == 0.0) return field_->predict(x, t, Prediction::Velocity);
   const auto [v, s] = field_->velocity_and_score(x, t);
   return v + 0.5 * sigma * sigma * s;
+}
+
+RawDivergenceField MarginalSde::raw_drift_divergence() const {
+  if (!diffusion_.is_zero()) return {};
+  return field_->raw_velocity_divergence();
 }
 
 torch::Tensor MarginalSde::diffusion(const torch::Tensor& x, double t) const {
