@@ -74,10 +74,12 @@ EvalResult evaluate(GenerativeModel& model, const Standardizer& st, const EvalDa
     lo.exact_divergence = !o.hutchinson && r.dim <= o.exact_max_dim;
     lo.probes = o.probes;
     const LikelihoodResult l = model_log_likelihood(model, st, data.x, lo);
-    r.log_likelihood = mean_and_se(l.log_prob);
+    r.likelihood_invalid = l.invalid;
+    // An average that leaves out the points whose solve blew up is not the model's likelihood.
+    if (l.invalid == 0) r.log_likelihood = mean_and_se(l.log_prob);
     r.likelihood_method = lo.exact_divergence ? "exact" : "hutchinson";
     r.likelihood_nfe = l.nfe;
-    if (o.quantization > 0) r.bits_per_dim = bpd(r.log_likelihood->mean);
+    if (o.quantization > 0 && r.log_likelihood) r.bits_per_dim = bpd(r.log_likelihood->mean);
     r.likelihood_seconds = seconds_since(start);
   }
 
@@ -118,6 +120,7 @@ nlohmann::json to_json(const EvalResult& r) {
   j["log_likelihood_stderr"] = or_null(r.log_likelihood, se);
   j["likelihood_method"] = r.log_likelihood ? nlohmann::json(r.likelihood_method) : nlohmann::json(nullptr);
   j["likelihood_nfe"] = r.likelihood_nfe;
+  j["likelihood_invalid"] = r.likelihood_invalid;
   j["bits_per_dim"] = or_null(r.bits_per_dim, id);
   j["elbo"] = r.elbo.mean;
   j["elbo_stderr"] = r.elbo.se;

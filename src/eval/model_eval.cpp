@@ -52,7 +52,7 @@ LikelihoodResult model_log_likelihood(const GenerativeModel& model, const Standa
   const auto sde = model.sde(DiffusionSpec{});
   const VectorField velocity = [sde](double t, const torch::Tensor& x) { return sde->drift(x, t); };
   const torch::Tensor z = st.transform(y.to(torch::kDouble)) * scale;
-  LikelihoodResult r = log_likelihood(velocity, z, sde->prior_std(), o);
+  LikelihoodResult r = log_likelihood(velocity, z, sde->prior_std(), o, sde->raw_drift_divergence());
   r.log_prob = r.log_prob + y.size(1) * std::log(scale) - log_jacobian(st);
   return r;
 }

@@ -97,9 +97,10 @@ struct EvalOptions {
 struct EvalResult {
   std::string kind, source;
   int64_t dim = 0, n = 0;
-  std::optional<Estimate> log_likelihood;  // nats per point
+  std::optional<Estimate> log_likelihood;  // nats per point; empty when likelihood_invalid > 0
   std::string likelihood_method;           // "exact" or "hutchinson"
   int64_t likelihood_nfe = 0;
+  int64_t likelihood_invalid = 0;          // points whose likelihood cannot be trusted (LikelihoodResult)
   std::optional<double> bits_per_dim, elbo_bits_per_dim;
   Estimate elbo, reconstruction, prior, drift;
   std::optional<Estimate> true_log_likelihood;
@@ -114,7 +115,7 @@ EvalResult evaluate(GenerativeModel& model, const Standardizer& st, const EvalDa
                     const EvalOptions& options = {});
 
 // Keys: kind, data, dim, n, log_likelihood, log_likelihood_stderr, likelihood_method,
-// likelihood_nfe, bits_per_dim, elbo, elbo_stderr, elbo_bits_per_dim, elbo_terms
+// likelihood_nfe, likelihood_invalid, bits_per_dim, elbo, elbo_stderr, elbo_bits_per_dim, elbo_terms
 // {reconstruction, prior, drift}, elbo_terms_stderr, true_log_likelihood,
 // true_log_likelihood_stderr, likelihood_gap (true - model), w1, ks, sliced_w, mmd, energy, each
 // with <key>_reference, sampler, sample_nfe, seconds {likelihood, elbo, samples}. A value that
