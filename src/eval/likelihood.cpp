@@ -38,22 +38,6 @@ torch::Tensor divergence(const VectorField& velocity, double t, const torch::Ten
   return div.detach();
 }
 
-// The augmented field [v, div v] of the state [x, ell] on raw buffers.
-RawVectorField augmented_raw(const RawDivergenceField& field, int64_t dim) {
-  auto buffer = std::make_shared<std::vector<double>>();  // x, then v, then div
-  return [field, dim, buffer](double t, const double* z, int64_t n, double* dz) {
-    const int64_t width = dim + 1, nd = n * dim;
-    if (static_cast<int64_t>(buffer->size()) < 2 * nd + n) buffer->resize(static_cast<size_t>(2 * nd + n));
-    double *x = buffer->data(), *v = x + nd, *div = v + nd;
-    for (int64_t i = 0; i < n; ++i) std::copy(z + i * width, z + i * width + dim, x + i * dim);
-    field(t, x, n, v, div);
-    for (int64_t i = 0; i < n; ++i) {
-      std::copy(v + i * dim, v + (i + 1) * dim, dz + i * width);
-      dz[i * width + dim] = div[i];
-    }
-  };
-}
-
 // The fixed-step solvers' grid, from the data end t1 back to t0.
 TimeGrid backward_grid(const LikelihoodOptions& o) {
   GridOptions g;
@@ -83,7 +67,7 @@ LikelihoodResult log_likelihood(const VectorField& velocity, const torch::Tensor
   std::vector<int64_t> isolated;
   const bool on_raw = use_raw(raw, x, o);
   if (on_raw) {
-    const RawVectorField augmented = augmented_raw(raw, dim);
+    const RawVectorField augmented = with_divergence(raw, dim);
     sol = o.solver == "dopri5"
               ? solve_ode_adaptive_raw(augmented, z1, o.t1, o.t0, o.adaptive, {}, o.isolate_failures ? &isolated : nullptr)
               : solve_ode_raw(augmented, z1, backward_grid(o), o.solver);

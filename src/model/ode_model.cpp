@@ -89,7 +89,12 @@ FlowLikelihood OdeModel::likelihood(const torch::Tensor& y) {
   TimeGrid grid(options_.steps + 1);
   for (int k = 0; k <= options_.steps; ++k) grid[k] = 1.0 - static_cast<double>(k) / options_.steps;
   const torch::Tensor start = torch::cat({y, torch::zeros({n, 1}, y.options())}, 1);
-  const Solution sol = solve_ode(field, start, grid, *make_ode_stepper(options_.solver));
+  // Without gradients (validation, evaluation) the same solve runs on raw buffers.
+  const RawDivergenceField raw = !torch::GradMode::is_enabled() && options_.exact_divergence && is_cpu_double(y)
+                                     ? FlowSde(net_).raw_drift_divergence()
+                                     : RawDivergenceField{};
+  const Solution sol = raw ? solve_ode_raw(with_divergence(raw, d), start, grid, options_.solver)
+                           : solve_ode(field, start, grid, *make_ode_stepper(options_.solver));
   if (!sol.ok()) throw NumericError("ode model likelihood: " + sol.message);
   FlowLikelihood out;
   out.x0 = sol.x.slice(1, 0, d);

@@ -1,5 +1,6 @@
 #include "sdegen/process/generative.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "sdegen/core/check.h"
@@ -61,6 +62,23 @@ double diffusion_at(const DiffusionSpec& spec, const AffineSchedule& schedule, d
   const double b = schedule.b(tt).item<double>();
   const double dl = schedule.dlambda(tt).item<double>();
   return spec.scale * std::sqrt(b * b * dl);
+}
+
+RawField with_divergence(RawDivergenceField field, int64_t dim) {
+  SDEGEN_CHECK(field != nullptr, "with_divergence needs a field");
+  SDEGEN_CHECK(dim > 0, "with_divergence: dimension must be positive, got ", dim);
+  auto buffer = std::make_shared<std::vector<double>>();  // x, then v, then div
+  return [field = std::move(field), dim, buffer](double t, const double* z, int64_t n, double* dz) {
+    const int64_t width = dim + 1, nd = n * dim;
+    if (static_cast<int64_t>(buffer->size()) < 2 * nd + n) buffer->resize(static_cast<size_t>(2 * nd + n));
+    double *x = buffer->data(), *v = x + nd, *div = v + nd;
+    for (int64_t i = 0; i < n; ++i) std::copy(z + i * width, z + i * width + dim, x + i * dim);
+    field(t, x, n, v, div);
+    for (int64_t i = 0; i < n; ++i) {
+      std::copy(v + i * dim, v + (i + 1) * dim, dz + i * width);
+      dz[i * width + dim] = div[i];
+    }
+  };
 }
 
 PredictionField::PredictionField(PredictionFn fn, Prediction kind, SchedulePtr schedule, RawPredictionFactory raw)

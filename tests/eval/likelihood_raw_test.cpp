@@ -10,6 +10,7 @@
 #include "sdegen/eval/evaluate.h"
 #include "sdegen/eval/oracle.h"
 #include "sdegen/model/factory.h"
+#include "sdegen/model/ode_model.h"
 #include "support/support.h"
 
 namespace sdegen {
@@ -121,6 +122,23 @@ TEST(RawLikelihoodPaths, FixedStepSolverEqualsTheTensorPath) {
   EXPECT_EQ(raw.nfe, 80);
   EXPECT_EQ(ref.nfe, 80);
   EXPECT_LT(test::max_abs_diff(raw.log_prob, ref.log_prob), 1e-12);
+}
+
+// The ode model's own likelihood (its ELBO and validation) runs on raw buffers without
+// gradients: the same values as the tensor solve that training differentiates.
+TEST(RawLikelihoodPaths, OdeModelLikelihoodWithoutGradients) {
+  const ModelPtr model = tiny_model({"ode", "ode", {{"steps", 12}}, 2});
+  auto* ode = dynamic_cast<OdeModel*>(model.get());
+  ASSERT_NE(ode, nullptr);
+  torch::manual_seed(16);
+  const torch::Tensor y = torch::randn({6, 2}, torch::kDouble);
+  const FlowLikelihood with_grad = ode->likelihood(y);
+  ASSERT_TRUE(with_grad.log_prob.requires_grad());
+  torch::NoGradGuard no_grad;
+  const FlowLikelihood raw = ode->likelihood(y);
+  EXPECT_FALSE(raw.log_prob.requires_grad());
+  EXPECT_LT(test::max_abs_diff(raw.log_prob, with_grad.log_prob.detach()), 1e-12);
+  EXPECT_LT(test::max_abs_diff(raw.x0, with_grad.x0.detach()), 1e-12);
 }
 
 // The raw path needs the exact divergence, CPU float64 points and a field that has raw buffers.

@@ -20,6 +20,9 @@ using RawField = std::function<void(double t, const double* x, int64_t n, double
 // dx/dt = v(t, x) and its divergence tr(dv/dx) on raw float64 buffers: writes v [n, d] and
 // div [n] for the n rows of x [n, d]. What an exact likelihood integrates.
 using RawDivergenceField = std::function<void(double t, const double* x, int64_t n, double* v, double* div)>;
+// The change of variables on raw buffers: the field of the state [x, ell] (rows of width d + 1)
+// with dx/dt = v and d ell/dt = div v, for a solver of RawField.
+RawField with_divergence(RawDivergenceField field, int64_t dim);
 
 class GenerativeSde {
  public:
