@@ -148,9 +148,11 @@ void MlpKernel::activate(MlpTape::Layer& layer, int64_t n, int64_t w, int64_t B,
       }
       break;
     case Act::Silu:
-      vmath::sigmoid(p, S, m);
+      // vmath::sigmoid with its last pass, s = 1 / (1 + e^-x), folded into this one.
+      for (int64_t i = 0; i < m; ++i) S[i] = -p[i];
+      vmath::exp(S, S, m);
       for (int64_t i = 0; i < m; ++i) {
-        const double s = S[i], x = p[i];
+        const double s = 1.0 / (1.0 + S[i]), x = p[i];
         h[i] = x * s;
         if (C) C[i] = s * (1.0 - s) * (2.0 + x * (1.0 - 2.0 * s));
         S[i] = s * (1.0 + x * (1.0 - s));
@@ -205,9 +207,13 @@ void MlpKernel::run(const double* x, const double* t, int64_t n, Directions dirs
     MlpTape::Layer& layer = tape.layers_[static_cast<size_t>(l)];
     grow(layer.pre, B * n * lin.out);
     double* pre = layer.pre.data();
-    vmath::gemm(false, true, B * n, lin.out, lin.in, 1.0, in, lin.in, lin.weight, lin.in, 0.0, pre, lin.out);
+    // The value block starts from the bias and the tangent blocks from zero (the bias is
+    // constant); the product adds onto them (beta = 1), which spares the BLAS its own pass to
+    // clear C and this loop a second pass to add the bias.
     for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < lin.out; ++j) pre[i * lin.out + j] += lin.bias[j];
+      for (int64_t j = 0; j < lin.out; ++j) pre[i * lin.out + j] = lin.bias[j];
+    std::memset(pre + n * lin.out, 0, sizeof(double) * static_cast<size_t>((B - 1) * n * lin.out));
+    vmath::gemm(false, true, B * n, lin.out, lin.in, 1.0, in, lin.in, lin.weight, lin.in, 1.0, pre, lin.out);
     if (l == L - 1) break;
     grow(layer.act, B * n * lin.out);
     grow(layer.slope, n * lin.out);
