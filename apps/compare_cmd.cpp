@@ -127,7 +127,7 @@ Row run_model(const CompareArgs& a, const std::string& kind, const CompareData& 
   setup.extra = {{"data", a.data}, {"standardizer", st.to_json()}};
   setup.progress = nullptr;
   setup.val = st.transform(data.val);
-  setup.validator = nelbo_validator(validation_time_samples(data.val.size(0)));
+  setup.validator = make_validator(recipe.validation, data.val.size(0));
   const TrainResult r = train(model, z, options, dir, setup);
   row.steps = r.steps;
   row.best_step = r.best_step;

@@ -9,6 +9,7 @@
 #include "sdegen/core/check.h"
 #include "sdegen/data/csv_data.h"
 #include "sdegen/data/density.h"
+#include "sdegen/eval/evaluate.h"
 #include "sdegen/eval/metrics.h"
 #include "sdegen/model/factory.h"
 #include "sdegen/train/checkpoint.h"
@@ -28,7 +29,7 @@ struct TrainArgs {
   nlohmann::json model_overrides = nlohmann::json::object();
   // 0 or empty: the model's recommended value (train/recipe.h, then the model's defaults).
   int64_t width = 0, depth = -1, steps = 0, val_every = -1, patience = -1;
-  std::string activation, embedding, decay;
+  std::string activation, embedding, decay, val_metric;
   double fourier_scale = 0.0, lr = 0.0;
   int64_t n_train = 1000, n_val = 8000;
   double val_fraction = 0.2;  // 0.1 left 20 noisy rows of a 200-row table to choose weights by
@@ -92,7 +93,8 @@ void run(TrainArgs& a, const CLI::App& command) {
   ModelPtr model = make_model(config);
   TrainSetup setup;
   setup.val = data.val.size(0) > 0 ? st.transform(data.val) : torch::Tensor();
-  if (data.val.size(0) > 0) setup.validator = nelbo_validator(validation_time_samples(data.val.size(0)));
+  if (data.val.size(0) > 0)
+    setup.validator = make_validator(a.val_metric.empty() ? recipe.validation : a.val_metric, data.val.size(0));
   setup.resume = a.resume;
   setup.overwrite = a.overwrite;
   setup.extra = {{"data", a.data}, {"standardizer", st.to_json()}};
@@ -164,6 +166,9 @@ void register_train(CLI::App& app) {
   cmd->add_option("--val-every", a->val_every,
                   "Steps between validations on the held-out rows (0: only at the end; -1: the run's steps / " +
                       std::to_string(kValidationsPerRun) + ")");
+  cmd->add_option("--val-metric", a->val_metric,
+                  "What validation judges the weights by: nll (likelihood) or nelbo (default: the model's)")
+      ->check(one_of(validation_metric_names(), "validation metric"));
   cmd->add_option("--patience", a->patience,
                   "Stop after this many validations without a better figure (0: never; -1: the model's recommended)");
   cmd->add_option("--checkpoint-every", a->options.checkpoint_every(),

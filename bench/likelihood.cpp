@@ -2,7 +2,10 @@
 // Dormand-Prince with rtol = atol = 1e-5 and the exact divergence, for a flow-matching model
 // (MLP [x, t] -> 3 x 64 (silu) -> 2) with deterministic weights, so that the PyTorch
 // reference (bench/python/likelihood.py) solves the same ODE with the same step sequence.
-//   bench_likelihood [--n 10000] [--steps N] [--threads T]
+// It runs on raw buffers (the network's divergence from its Jacobian tangents, dopri5 on the
+// buffers); with --tensor-path 1 (the default) it also times the reference tensor path (autograd's
+// divergence, the tensor dopri5), reported as the case "... (tensor path)".
+//   bench_likelihood [--n 10000] [--steps N] [--threads T] [--tensor-path 0|1]
 // `metric` is the mean log-likelihood; `nfe` the evaluations of the augmented field.
 #include "common.h"
 #include "sdegen/data/density.h"
@@ -23,13 +26,21 @@ int main(int argc, char** argv) {
   const torch::Tensor g = torch::linspace(-3.0, 3.0, side, torch::kDouble);
   const torch::Tensor x = torch::stack(torch::meshgrid({g, g}, "ij"), 2).reshape({-1, 2}).narrow(0, 0, n).contiguous();
 
-  sdegen::LikelihoodOptions options;  // dopri5, rtol = atol = 1e-5, exact divergence
-  sdegen::LikelihoodResult result;
-  const std::vector<double> times =
-      bench::timed_steps([&] {
-        torch::NoGradGuard no_grad;  // as the reference; the divergence turns grad mode back on
-        result = sdegen::log_likelihood(*model->field(), x, options);
-      }, 1, reps);
-  bench::report("4-likelihood", "dopri5-n" + std::to_string(n), times,
-                {{"metric", result.log_prob.mean().item<double>()}, {"nfe", result.nfe}});
+  const auto run = [&](bool reference) {
+    sdegen::LikelihoodOptions options;  // dopri5, rtol = atol = 1e-5, exact divergence
+    options.reference = reference;
+    sdegen::LikelihoodResult result;
+    const std::vector<double> times = bench::timed_steps(
+        [&] {
+          torch::NoGradGuard no_grad;  // as the reference; the divergence turns grad mode back on
+          result = sdegen::log_likelihood(*model->field(), x, options);
+        },
+        1, reps);
+    const std::string name = "dopri5-n" + std::to_string(n) + (reference ? " (tensor path)" : "");
+    bench::report("4-likelihood", name, times,
+                  {{"metric", result.log_prob.mean().item<double>()}, {"nfe", result.nfe}, {"raw", result.raw},
+                   {"invalid", result.invalid}});
+  };
+  run(false);
+  if (args.integer("tensor-path", 1)) run(true);
 }

@@ -4,6 +4,7 @@
 
 // OpenBLAS's thread-count setter, where the linked BLAS has it (weak: null otherwise).
 extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+extern "C" int openblas_get_num_threads() __attribute__((weak));
 
 #include <cmath>
 
@@ -147,5 +148,7 @@ void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, d
 void set_blas_threads(int threads) {
   if (openblas_set_num_threads != nullptr && threads > 0) openblas_set_num_threads(threads);
 }
+
+int blas_threads() { return openblas_get_num_threads != nullptr ? openblas_get_num_threads() : 1; }
 
 }  // namespace sdegen::vmath

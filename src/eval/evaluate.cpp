@@ -83,10 +83,11 @@ EvalResult evaluate(GenerativeModel& model, const Standardizer& st, const EvalDa
     try {
       const LikelihoodResult l = model_log_likelihood(model, st, data.x, lo);
       r.likelihood_nfe = l.nfe;
-      // Per point: a non-finite figure, or a prior state far outside the prior (a diverged solve).
+      // Per point: set aside by the solve or not finite (l.valid), or carried far outside the
+      // prior (a diverged solve whose figure is finite but meaningless). An average that leaves
+      // such points out is not the model's likelihood.
       const double radius = kDivergedPriorRadius * model.sde(DiffusionSpec{})->prior_std();
-      const torch::Tensor bad = l.log_prob.isfinite().logical_not() | l.prior_log_prob.isfinite().logical_not() |
-                                (l.x_prior.flatten(1).square().mean(1).sqrt() > radius);
+      const torch::Tensor bad = l.valid.logical_not() | (l.x_prior.flatten(1).square().mean(1).sqrt() > radius);
       r.likelihood_failed = bad.sum().item<int64_t>();
       if (r.likelihood_failed == 0) {
         r.log_likelihood = mean_and_se(l.log_prob);

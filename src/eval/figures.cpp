@@ -20,6 +20,15 @@ double flow_end(const GenerativeModel& model) {
   return 1.0;
 }
 
+// The density at every point, or NumericError when some points' solves blew up: a figure has
+// no way to show a missing value, and a made-up one would be drawn as the model's.
+torch::Tensor density_of(const LikelihoodResult& l) {
+  if (l.invalid > 0)
+    throw NumericError(detail::concat("model density: the likelihood of ", l.invalid, " of ", l.log_prob.size(0),
+                                      " points cannot be trusted (their solves blew up); narrow the plotted range"));
+  return l.log_prob.exp();
+}
+
 std::vector<double> linspace(double lo, double hi, int64_t n) {
   std::vector<double> v(n);
   for (int64_t i = 0; i < n; ++i) v[i] = lo + (hi - lo) * i / (n - 1);
@@ -58,7 +67,7 @@ std::optional<std::pair<std::string, SamplerOptions>> sde_panel(const Generative
 std::vector<double> model_density_1d(const GenerativeModel& model, const Standardizer& st,
                                      const std::vector<double>& x, const LikelihoodOptions& options) {
   const torch::Tensor pts = torch::tensor(x, torch::kDouble).reshape({-1, 1});
-  return to_vector(model_log_likelihood(model, st, pts, options).log_prob.exp());
+  return to_vector(density_of(model_log_likelihood(model, st, pts, options)));
 }
 
 Trajectories model_trajectories(const GenerativeModel& model, const Standardizer& st, int64_t n,
@@ -82,7 +91,7 @@ HeatmapPlot model_density_2d(const GenerativeModel& model, const Standardizer& s
   const torch::Tensor gx = torch::tensor(h.x, torch::kDouble), gy = torch::tensor(h.y, torch::kDouble);
   const auto mesh = torch::meshgrid({gy, gx}, "ij");
   const torch::Tensor pts = torch::stack({mesh[1].reshape({-1}), mesh[0].reshape({-1})}, 1);
-  const std::vector<double> p = to_vector(model_log_likelihood(model, st, pts, options).log_prob.exp());
+  const std::vector<double> p = to_vector(density_of(model_log_likelihood(model, st, pts, options)));
   for (int64_t r = 0; r < cells; ++r) h.values.emplace_back(p.begin() + r * cells, p.begin() + (r + 1) * cells);
   h.xlabel = "x1";
   h.ylabel = "x2";

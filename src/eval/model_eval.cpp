@@ -1,5 +1,6 @@
 // The model-level pieces of evaluation: likelihood, ELBO and samples in data units.
 #include <cmath>
+#include <limits>
 
 #include "sdegen/core/check.h"
 #include "sdegen/core/tensor.h"
@@ -8,6 +9,7 @@
 #include "sdegen/model/affine_model.h"
 #include "sdegen/model/factory.h"
 #include "sdegen/train/checkpoint.h"
+#include "sdegen/train/recipe.h"
 
 namespace sdegen {
 namespace {
@@ -52,9 +54,38 @@ LikelihoodResult model_log_likelihood(const GenerativeModel& model, const Standa
   const auto sde = model.sde(DiffusionSpec{});
   const VectorField velocity = [sde](double t, const torch::Tensor& x) { return sde->drift(x, t); };
   const torch::Tensor z = st.transform(y.to(torch::kDouble)) * scale;
-  LikelihoodResult r = log_likelihood(velocity, z, sde->prior_std(), o);
+  LikelihoodResult r = log_likelihood(velocity, z, sde->prior_std(), o, sde->raw_drift_divergence());
   r.log_prob = r.log_prob + y.size(1) * std::log(scale) - log_jacobian(st);
   return r;
+}
+
+Validator likelihood_validator(double tolerance) {
+  SDEGEN_CHECK(tolerance > 0, "likelihood_validator: the tolerance must be positive, got ", tolerance);
+  Validator v;
+  v.columns = {"val_nll"};
+  v.fn = [tolerance](GenerativeModel& model, const torch::Tensor& val) -> std::vector<double> {
+    const Standardizer identity{torch::zeros({model.dim()}, torch::kDouble), torch::ones({model.dim()}, torch::kDouble)};
+    LikelihoodOptions o;
+    o.adaptive = AdaptiveOptions{tolerance, tolerance};
+    torch::NoGradGuard no_grad;  // the raw path, where the model has one
+    try {
+      const LikelihoodResult l = model_log_likelihood(model, identity, val, o);
+      const double radius = kDivergedPriorRadius * model.sde(DiffusionSpec{})->prior_std();
+      const bool diverged = l.invalid > 0 || (l.x_prior.flatten(1).square().mean(1).sqrt() > radius).any().item<bool>();
+      if (!diverged) return {-l.log_prob.mean().item<double>()};
+    } catch (const NumericError&) {
+    }
+    return {std::numeric_limits<double>::infinity()};
+  };
+  return v;
+}
+
+std::vector<std::string> validation_metric_names() { return {"nll", "nelbo"}; }
+
+Validator make_validator(const std::string& metric, int64_t validation_rows) {
+  check_name("validation metric", metric, validation_metric_names());
+  if (metric == "nll") return likelihood_validator();
+  return nelbo_validator(validation_time_samples(validation_rows));
 }
 
 ElboTerms model_elbo(GenerativeModel& model, const Standardizer& st, const torch::Tensor& y,

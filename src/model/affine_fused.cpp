@@ -101,6 +101,30 @@ RawPredictionFactory raw_prediction(Mlp net, SchedulePtr schedule, bool precondi
       const double* F = tape->output();
       for (int64_t e = 0; e < nd; ++e) out[e] = s.c_skip * (x[e] / a) + s.c_out * F[e];
     };
+    const auto workspace = std::make_shared<Workspace>();  // forward_trace's tapes, one per thread
+    p.with_trace = [kernel, workspace, buffer, coefficients, schedule, precondition, sigma_data, d](
+                       const double* x, double t, int64_t n, double* out, double* trace) {
+      const int64_t nd = n * d;
+      if (static_cast<int64_t>(buffer->size()) < n + nd) buffer->resize(static_cast<size_t>(n + nd));
+      double* times = buffer->data();
+      std::fill(times, times + n, t);
+      if (!precondition) {
+        kernel->forward_trace(x, times, n, out, trace, *workspace);
+        return;
+      }
+      // pred = c_skip x / a + c_out F(c_in x / a, t), so d pred/dx = (c_skip / a) I + (c_out c_in / a) J_F
+      // and tr(d pred/dx) = c_skip d / a + (c_out c_in / a) tr J_F.
+      RawCoefficients& c = *coefficients;
+      schedule->evaluate(&t, 1, c);
+      const double a = c.a[0];
+      const EdmScaling s = edm_scaling(c.b[0] / a, sigma_data);
+      double* input = times + n;
+      for (int64_t e = 0; e < nd; ++e) input[e] = s.c_in * (x[e] / a);
+      kernel->forward_trace(input, times, n, out, trace, *workspace);
+      for (int64_t e = 0; e < nd; ++e) out[e] = s.c_skip * (x[e] / a) + s.c_out * out[e];
+      const double identity = s.c_skip * static_cast<double>(d) / a, chain = s.c_out * s.c_in / a;
+      for (int64_t i = 0; i < n; ++i) trace[i] = identity + chain * trace[i];
+    };
     return p;
   };
 }

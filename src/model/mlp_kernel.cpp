@@ -1,5 +1,7 @@
 #include "sdegen/model/mlp_kernel.h"
 
+#include <ATen/Parallel.h>
+
 #include <cmath>
 #include <cstring>
 
@@ -14,6 +16,9 @@ constexpr double kTwoPi = 6.28318530717958647692;
 constexpr double kInvSqrt2 = 0.70710678118654752440;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 constexpr double kSoftplusThreshold = 20.0;  // torch's default: softplus(x) = x above it
+// Rows per forward_trace chunk: d + 1 blocks of a chunk's activations stay in L1/L2 (on the
+// likelihood benchmark 32 to 128 rows ran 2.5x faster than one chunk of 10,000, 256 10% slower).
+constexpr int64_t kTraceChunk = 128;
 
 void grow(std::vector<double>& v, int64_t n) {
   if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
@@ -25,6 +30,18 @@ double* grad_of(const torch::Tensor& p) {
                "call zero_gradients first");
   return g.data_ptr<double>();
 }
+
+// Single-threaded BLAS calls while it lives; the BLAS's thread count is restored after.
+class SerialBlas {
+ public:
+  SerialBlas() : threads_(vmath::blas_threads()) { vmath::set_blas_threads(1); }
+  ~SerialBlas() { vmath::set_blas_threads(threads_); }
+  SerialBlas(const SerialBlas&) = delete;
+  SerialBlas& operator=(const SerialBlas&) = delete;
+
+ private:
+  int threads_;
+};
 
 }  // namespace
 
@@ -109,11 +126,11 @@ void MlpKernel::embed(const double* x, const double* t, int64_t n, Directions di
   }
 }
 
-void MlpKernel::activate(MlpTape::Layer& layer, int64_t n, int64_t w, int64_t B) const {
+void MlpKernel::activate(MlpTape::Layer& layer, int64_t n, int64_t w, int64_t B, bool curve) const {
   const int64_t m = n * w;
   const double* p = layer.pre.data();
   double *h = layer.act.data(), *S = layer.slope.data();
-  double* C = B > 1 ? layer.curve.data() : nullptr;
+  double* C = curve ? layer.curve.data() : nullptr;
   switch (act_) {
     case Act::Tanh:
       vmath::tanh(p, h, m);
@@ -131,9 +148,11 @@ void MlpKernel::activate(MlpTape::Layer& layer, int64_t n, int64_t w, int64_t B)
       }
       break;
     case Act::Silu:
-      vmath::sigmoid(p, S, m);
+      // vmath::sigmoid with its last pass, s = 1 / (1 + e^-x), folded into this one.
+      for (int64_t i = 0; i < m; ++i) S[i] = -p[i];
+      vmath::exp(S, S, m);
       for (int64_t i = 0; i < m; ++i) {
-        const double s = S[i], x = p[i];
+        const double s = 1.0 / (1.0 + S[i]), x = p[i];
         h[i] = x * s;
         if (C) C[i] = s * (1.0 - s) * (2.0 + x * (1.0 - 2.0 * s));
         S[i] = s * (1.0 + x * (1.0 - s));
@@ -172,6 +191,10 @@ void MlpKernel::activate(MlpTape::Layer& layer, int64_t n, int64_t w, int64_t B)
 }
 
 void MlpKernel::forward(const double* x, const double* t, int64_t n, Directions dirs, MlpTape& tape) const {
+  run(x, t, n, dirs, /*reverse=*/true, tape);
+}
+
+void MlpKernel::run(const double* x, const double* t, int64_t n, Directions dirs, bool reverse, MlpTape& tape) const {
   SDEGEN_CHECK(n >= 0, "MlpKernel: batch must be >= 0, got ", n);
   const int64_t B = blocks(dirs), L = static_cast<int64_t>(layers_.size());
   tape.batch_ = n;
@@ -184,16 +207,47 @@ void MlpKernel::forward(const double* x, const double* t, int64_t n, Directions 
     MlpTape::Layer& layer = tape.layers_[static_cast<size_t>(l)];
     grow(layer.pre, B * n * lin.out);
     double* pre = layer.pre.data();
-    vmath::gemm(false, true, B * n, lin.out, lin.in, 1.0, in, lin.in, lin.weight, lin.in, 0.0, pre, lin.out);
+    // The value block starts from the bias and the tangent blocks from zero (the bias is
+    // constant); the product adds onto them (beta = 1), which spares the BLAS its own pass to
+    // clear C and this loop a second pass to add the bias.
     for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < lin.out; ++j) pre[i * lin.out + j] += lin.bias[j];
+      for (int64_t j = 0; j < lin.out; ++j) pre[i * lin.out + j] = lin.bias[j];
+    std::memset(pre + n * lin.out, 0, sizeof(double) * static_cast<size_t>((B - 1) * n * lin.out));
+    vmath::gemm(false, true, B * n, lin.out, lin.in, 1.0, in, lin.in, lin.weight, lin.in, 1.0, pre, lin.out);
     if (l == L - 1) break;
     grow(layer.act, B * n * lin.out);
     grow(layer.slope, n * lin.out);
-    if (B > 1) grow(layer.curve, n * lin.out);
-    activate(layer, n, lin.out, B);
+    const bool curve = reverse && B > 1;
+    if (curve) grow(layer.curve, n * lin.out);
+    activate(layer, n, lin.out, B, curve);
     in = layer.act.data();
   }
+}
+
+void MlpKernel::forward_trace(const double* x, const double* t, int64_t n, double* out, double* trace,
+                              Workspace& workspace) const {
+  SDEGEN_CHECK(out_dim_ == in_dim_, "MlpKernel::forward_trace needs a net from R^d to R^d, got ", in_dim_, " -> ",
+               out_dim_);
+  const int64_t d = in_dim_, chunks = (n + kTraceChunk - 1) / kTraceChunk;
+  workspace.tape(static_cast<size_t>(at::get_num_threads() - 1));  // every thread's, before they start
+  const auto run_chunks = [&](int64_t first, int64_t last) {
+    MlpTape& tape = workspace.tape(static_cast<size_t>(at::get_thread_num()));
+    for (int64_t c = first; c < last; ++c) {
+      const int64_t start = c * kTraceChunk, m = std::min(kTraceChunk, n - start);
+      run(x + start * d, t + start, m, {false, true}, /*reverse=*/false, tape);
+      const double* o = tape.output();
+      std::memcpy(out + start * d, o, sizeof(double) * static_cast<size_t>(m * d));
+      for (int64_t i = 0; i < m; ++i) {
+        double sum = 0.0;
+        for (int64_t j = 0; j < d; ++j) sum += o[(1 + j) * m * d + i * d + j];
+        trace[start + i] = sum;
+      }
+    }
+  };
+  if (at::get_num_threads() <= 1 || chunks <= 1) return run_chunks(0, chunks);
+  // Each thread's GEMMs are one chunk's: the BLAS's own threads would only contend with these.
+  const SerialBlas serial;
+  at::parallel_for(0, chunks, 1, run_chunks);
 }
 
 void MlpKernel::backward(MlpTape& tape, double* grad_output, double* grad_x) const {

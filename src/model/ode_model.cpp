@@ -20,6 +20,17 @@ class FlowSde final : public GenerativeSde {
     return torch::zeros({}, x.options());
   }
   double prior_std() const override { return 1.0; }
+  // F and its exact divergence from the Jacobian tangents of the raw forward (model/mlp_kernel.h).
+  RawDivergenceField raw_drift_divergence() const override {
+    if (!MlpKernel::supports(*net_)) return {};
+    const auto kernel = std::make_shared<const MlpKernel>(*net_);
+    const auto workspace = std::make_shared<Workspace>();
+    const auto times = std::make_shared<std::vector<double>>();
+    return [kernel, workspace, times](double t, const double* x, int64_t n, double* v, double* div) {
+      times->assign(static_cast<size_t>(n), t);
+      kernel->forward_trace(x, times->data(), n, v, div, *workspace);
+    };
+  }
 
  private:
   mutable Mlp net_;
@@ -78,7 +89,12 @@ FlowLikelihood OdeModel::likelihood(const torch::Tensor& y) {
   TimeGrid grid(options_.steps + 1);
   for (int k = 0; k <= options_.steps; ++k) grid[k] = 1.0 - static_cast<double>(k) / options_.steps;
   const torch::Tensor start = torch::cat({y, torch::zeros({n, 1}, y.options())}, 1);
-  const Solution sol = solve_ode(field, start, grid, *make_ode_stepper(options_.solver));
+  // Without gradients (validation, evaluation) the same solve runs on raw buffers.
+  const RawDivergenceField raw = !torch::GradMode::is_enabled() && options_.exact_divergence && is_cpu_double(y)
+                                     ? FlowSde(net_).raw_drift_divergence()
+                                     : RawDivergenceField{};
+  const Solution sol = raw ? solve_ode_raw(with_divergence(raw, d), start, grid, options_.solver)
+                           : solve_ode(field, start, grid, *make_ode_stepper(options_.solver));
   if (!sol.ok()) throw NumericError("ode model likelihood: " + sol.message);
   FlowLikelihood out;
   out.x0 = sol.x.slice(1, 0, d);

@@ -76,4 +76,25 @@ double velocity_of(Prediction from, double value, double x, double a, double b, 
   return da * y + db * eps;
 }
 
+// v = a' y_hat + b' eps_hat with (y_hat, eps_hat) from velocity_of's relations, collected by x and
+// by the prediction p:
+//   data     y = p, eps = (x - a p) / b        v = (a' - b' a / b) p + (b' / b) x
+//   noise    y = (x - b p) / a, eps = p        v = (b' - a' b / a) p + (a' / a) x
+//   score    eps = -b p, y = (x + b^2 p) / a   v = (a' b^2 / a - b' b) p + (a' / a) x
+//   v        y = (a x - b p) / n, eps = (b x + a p) / n with n = a^2 + b^2
+//                                              v = (b' a - a' b) / n p + (a' a + b' b) / n x
+VelocityTerms velocity_terms(Prediction from, double a, double b, double da, double db) {
+  switch (from) {
+    case Prediction::Velocity: return {1.0, 0.0};
+    case Prediction::Data: return {da - db * a / b, db / b};
+    case Prediction::Noise: return {db - da * b / a, da / a};
+    case Prediction::Score: return {da * b * b / a - db * b, da / a};
+    case Prediction::V: {
+      const double norm = a * a + b * b;
+      return {(db * a - da * b) / norm, (da * a + db * b) / norm};
+    }
+  }
+  throw InvalidArgument("velocity_terms: unknown prediction");
+}
+
 }  // namespace sdegen

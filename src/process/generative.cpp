@@ -1,5 +1,6 @@
 #include "sdegen/process/generative.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "sdegen/core/check.h"
@@ -63,6 +64,23 @@ double diffusion_at(const DiffusionSpec& spec, const AffineSchedule& schedule, d
   return spec.scale * std::sqrt(b * b * dl);
 }
 
+RawField with_divergence(RawDivergenceField field, int64_t dim) {
+  SDEGEN_CHECK(field != nullptr, "with_divergence needs a field");
+  SDEGEN_CHECK(dim > 0, "with_divergence: dimension must be positive, got ", dim);
+  auto buffer = std::make_shared<std::vector<double>>();  // x, then v, then div
+  return [field = std::move(field), dim, buffer](double t, const double* z, int64_t n, double* dz) {
+    const int64_t width = dim + 1, nd = n * dim;
+    if (static_cast<int64_t>(buffer->size()) < 2 * nd + n) buffer->resize(static_cast<size_t>(2 * nd + n));
+    double *x = buffer->data(), *v = x + nd, *div = v + nd;
+    for (int64_t i = 0; i < n; ++i) std::copy(z + i * width, z + i * width + dim, x + i * dim);
+    field(t, x, n, v, div);
+    for (int64_t i = 0; i < n; ++i) {
+      std::copy(v + i * dim, v + (i + 1) * dim, dz + i * width);
+      dz[i * width + dim] = div[i];
+    }
+  };
+}
+
 PredictionField::PredictionField(PredictionFn fn, Prediction kind, SchedulePtr schedule, RawPredictionFactory raw)
     : fn_(std::move(fn)), kind_(kind), schedule_(std::move(schedule)), raw_(std::move(raw)) {
   SDEGEN_CHECK(fn_ != nullptr, "PredictionField needs a prediction function");
@@ -96,6 +114,34 @@ RawField PredictionField::raw_velocity() const {
   };
 }
 
+RawDivergenceField PredictionField::raw_velocity_divergence() const {
+  if (!raw_) return {};
+  RawPrediction p = raw_();
+  if (!p.with_trace) return {};
+  auto buffer = std::make_shared<std::vector<double>>();  // the prediction, then its trace
+  auto coefficients = std::make_shared<RawCoefficients>();
+  return [p = std::move(p), buffer, coefficients, kind = kind_, schedule = schedule_](
+             double t, const double* x, int64_t n, double* v, double* div) {
+    if (kind == Prediction::Velocity) {
+      p.with_trace(x, t, n, v, div);
+      return;
+    }
+    const int64_t nd = n * p.dim;
+    if (static_cast<int64_t>(buffer->size()) < nd + n) buffer->resize(static_cast<size_t>(nd + n));
+    double *pred = buffer->data(), *trace = pred + nd;
+    p.with_trace(x, t, n, pred, trace);
+    RawCoefficients& c = *coefficients;
+    schedule->evaluate(&t, 1, c);
+    const double a = c.a[0], b = c.b[0], da = c.da[0], db = c.db[0];
+    // The velocity exactly as raw_velocity() computes it, and its divergence from the same
+    // conversion: v = k.value pred + k.x x, so div v = k.value tr(d pred/dx) + k.x d.
+    for (int64_t e = 0; e < nd; ++e) v[e] = velocity_of(kind, pred[e], x[e], a, b, da, db);
+    const VelocityTerms k = velocity_terms(kind, a, b, da, db);
+    const double identity = k.x * static_cast<double>(p.dim);
+    for (int64_t i = 0; i < n; ++i) div[i] = k.value * trace[i] + identity;
+  };
+}
+
 std::pair<torch::Tensor, torch::Tensor> MarginalField::velocity_and_score(const torch::Tensor& x,
                                                                           double t) const {
   return {predict(x, t, Prediction::Velocity), predict(x, t, Prediction::Score)};
@@ -119,6 +165,11 @@ torch::Tensor MarginalSde::drift(const torch::Tensor& x, double t) const {
   if (sigma == 0.0) return field_->predict(x, t, Prediction::Velocity);
   const auto [v, s] = field_->velocity_and_score(x, t);
   return v + 0.5 * sigma * sigma * s;
+}
+
+RawDivergenceField MarginalSde::raw_drift_divergence() const {
+  if (!diffusion_.is_zero()) return {};
+  return field_->raw_velocity_divergence();
 }
 
 torch::Tensor MarginalSde::diffusion(const torch::Tensor& x, double t) const {

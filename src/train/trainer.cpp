@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <optional>
 
 #include "sdegen/core/check.h"
@@ -218,8 +219,11 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
     std::vector<Metric> metrics;
     if (validate_now) {
       metrics = validate(*model, ema_ptr, setup.validator, val, stream_seed(options.seed(), kValidation));
+      // +infinity is a validator's "no better than anything" (e.g. a likelihood solve that
+      // diverged on a validation row); NaN or -infinity means the weights themselves went wrong.
       for (const Metric& m : metrics)
-        if (!std::isfinite(m.value)) fail(step, "validation figure " + m.name, m.value);
+        if (std::isnan(m.value) || m.value == -std::numeric_limits<double>::infinity())
+          fail(step, "validation figure " + m.name, m.value);
       track_best(best, metrics[0], step, *model, ema_ptr);
       result.validation = metrics;
     }

@@ -28,6 +28,8 @@ void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, d
 // thread count, so that --threads 1 runs single-threaded GEMMs. Busy-waiting BLAS threads on a
 // machine whose cores are taken made a training run 30x slower. A no-op on a BLAS without it.
 void set_blas_threads(int threads);
+// The BLAS's own thread count (1 for a BLAS without a pool of its own).
+int blas_threads();
 
 // Whether the vectorised (AVX2) paths are in use on this machine; for reports.
 bool has_avx2();

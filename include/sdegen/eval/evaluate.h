@@ -21,6 +21,7 @@
 #include "sdegen/objective/elbo.h"
 #include "sdegen/sample/sampler.h"
 #include "sdegen/train/checkpoint.h"
+#include "sdegen/train/validation.h"
 
 namespace sdegen {
 
@@ -63,6 +64,17 @@ constexpr double kDivergedPriorRadius = 100.0;
 // InvalidArgument for a model without a probability flow (the general sde model).
 LikelihoodResult model_log_likelihood(const GenerativeModel& model, const Standardizer& st,
                                       const torch::Tensor& y, const LikelihoodOptions& options = {});
+
+// A validator for train() (train/validation.h): "val_nll", the mean negative log-likelihood of the
+// validation rows (in the model's own, standardised units) through the model's probability flow,
+// dopri5 at rtol = atol = tolerance. A point whose solve fails or diverges makes it +infinity: no
+// better than any figure, so such weights are never kept. For models with a probability flow.
+Validator likelihood_validator(double tolerance = 1e-4);
+
+// "nll" (likelihood_validator) or "nelbo" (nelbo_validator with validation_time_samples draws);
+// InvalidArgument naming the valid ones otherwise.
+std::vector<std::string> validation_metric_names();
+Validator make_validator(const std::string& metric, int64_t validation_rows);
 
 // The ELBO's terms per row of y (data units), time_samples draws of t per row, in batches. Rows
 // whose terms are not finite are left as they are, for the caller to count.
@@ -110,7 +122,7 @@ struct EvalOptions {
 struct EvalResult {
   std::string kind, source;
   int64_t dim = 0, n = 0;
-  std::optional<Estimate> log_likelihood;  // nats per point
+  std::optional<Estimate> log_likelihood;  // nats per point; empty when likelihood_failed > 0
   std::string likelihood_method;           // "exact" or "hutchinson"
   int64_t likelihood_nfe = 0;
   std::optional<double> bits_per_dim, elbo_bits_per_dim;

@@ -20,6 +20,8 @@
 
 namespace sdegen {
 
+class Workspace;
+
 struct Directions {
   bool time = false;
   bool jacobian = false;
@@ -65,6 +67,14 @@ class MlpKernel {
   // the d/dt block its time derivative, the d/dx_j blocks the Jacobian's columns.
   void forward(const double* x, const double* t, int64_t batch, Directions directions, MlpTape& tape) const;
 
+  // The output [batch, out_dim] and the trace of the Jacobian in x [batch] of a net that maps
+  // R^d to R^d (out_dim == in_dim): forward's d Jacobian blocks, whose diagonal entries sum to
+  // the divergence. It runs over chunks of rows, so that the tangent stacks stay in cache, on
+  // LibTorch's intra-op threads (one tape of `workspace` per thread, single-threaded GEMMs).
+  // t [batch]. No reverse pass can follow it.
+  void forward_trace(const double* x, const double* t, int64_t batch, double* out, double* trace,
+                     Workspace& workspace) const;
+
   // The reverse pass of the last forward on `tape`. grad_output [blocks, batch, out_dim] is a
   // loss's gradient with respect to the output stack. Adds the loss's gradient with respect to
   // every weight and bias to their .grad() (which must be defined, contiguous float64: see
@@ -81,8 +91,10 @@ class MlpKernel {
     const double* bias;                        // [out]
     int64_t in, out;
   };
+  // forward; `reverse` keeps the activation's second derivative that the reverse pass needs.
+  void run(const double* x, const double* t, int64_t batch, Directions directions, bool reverse, MlpTape& tape) const;
   void embed(const double* x, const double* t, int64_t batch, Directions directions, MlpTape& tape) const;
-  void activate(MlpTape::Layer& layer, int64_t batch, int64_t width, int64_t blocks) const;
+  void activate(MlpTape::Layer& layer, int64_t batch, int64_t width, int64_t blocks, bool curve) const;
 
   int64_t in_dim_ = 0, out_dim_ = 0, embedding_dim_ = 0;
   Act act_ = Act::Tanh;

@@ -55,6 +55,9 @@ class OdeModel final : public GenerativeModel {
   nlohmann::json config() const override;
 
   const OdeModelOptions& options() const { return options_; }
+  // The change of variables through the training solve (options().solver and steps). Without
+  // gradients (under torch::NoGradGuard) and with the exact divergence, it runs on raw buffers
+  // (the net's Jacobian tangents, solve_ode_raw): the same states, no graph.
   FlowLikelihood likelihood(const torch::Tensor& y);
   torch::Tensor velocity(const torch::Tensor& x, const torch::Tensor& t);
 

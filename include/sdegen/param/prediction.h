@@ -38,4 +38,13 @@ torch::Tensor convert(const torch::Tensor& value, Prediction from, Prediction to
 // convert(value, from, Velocity, x, c) for one element, on doubles (the raw sampling path).
 double velocity_of(Prediction from, double value, double x, double a, double b, double da, double db);
 
+// The velocity is affine in the prediction and x at a fixed time, with no constant term:
+// velocity_of(from, value, x, ...) = terms.value * value + terms.x * x. So its Jacobian in x is
+// terms.value J + terms.x I, where J is the prediction's own Jacobian, and its divergence is
+// terms.value tr J + terms.x d: the exact likelihood of a network that predicts `from`.
+struct VelocityTerms {
+  double value = 1.0, x = 0.0;
+};
+VelocityTerms velocity_terms(Prediction from, double a, double b, double da, double db);
+
 }  // namespace sdegen

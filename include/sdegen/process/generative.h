@@ -14,6 +14,16 @@
 
 namespace sdegen {
 
+// dx/dt at (t, x) for the n rows of x [n, d] on raw float64 buffers (solver/solution.h's
+// RawVectorField, spelled out to keep this module below the solvers).
+using RawField = std::function<void(double t, const double* x, int64_t n, double* dx)>;
+// dx/dt = v(t, x) and its divergence tr(dv/dx) on raw float64 buffers: writes v [n, d] and
+// div [n] for the n rows of x [n, d]. What an exact likelihood integrates.
+using RawDivergenceField = std::function<void(double t, const double* x, int64_t n, double* v, double* div)>;
+// The change of variables on raw buffers: the field of the state [x, ell] (rows of width d + 1)
+// with dx/dt = v and d ell/dt = div v, for a solver of RawField.
+RawField with_divergence(RawDivergenceField field, int64_t dim);
+
 class GenerativeSde {
  public:
   virtual ~GenerativeSde() = default;
@@ -21,6 +31,11 @@ class GenerativeSde {
   // sigma(x, t); broadcasts against x (a 0-dim tensor for a diffusion that depends on t only).
   virtual torch::Tensor diffusion(const torch::Tensor& x, double t) const = 0;
   virtual double prior_std() const = 0;
+  // The drift and its exact divergence on raw buffers, for one solve, when the drift evaluates
+  // without tensors; empty otherwise. Only a deterministic flow's drift has a use for it (the
+  // exact likelihood), so an SDE with noise may leave it empty. The callback keeps work
+  // buffers: one solve, one thread.
+  virtual RawDivergenceField raw_drift_divergence() const { return {}; }
   // n draws from the prior, each of shape `shape` (so the result is [n, shape...]).
   torch::Tensor sample_prior(int64_t n, torch::IntArrayRef shape,
                              torch::TensorOptions options = torch::kDouble) const;
@@ -41,10 +56,6 @@ std::string diffusion_name(const DiffusionSpec& spec);
 // sigma(t) of a DiffusionSpec under a schedule, as a 0-dim double tensor.
 double diffusion_at(const DiffusionSpec& spec, const AffineSchedule& schedule, double t);
 
-// dx/dt at (t, x) for the n rows of x [n, d] on raw float64 buffers (solver/solution.h's
-// RawVectorField, spelled out to keep this module below the solvers).
-using RawField = std::function<void(double t, const double* x, int64_t n, double* dx)>;
-
 // What a sampler may ask of a model of the marginals p_t: any prediction at (x, t). Trained
 // networks (through PredictionField) and the exact Gaussian-mixture oracle both implement it.
 class MarginalField {
@@ -54,6 +65,9 @@ class MarginalField {
   // without tensors (a network that model/mlp_kernel.h runs); empty otherwise. The callback
   // keeps work buffers: one solve, one thread.
   virtual RawField raw_velocity() const { return {}; }
+  // The same velocity with its exact divergence, on raw buffers, for one solve; empty when this
+  // field does not evaluate without tensors.
+  virtual RawDivergenceField raw_velocity_divergence() const { return {}; }
   virtual const AffineSchedule& schedule() const = 0;
   // x [batch, ...]; all rows at time t.
   virtual torch::Tensor predict(const torch::Tensor& x, double t, Prediction to) const = 0;
@@ -69,6 +83,8 @@ using PredictionFn = std::function<torch::Tensor(const torch::Tensor& x, const t
 struct RawPrediction {
   int64_t dim = 0;
   std::function<void(const double* x, double t, int64_t n, double* out)> fn;  // empty: unavailable
+  // The same prediction and the trace of its Jacobian in x per row, trace [n] (empty: unavailable).
+  std::function<void(const double* x, double t, int64_t n, double* out, double* trace)> with_trace;
 };
 // Makes one solve's raw evaluator (fresh buffers), or an empty one when the network cannot run
 // on raw buffers right now (e.g. it was moved to float32).
@@ -79,6 +95,7 @@ class PredictionField final : public MarginalField {
  public:
   PredictionField(PredictionFn fn, Prediction kind, SchedulePtr schedule, RawPredictionFactory raw = {});
   RawField raw_velocity() const override;
+  RawDivergenceField raw_velocity_divergence() const override;
   const AffineSchedule& schedule() const override { return *schedule_; }
   torch::Tensor predict(const torch::Tensor& x, double t, Prediction to) const override;
   std::pair<torch::Tensor, torch::Tensor> velocity_and_score(const torch::Tensor& x,
@@ -99,6 +116,9 @@ class MarginalSde final : public GenerativeSde {
   torch::Tensor drift(const torch::Tensor& x, double t) const override;
   torch::Tensor diffusion(const torch::Tensor& x, double t) const override;
   double prior_std() const override { return field_->schedule().prior_std(); }
+  // The field's raw velocity and divergence when the diffusion is zero (the drift is then the
+  // velocity); empty otherwise.
+  RawDivergenceField raw_drift_divergence() const override;
   const MarginalField& field() const { return *field_; }
   const DiffusionSpec& diffusion_spec() const { return diffusion_; }
 

@@ -63,4 +63,18 @@ struct AdaptiveOptions {
 Solution solve_ode_adaptive(const VectorField& f, const torch::Tensor& x0, double t0, double t1,
                             const AdaptiveOptions& options = {}, const Observer& observer = {});
 
+// solve_ode_adaptive for a field on raw float64 buffers (RawVectorField), with no tensor work per
+// step: the same tableau, starting step, error norm and step-size controller, so the same steps
+// and states up to rounding. x0 is a float64 CPU tensor [n, d]; a row is one point.
+// Without `isolated`, a solve that goes wrong fails as solve_ode_adaptive's does. With it, the
+// rows that alone defeat the step-size control are set aside instead of failing the solve: a row
+// still non-finite once the step has shrunk below min_step (NonFinite), or, at a step size
+// underflow, a row whose own error norm exceeds 1. Such a row is frozen at its last accepted
+// state (its field is taken as zero from there on and it leaves the error norm), its index is
+// appended to *isolated, and the other rows go on; sol.x keeps the frozen row as it was. The
+// solve fails as without `isolated` when no row, or every remaining row, is to blame.
+Solution solve_ode_adaptive_raw(const RawVectorField& f, const torch::Tensor& x0, double t0, double t1,
+                                const AdaptiveOptions& options = {}, const Observer& observer = {},
+                                std::vector<int64_t>* isolated = nullptr);
+
 }  // namespace sdegen

@@ -15,6 +15,10 @@ namespace sdegen {
 struct Recipe {
   nlohmann::json model;  // overrides for model_config(kind, dim, ...)
   TrainOptions options;  // steps is the most; validation stops a run earlier when it stalls
+  // What validation judges weights by: "nll" (the likelihood through the probability flow, the
+  // figure held-out evaluation reports) or "nelbo" (the negative ELBO; for models without a
+  // probability flow, and the ode model, whose ELBO is its likelihood).
+  std::string validation = "nelbo";
 };
 
 // Validations over a recipe's run: often enough to stop within a few percent of the best step.

@@ -66,9 +66,10 @@ struct TrainResult {
 // options.patience validations without a new best.
 // A checkpoint only ever replaces the previous one with a state known to be good: finite weights,
 // averages and moments, a finite loss of the live and the averaged weights on a fixed probe batch,
-// and a finite validation figure. A non-finite loss, gradient norm or validation figure, or a state
-// that fails those checks, throws NumericError naming the step and the last good checkpoint, which
-// is left on disk as it was.
+// and a validation figure that is not NaN (+infinity, a validator's "no better than anything",
+// counts as no improvement). A non-finite loss or gradient norm, a NaN or -infinity validation
+// figure, or a state that fails those checks, throws NumericError naming the step and the last
+// good checkpoint, which is left on disk as it was.
 // Refuses bad options, data of the wrong shape or with non-finite values, a fresh run into a
 // directory holding a checkpoint (unless setup.overwrite), a resume without one or whose model
 // differs or whose files are damaged. On return the model holds the last iterate (load_weights
