@@ -124,22 +124,31 @@ TEST(FlowTime, ReachesVpsDataEnd) {
   EXPECT_LT(err, 1e-2);
 }
 
-// The same holds for a network's field: a noise prediction through PredictionField (here the
-// oracle's own, so the two solves must agree), whose velocity at vp's t = 1 is b' eps_hat with
-// b' = -inf, and which schedule-time solvers therefore cannot evaluate there.
-TEST(FlowTime, NoisePredictionsReachVpsDataEndToo) {
+// The same holds for a network's field, through PredictionField: a noise prediction (whose
+// velocity at vp's t = 1 is b' eps_hat with b' = -inf, which schedule-time solvers cannot
+// evaluate) and a velocity prediction. Here the network is the oracle's own prediction, so the
+// solves must agree with the oracle's.
+TEST(FlowTime, NetworkPredictionsReachVpsDataEndToo) {
   const GmmOracle o = oracle("vp");
-  const PredictionField net([&o](const torch::Tensor& x, const torch::Tensor& t) {
-    return o.predict(x, t.flatten()[0].item<double>(), Prediction::Noise);
-  }, Prediction::Noise, make_schedule("vp"));
-  EXPECT_FALSE(torch::isfinite(net.predict(torch::ones({2, 1}, torch::kDouble), 1.0, Prediction::Velocity)).all().item<bool>());
   const torch::Tensor x0 = torch::linspace(-2.5, 2.5, 16, torch::kDouble).unsqueeze(1);
   SamplerOptions s;
   s.solver = "abm4";
   s.steps = 12;
-  const Solution via_net = sample(net, x0, s);
-  ASSERT_TRUE(via_net.ok()) << via_net.message;
-  EXPECT_LT(test::max_abs_diff(via_net.x, sample(o, x0, s).check().x), 1e-9);
+  const torch::Tensor expected = sample(o, x0, s).check().x;
+  for (Prediction kind : {Prediction::Noise, Prediction::Velocity}) {
+    const PredictionField net([&o, kind](const torch::Tensor& x, const torch::Tensor& t) {
+      return o.predict(x, t.flatten()[0].item<double>(), kind);
+    }, kind, make_schedule("vp"));
+    const Solution sol = sample(net, x0, s);
+    ASSERT_TRUE(sol.ok()) << prediction_name(kind) << ": " << sol.message;
+    EXPECT_LT(test::max_abs_diff(sol.x, expected), 1e-9) << prediction_name(kind);
+  }
+  const PredictionField noise([&o](const torch::Tensor& x, const torch::Tensor& t) {
+    return o.predict(x, t.flatten()[0].item<double>(), Prediction::Noise);
+  }, Prediction::Noise, make_schedule("vp"));
+  EXPECT_FALSE(torch::isfinite(noise.predict(torch::ones({2, 1}, torch::kDouble), 1.0, Prediction::Velocity))
+                   .all()
+                   .item<bool>());
 }
 
 // A schedule whose flow time a / (a + b) stands still cannot be stepped in it.
