@@ -119,7 +119,8 @@ void register_sample(CLI::App& app) {
   cmd->add_option("--rho", args->sampler.rho, "Exponent of the edm grid")->check(positive());
   cmd->add_option("--sigma", args->sigma,
                   "Diffusion of the SDE solvers: a number (constant sigma), 'reverse' (sigma^2 = b^2 "
-                  "lambda') or 'reverse:SCALE'");
+                  "lambda'; infinite where a = 0, so refused from t = 0 under linear, trig and vp-cosine: "
+                  "use --t0 > 0) or 'reverse:SCALE'");
   cmd->add_option("--rtol", args->sampler.adaptive.rtol, "dopri5 relative tolerance")->check(positive());
   cmd->add_option("--atol", args->sampler.adaptive.atol, "dopri5 absolute tolerance")->check(positive());
   cmd->add_option("--max-steps", args->sampler.adaptive.max_steps, "dopri5 step limit")->check(positive());

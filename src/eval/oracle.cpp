@@ -13,9 +13,12 @@ GmmOracle::GmmOracle(GaussianMixture mixture, SchedulePtr schedule)
 GmmOracle::Moments GmmOracle::moments(double t) const {
   const ScheduleCoefficients c = schedule_->coefficients(torch::tensor(t, torch::kDouble));
   const double a = c.a.item<double>(), b = c.b.item<double>();
-  const double da = c.da.item<double>(), db = c.db.item<double>();
+  const double da = c.da.item<double>();
+  // d(b^2)/dt as 2 b b' from the schedule: where b = 0 and b' is infinite (vp at t = 1) the
+  // product is finite, and so is the velocity.
+  const double b_db = schedule_->b_db(t);
   const torch::Tensor s2 = mixture_.stds * mixture_.stds;
-  return {a * mixture_.means, a * a * s2 + b * b, da * mixture_.means, 2.0 * a * da * s2 + 2.0 * b * db};
+  return {a * mixture_.means, a * a * s2 + b * b, da * mixture_.means, 2.0 * a * da * s2 + 2.0 * b_db};
 }
 
 GaussianMixture GmmOracle::marginal(double t) const {
@@ -50,6 +53,16 @@ torch::Tensor GmmOracle::posterior_mean(const torch::Tensor& x, double t) const 
   return (r * comp).sum(1);
 }
 
+std::pair<torch::Tensor, torch::Tensor> GmmOracle::data_and_score(const torch::Tensor& x, double t) const {
+  const Moments m = moments(t);
+  const double a = schedule_->a(t);
+  const torch::Tensor r = responsibilities(x, m).unsqueeze(2);
+  const torch::Tensor s2 = (mixture_.stds * mixture_.stds).unsqueeze(0);
+  const torch::Tensor dev = x.unsqueeze(1) - m.mean.unsqueeze(0);
+  const torch::Tensor y = (r * (mixture_.means.unsqueeze(0) + a * s2 / m.var.unsqueeze(0) * dev)).sum(1);
+  return {y, (r * (-dev / m.var.unsqueeze(0))).sum(1)};
+}
+
 torch::Tensor GmmOracle::velocity(const torch::Tensor& x, double t) const {
   const Moments m = moments(t);
   const torch::Tensor r = responsibilities(x, m).unsqueeze(2);
@@ -75,8 +88,11 @@ torch::Tensor GmmOracle::predict(const torch::Tensor& x, double t, Prediction to
     case Prediction::Score: return score(x, t);
     case Prediction::Velocity: return velocity(x, t);
     case Prediction::Noise: return -schedule_->b(t) * score(x, t);
-    case Prediction::V:
-      return schedule_->a(t) * (-schedule_->b(t) * score(x, t)) - schedule_->b(t) * posterior_mean(x, t);
+    case Prediction::V: {
+      const auto [y, s] = data_and_score(x, t);
+      const double a = schedule_->a(t), b = schedule_->b(t);
+      return a * (-b * s) - b * y;
+    }
   }
   throw InvalidArgument("GmmOracle::predict: unknown prediction");
 }

@@ -31,9 +31,17 @@ DataNoise to_data_noise(const torch::Tensor& value, Prediction from, const torch
       return {(x - c.b * eps) / c.a, eps};
     }
     case Prediction::Velocity: {
-      // Solve [a b; a' b'] [y; eps] = [x; v].
+      // Solve [a b; a' b'] [y; eps] = [x; v]. Where b' is infinite (b = 0 at the data end of vp
+      // and vp-cosine) both quotients are inf / inf; for a finite v their limit is y = x / a,
+      // eps = 0.
       const torch::Tensor det = c.a * c.db - c.b * c.da;
-      return {(c.db * x - c.b * value) / det, (c.a * value - c.da * x) / det};
+      torch::Tensor y = (c.db * x - c.b * value) / det, eps = (c.a * value - c.da * x) / det;
+      const torch::Tensor singular = torch::isinf(c.db);
+      if (singular.any().item<bool>()) {
+        y = torch::where(singular, x / c.a, y);
+        eps = torch::where(singular, torch::zeros_like(eps), eps);
+      }
+      return {y, eps};
     }
     case Prediction::V: {
       const torch::Tensor norm = c.a * c.a + c.b * c.b;

@@ -60,6 +60,8 @@ double diffusion_at(const DiffusionSpec& spec, const AffineSchedule& schedule, d
   if (spec.kind == DiffusionSpec::Kind::Constant) return spec.scale;
   const torch::Tensor tt = torch::tensor(t, torch::kDouble);
   const double b = schedule.b(tt).item<double>();
+  // b^2 lambda' = 2 (b^2 a'/a - b b'); where b = 0 (and lambda' = inf) only -2 b b' is left.
+  if (b == 0.0) return spec.scale * std::sqrt(-2.0 * schedule.b_db(t));
   const double dl = schedule.dlambda(tt).item<double>();
   return spec.scale * std::sqrt(b * b * dl);
 }

@@ -16,6 +16,8 @@ torch::Tensor AffineSchedule::dlambda(const torch::Tensor& t) const {
   return 2.0 * (da(t) / a(t) - db(t) / b(t));
 }
 
+torch::Tensor AffineSchedule::b_db(const torch::Tensor& t) const { return b(t) * db(t); }
+
 ScheduleCoefficients AffineSchedule::coefficients(const torch::Tensor& t) const {
   return {a(t), b(t), da(t), db(t)};
 }
@@ -44,6 +46,7 @@ torch::Tensor scalar(double v) { return torch::tensor(v, torch::kDouble); }
 double AffineSchedule::a(double t) const { return a(scalar(t)).item<double>(); }
 double AffineSchedule::b(double t) const { return b(scalar(t)).item<double>(); }
 double AffineSchedule::lambda(double t) const { return lambda(scalar(t)).item<double>(); }
+double AffineSchedule::b_db(double t) const { return b_db(scalar(t)).item<double>(); }
 double AffineSchedule::inverse_lambda(double l) const {
   return inverse_lambda(scalar(l)).item<double>();
 }

@@ -38,21 +38,23 @@ class Linear final : public AffineSchedule {
   double c_;
 };
 
+// b is written as sin(pi s / 2), not cos(pi t / 2), so that b(1) = 0 exactly (cos(pi / 2) is
+// 6e-17): lambda(1) is then +inf like every other schedule's data end, and grids clip it.
 class Trig final : public AffineSchedule {
  public:
   std::string name() const override { return "trig"; }
   Tensor a(const Tensor& t) const override { return torch::sin(0.5 * kPi * t); }
-  Tensor b(const Tensor& t) const override { return torch::cos(0.5 * kPi * t); }
-  Tensor da(const Tensor& t) const override { return 0.5 * kPi * torch::cos(0.5 * kPi * t); }
-  Tensor db(const Tensor& t) const override { return -0.5 * kPi * torch::sin(0.5 * kPi * t); }
-  Tensor lambda(const Tensor& t) const override { return 2.0 * torch::log(torch::tan(0.5 * kPi * t)); }
-  Tensor dlambda(const Tensor& t) const override { return 2.0 * kPi / torch::sin(kPi * t); }
+  Tensor b(const Tensor& t) const override { return torch::sin(0.5 * kPi * (1.0 - t)); }
+  Tensor da(const Tensor& t) const override { return 0.5 * kPi * b(t); }
+  Tensor db(const Tensor& t) const override { return -0.5 * kPi * a(t); }
+  Tensor lambda(const Tensor& t) const override { return 2.0 * (torch::log(a(t)) - torch::log(b(t))); }
+  Tensor dlambda(const Tensor& t) const override { return kPi / (a(t) * b(t)); }  // 2 pi / sin(pi t)
   void evaluate(const double* t, int64_t n, RawCoefficients& o) const override {
     o.resize(n);
     for (int64_t i = 0; i < n; ++i) {
-      const double s = std::sin(0.5 * kPi * t[i]), c = std::cos(0.5 * kPi * t[i]);
+      const double s = std::sin(0.5 * kPi * t[i]), c = std::sin(0.5 * kPi * (1.0 - t[i]));
       o.a[i] = s, o.b[i] = c, o.da[i] = 0.5 * kPi * c, o.db[i] = -0.5 * kPi * s;
-      o.dlambda[i] = 2.0 * kPi / std::sin(kPi * t[i]);
+      o.dlambda[i] = kPi / (s * c);
     }
   }
   Tensor inverse_lambda(const Tensor& l) const override {
@@ -93,6 +95,8 @@ class Vp final : public AffineSchedule {
     const Tensor a2 = torch::exp(2.0 * v_.log_a(t));
     return -a2 * v_.dlog_a(t) / torch::sqrt(1.0 - a2);
   }
+  // b b' = -a a' (a^2 + b^2 = 1): finite at t = 1, where b = 0 and b' = -inf.
+  Tensor b_db(const Tensor& t) const override { return -torch::exp(2.0 * v_.log_a(t)) * v_.dlog_a(t); }
   Tensor lambda(const Tensor& t) const override {
     const Tensor two_la = 2.0 * v_.log_a(t);
     return two_la - torch::log(-torch::expm1(two_la));
@@ -155,38 +159,40 @@ class SubVp final : public AffineSchedule {
   VpLogAlpha v_;
 };
 
-// Improved-DDPM cosine: a = f(s) / f(0), f(s) = cos((s + o) / (1 + o) * pi / 2).
+// Improved-DDPM cosine: a = f(s) / f(0), f(s) = cos((s + o) / (1 + o) * pi / 2). Written with
+// c = pi / (2 (1 + o)) as a = sin(c t) / sin(c) and b^2 = sin(c (1 + t)) sin(c (1 - t)) / sin(c)^2,
+// so that a(0) = 0 and b(1) = 0 exactly (the cosine form leaves a(0) = 6e-17, a finite lambda(0)
+// of -75 that no grid clips) and b has no cancellation near the data end.
 class VpCosine final : public AffineSchedule {
  public:
-  explicit VpCosine(double offset) : o_(offset), f0_(std::cos(offset / (1.0 + offset) * kPi / 2)) {}
+  explicit VpCosine(double offset) : c_(kPi / (2.0 * (1.0 + offset))), f0_(std::sin(c_)) {}
   std::string name() const override { return "vp-cosine"; }
-  Tensor a(const Tensor& t) const override { return torch::cos(phase(t)) / f0_; }
+  Tensor a(const Tensor& t) const override { return torch::sin(c_ * t) / f0_; }
   Tensor b(const Tensor& t) const override {
-    const Tensor a_ = a(t);
-    return torch::sqrt((1.0 - a_) * (1.0 + a_));
+    return torch::sqrt(torch::sin(c_ * (1.0 + t)) * torch::sin(c_ * (1.0 - t))) / f0_;
   }
-  Tensor da(const Tensor& t) const override {
-    return torch::sin(phase(t)) * (kPi / 2 / (1.0 + o_)) / f0_;
-  }
+  Tensor da(const Tensor& t) const override { return c_ * torch::cos(c_ * t) / f0_; }
   Tensor db(const Tensor& t) const override { return -a(t) * da(t) / b(t); }
+  Tensor b_db(const Tensor& t) const override { return -a(t) * da(t); }  // a^2 + b^2 = 1
+  Tensor dlambda(const Tensor& t) const override {  // 2 (a'/a - b'/b) = 2 a' / (a b^2)
+    const Tensor b_ = b(t);
+    return 2.0 * da(t) / (a(t) * b_ * b_);
+  }
   void evaluate(const double* t, int64_t n, RawCoefficients& o) const override {
     o.resize(n);
     for (int64_t i = 0; i < n; ++i) {
-      const double phase = ((1.0 - t[i]) + o_) / (1.0 + o_) * (kPi / 2), a = std::cos(phase) / f0_;
-      o.a[i] = a, o.b[i] = std::sqrt((1.0 - a) * (1.0 + a));
-      o.da[i] = std::sin(phase) * (kPi / 2 / (1.0 + o_)) / f0_, o.db[i] = -a * o.da[i] / o.b[i];
-      o.dlambda[i] = 2.0 * (o.da[i] / a - o.db[i] / o.b[i]);  // the base class's form
+      const double a = std::sin(c_ * t[i]) / f0_;
+      o.a[i] = a, o.b[i] = std::sqrt(std::sin(c_ * (1.0 + t[i])) * std::sin(c_ * (1.0 - t[i]))) / f0_;
+      o.da[i] = c_ * std::cos(c_ * t[i]) / f0_, o.db[i] = -a * o.da[i] / o.b[i];
+      o.dlambda[i] = 2.0 * o.da[i] / (a * o.b[i] * o.b[i]);
     }
   }
   Tensor inverse_lambda(const Tensor& l) const override {
-    const Tensor a_ = torch::sqrt(torch::sigmoid(l));
-    const Tensor s = torch::acos(a_ * f0_) * (2.0 / kPi) * (1.0 + o_) - o_;
-    return 1.0 - s;
+    return torch::asin(torch::sqrt(torch::sigmoid(l)) * f0_) / c_;
   }
 
  private:
-  Tensor phase(const Tensor& t) const { return ((1.0 - t) + o_) / (1.0 + o_) * (kPi / 2); }
-  double o_, f0_;
+  double c_, f0_;
 };
 
 // Variance exploding: a = 1, b = s_min (s_max / s_min)^s.

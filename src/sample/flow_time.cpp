@@ -8,18 +8,6 @@
 namespace sdegen {
 namespace {
 
-struct Scalars {
-  double a, b, da, db;
-  double scale() const { return a + b; }
-  double dscale() const { return da + db; }
-  double drdt_times_scale2() const { return da * b - a * db; }  // dr/dt (a + b)^2
-};
-
-Scalars scalars(const AffineSchedule& s, double t) {
-  const ScheduleCoefficients c = s.coefficients(torch::tensor(t, torch::kDouble));
-  return {c.a.item<double>(), c.b.item<double>(), c.da.item<double>(), c.db.item<double>()};
-}
-
 // r <-> t. Grid points map back exactly (no round trip through lambda); stage points between
 // them go through the schedule's inverse lambda.
 class FlowClock {
@@ -53,26 +41,32 @@ Solution solve_in_flow_time(const MarginalField& model, const torch::Tensor& x0,
                             const GridSolve& solve, const Observer& observer) {
   detail::check_grid(grid);
   const AffineSchedule& s = model.schedule();
-  for (double t : grid) {
-    const Scalars c = scalars(s, t);
-    SDEGEN_CHECK(std::isfinite(c.drdt_times_scale2()) && c.drdt_times_scale2() > 0 && c.scale() > 0,
-                 "flow time needs a finite, positive dr/dt, but the '", s.name(), "' schedule at t = ", t,
-                 " has a'b - ab' = ", c.drdt_times_scale2(), "; end the grid short of b = 0 (t1 < 1)");
-  }
   const FlowClock clock(s, grid);
-  const VectorField field = [&](double r, const torch::Tensor& xb) {
-    const double t = clock.t_of(r);
-    const Scalars c = scalars(s, t);
-    const torch::Tensor x = c.scale() * xb;
-    const torch::Tensor v = model.predict(x, t, Prediction::Velocity);
-    return (c.scale() * v - c.dscale() * x) / c.drdt_times_scale2();
+  const TimeGrid& r = clock.r_grid();
+  for (size_t i = 1; i < r.size(); ++i)
+    SDEGEN_CHECK((r[i] - r[i - 1]) * (grid[i] - grid[i - 1]) > 0, "flow time a / (a + b) of the '", s.name(),
+                 "' schedule does not move with t between t = ", grid[i - 1], " and t = ", grid[i], " (r = ",
+                 r[i - 1], " and ", r[i], "); use fewer steps or step in schedule time");
+  const auto scale_at = [&](double t) { return s.a(t) + s.b(t); };
+  // y_hat - eps_hat from the v-prediction, whose conversions to y_hat and eps_hat divide by
+  // a^2 + b^2 only: finite at both ends, also where b' is infinite (vp at t = 1), where the
+  // velocity form [(a + b) v - (a' + b') x] / (a' b - a b') is inf / inf.
+  const VectorField field = [&](double rr, const torch::Tensor& xb) {
+    const double t = clock.t_of(rr);
+    const double a = s.a(t), b = s.b(t);
+    const torch::Tensor x = (a + b) * xb;
+    const torch::Tensor v = model.predict(x, t, Prediction::V);
+    return ((a - b) * x - (a + b) * v) / (a * a + b * b);
   };
-  const auto scale_at = [&](double r) { return scalars(s, clock.t_of(r)).scale(); };
   Observer seen;
-  if (observer) seen = [&](double r, const torch::Tensor& xb) { observer(clock.t_of(r), scale_at(r) * xb); };
-  Solution sol = solve(field, x0 / scale_at(clock.r_grid().front()), clock.r_grid(), seen);
-  sol.x = scale_at(sol.t) * sol.x;
+  if (observer)
+    seen = [&](double rr, const torch::Tensor& xb) {
+      const double t = clock.t_of(rr);
+      observer(t, scale_at(t) * xb);
+    };
+  Solution sol = solve(field, x0 / scale_at(grid.front()), r, seen);
   sol.t = clock.t_of(sol.t);
+  sol.x = scale_at(sol.t) * sol.x;
   return sol;
 }
 

@@ -1,6 +1,7 @@
 #include "sdegen/sample/sampler.h"
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <map>
 
@@ -203,6 +204,15 @@ Solution sample(const MarginalField& model, const torch::Tensor& x0, const Sampl
   SDEGEN_CHECK(sampler_time(o) == "schedule" ||
                    std::find(grid_solvers.begin(), grid_solvers.end(), o.solver) != grid_solvers.end(),
                "flow time is for the fixed-grid ODE solvers (", join(grid_solvers), "), not '", o.solver, "'");
+  if (e.stochastic) {
+    // Euler-Maruyama and pc draw sigma(t) sqrt(dt) noise at every point but the last.
+    const TimeGrid grid = sampler_grid(model.schedule(), o);
+    for (size_t i = 0; i + 1 < grid.size(); ++i)
+      SDEGEN_CHECK(std::isfinite(diffusion_at(o.diffusion, model.schedule(), grid[i])), "the diffusion sigma = ",
+                   diffusion_name(o.diffusion), " is infinite at t = ", grid[i], " under the '",
+                   model.schedule().name(), "' schedule (a = 0 there, so sigma^2 = b^2 lambda' is infinite and ",
+                   "its integral diverges): no step can start there; start at t0 > 0 or use a constant sigma");
+  }
   return e.run(model, x0, o, observer);
 }
 

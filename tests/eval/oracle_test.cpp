@@ -66,8 +66,25 @@ TEST_P(OracleOnSchedules, PredictionsAgreeWithConversions) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Schedules, OracleOnSchedules,
-                         ::testing::Values("linear", "trig", "vp", "ve", "edm", "loglinear"));
+// Every prediction is finite at both ends, and the velocity there is the limit of its values
+// just inside: at vp's and vp-cosine's t = 1, b' = -inf and the velocity needs b b' as a whole.
+TEST_P(OracleOnSchedules, PredictionsAtTheEndsAreTheirLimits) {
+  for (const std::string data : {"gmm1d", "gmm2d"}) {
+    const GmmOracle o = oracle(data, GetParam());
+    const torch::Tensor x = 2.0 * torch::randn({30, o.data().dim()}, torch::kDouble);
+    for (double end : {0.0, 1.0}) {
+      for (Prediction p : {Prediction::Data, Prediction::Noise, Prediction::Score, Prediction::Velocity, Prediction::V})
+        EXPECT_TRUE(torch::isfinite(o.predict(x, end, p)).all().item<bool>()) << prediction_name(p) << " t=" << end;
+      const double inside = end == 0.0 ? 1e-9 : 1.0 - 1e-9;
+      const torch::Tensor v = o.velocity(x, end);
+      EXPECT_LT(max_abs_diff(v, o.velocity(x, inside)) / (1.0 + v.abs().max().item<double>()), 1e-6)
+          << data << " t=" << end;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Schedules, OracleOnSchedules, ::testing::ValuesIn(schedule_names()),
+                         [](const auto& info) { return test::param_name(info.param); });
 
 TEST(Oracle, MarginalAtDataEndIsTheData) {
   const GmmOracle o = oracle("gmm1d", "linear");

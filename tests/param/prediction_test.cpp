@@ -62,6 +62,21 @@ TEST_P(Conversions, ScalarVelocityMatchesTheTensorConversion) {
 INSTANTIATE_TEST_SUITE_P(Named, Conversions, ::testing::ValuesIn(schedule_names()),
                          [](const auto& info) { return test::param_name(info.param); });
 
+// At vp's t = 1 (b = 0, b' = -inf) a finite velocity converts to its limit y_hat = x / a,
+// eps_hat = 0, the values the general formula approaches just inside; the v-prediction
+// (which flow time steps) is then finite too.
+TEST(ConversionEnds, VelocityAtVpsDataEndIsItsLimit) {
+  const SchedulePtr vp = make_schedule("vp");
+  const torch::Tensor x = torch::randn({5, 2}, torch::kDouble), v = torch::randn({5, 2}, torch::kDouble);
+  const DataNoise end = to_data_noise(v, Prediction::Velocity, x, vp->coefficients(torch::ones({5}, torch::kDouble)).like(x));
+  const DataNoise inside =
+      to_data_noise(v, Prediction::Velocity, x, vp->coefficients(torch::full({5}, 1.0 - 1e-14, torch::kDouble)).like(x));
+  EXPECT_LT(max_abs_diff(end.data, x), 1e-15);
+  EXPECT_EQ(end.noise.abs().max().item<double>(), 0.0);
+  EXPECT_LT(max_abs_diff(end.data, inside.data), 1e-5);
+  EXPECT_LT(max_abs_diff(end.noise, inside.noise), 1e-5);
+}
+
 TEST(PredictionNames, RoundTripAndUnknown) {
   for (const auto& n : prediction_names()) EXPECT_EQ(prediction_name(prediction_from_name(n)), n);
   EXPECT_THROW_WITH(prediction_from_name("x0"), InvalidArgument, "valid: data, noise, score, velocity, v");

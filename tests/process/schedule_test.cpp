@@ -1,6 +1,7 @@
 // Every named schedule: closed-form derivatives against finite differences, lambda's inverse
 // round trip, lambda increasing, and the SDE the schedule implies reproducing its moments.
 #include "sdegen/core/check.h"
+#include "sdegen/process/generative.h"
 #include "sdegen/process/schedule.h"
 #include "support/support.h"
 
@@ -86,6 +87,18 @@ TEST_P(EverySchedule, RawEvaluationMatchesTheTensorFunctions) {
   EXPECT_LT(rel(vec(raw.dlambda), s->dlambda(times)), 1e-12);
 }
 
+// b b' is half the derivative of b^2 inside, and finite at both ends: at the data end of vp and
+// vp-cosine, where b' is infinite, it is the limit of its values just inside.
+TEST_P(EverySchedule, BDbIsHalfTheDerivativeOfBSquared) {
+  const torch::Tensor fd = central_difference([&](auto& u) { return 0.5 * s->b(u) * s->b(u); }, t);
+  EXPECT_LT(((s->b_db(t) - fd).abs() / (1.0 + fd.abs())).max().item<double>(), 1e-6);
+  for (double end : {0.0, 1.0}) {
+    const double inside = end == 0.0 ? 1e-9 : 1.0 - 1e-9;
+    ASSERT_TRUE(std::isfinite(s->b_db(end))) << "t = " << end;
+    EXPECT_NEAR(s->b_db(end), s->b_db(inside), 1e-6 * (1.0 + std::abs(s->b_db(end)))) << "t = " << end;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Named, EverySchedule, ::testing::ValuesIn(schedule_names()),
                          [](const auto& info) { return test::param_name(info.param); });
 
@@ -113,6 +126,52 @@ TEST(ScheduleRaw, DefaultEvaluationGoesThroughTheTensorFunctions) {
   EXPECT_DOUBLE_EQ(raw.da[0], 0.5);
   EXPECT_DOUBLE_EQ(raw.db[1], -1.0);
   EXPECT_NEAR(raw.dlambda[1], 2.0 * (1.0 / 0.25 + 1.0 / 0.75), 1e-12);  // 2 (a'/a - b'/b)
+}
+
+// Where a schedule reaches a = 0 or b = 0 it does so exactly, so lambda is infinite there and
+// lambda grids clip it; trig's cos(pi / 2) = 6e-17 once left lambda(1) = 74, whose grid points
+// all rounded to t = 1.
+TEST(ScheduleEnds, AreExact) {
+  for (const std::string name : {"linear", "trig", "vp-cosine"}) {
+    const SchedulePtr s = make_schedule(name);
+    EXPECT_EQ(s->a(0.0), 0.0) << name;
+    EXPECT_EQ(s->lambda(0.0), -std::numeric_limits<double>::infinity()) << name;
+  }
+  for (const std::string name : {"linear", "trig", "vp", "vp-cosine", "sub-vp"}) {
+    const SchedulePtr s = make_schedule(name);
+    EXPECT_EQ(s->b(1.0), 0.0) << name;
+    EXPECT_EQ(s->a(1.0), 1.0) << name;
+    EXPECT_EQ(s->lambda(1.0), std::numeric_limits<double>::infinity()) << name;
+  }
+  for (const std::string name : {"ve", "edm", "loglinear"}) {
+    const SchedulePtr s = make_schedule(name);
+    EXPECT_TRUE(std::isfinite(s->lambda(0.0)) && std::isfinite(s->lambda(1.0))) << name;
+  }
+}
+
+// The lambda grid of every schedule is strictly increasing from t = 0 to t = 1.
+TEST(ScheduleEnds, LambdaGridsIncrease) {
+  for (const auto& name : schedule_names())
+    for (int steps : {10, 50, 200}) {
+      GridOptions g;
+      g.kind = GridKind::Lambda;
+      const TimeGrid grid = make_time_grid(steps, g, *make_schedule(name));
+      EXPECT_EQ(grid.front(), 0.0);
+      EXPECT_EQ(grid.back(), 1.0);
+      EXPECT_TRUE(std::is_sorted(grid.begin(), grid.end(), std::less_equal<double>())) << name << " " << steps;
+    }
+}
+
+// The reverse diffusion sigma^2 = b^2 lambda' takes its limit -2 b b' where b = 0 (vp's data end)
+// and is infinite where a = 0 (linear's prior end).
+TEST(ScheduleEnds, ReverseDiffusionAtTheEnds) {
+  const DiffusionSpec reverse = parse_diffusion("reverse");
+  const SchedulePtr vp = make_schedule("vp");
+  const double at_end = diffusion_at(reverse, *vp, 1.0);
+  ASSERT_TRUE(std::isfinite(at_end));
+  EXPECT_NEAR(at_end, diffusion_at(reverse, *vp, 1.0 - 1e-9), 1e-6);
+  EXPECT_NEAR(at_end * at_end, 0.1, 1e-12);  // 2 a^2 (log a)' = beta_min at t = 1
+  EXPECT_TRUE(std::isinf(diffusion_at(reverse, *make_schedule("linear"), 0.0)));
 }
 
 TEST(ScheduleFactory, UnknownNameListsValidOnes) {

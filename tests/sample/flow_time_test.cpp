@@ -1,6 +1,6 @@
 // Flow time r = a / (a + b): its values, the schedule-independence of the transformed field,
-// the measured order of solvers stepped in it, what the observer sees, and the refusal where
-// dr/dt is not finite.
+// the measured order of solvers stepped in it, what the observer sees, vp's data end (where
+// dr/dt is infinite) and the refusal where r does not move.
 #include <cmath>
 
 #include "sdegen/core/check.h"
@@ -105,16 +105,69 @@ TEST(FlowTime, ObserverSeesScheduleTimeAndState) {
   EXPECT_EQ(sol.nfe, 6);
 }
 
-TEST(FlowTime, RefusesAnEndWithoutFiniteRate) {
-  // vp at t = 1: b = 0 and b' is infinite.
+// vp at t = 1: b = 0 and dr/dt is infinite, but the field y_hat - eps_hat is finite, so abm4 in
+// flow time reaches the data end and agrees there with a tight dopri5 solve in schedule time.
+TEST(FlowTime, ReachesVpsDataEnd) {
   const GmmOracle o = oracle("vp");
+  const torch::Tensor x0 = torch::linspace(-2.5, 2.5, 64, torch::kDouble).unsqueeze(1);
   SamplerOptions s;
   s.solver = "abm4";
-  s.steps = 8;
-  EXPECT_THROW_WITH(sample(o, torch::randn({4, 1}, torch::kDouble), s), InvalidArgument,
-                    "end the grid short of b = 0");
-  s.t1 = 0.999;
-  EXPECT_TRUE(sample(o, torch::randn({4, 1}, torch::kDouble), s).ok());
+  s.steps = 16;
+  const Solution sol = sample(o, x0, s);
+  ASSERT_TRUE(sol.ok()) << sol.message;
+  EXPECT_EQ(sol.t, 1.0);
+  SamplerOptions ref;
+  ref.solver = "dopri5";
+  ref.adaptive.rtol = ref.adaptive.atol = 1e-10;
+  const double err = test::max_abs_diff(sol.x, sample(o, x0, ref).check().x);
+  std::cout << "[ vp end ] abm4 in flow time, 16 steps, to t = 1: max error " << err << "\n";
+  EXPECT_LT(err, 1e-2);
+}
+
+// The same holds for a network's field, through PredictionField: a noise prediction (whose
+// velocity at vp's t = 1 is b' eps_hat with b' = -inf, which schedule-time solvers cannot
+// evaluate) and a velocity prediction. Here the network is the oracle's own prediction, so the
+// solves must agree with the oracle's.
+TEST(FlowTime, NetworkPredictionsReachVpsDataEndToo) {
+  const GmmOracle o = oracle("vp");
+  const torch::Tensor x0 = torch::linspace(-2.5, 2.5, 16, torch::kDouble).unsqueeze(1);
+  SamplerOptions s;
+  s.solver = "abm4";
+  s.steps = 12;
+  const torch::Tensor expected = sample(o, x0, s).check().x;
+  for (Prediction kind : {Prediction::Noise, Prediction::Velocity}) {
+    const PredictionField net([&o, kind](const torch::Tensor& x, const torch::Tensor& t) {
+      return o.predict(x, t.flatten()[0].item<double>(), kind);
+    }, kind, make_schedule("vp"));
+    const Solution sol = sample(net, x0, s);
+    ASSERT_TRUE(sol.ok()) << prediction_name(kind) << ": " << sol.message;
+    EXPECT_LT(test::max_abs_diff(sol.x, expected), 1e-9) << prediction_name(kind);
+  }
+  const PredictionField noise([&o](const torch::Tensor& x, const torch::Tensor& t) {
+    return o.predict(x, t.flatten()[0].item<double>(), Prediction::Noise);
+  }, Prediction::Noise, make_schedule("vp"));
+  EXPECT_FALSE(torch::isfinite(noise.predict(torch::ones({2, 1}, torch::kDouble), 1.0, Prediction::Velocity))
+                   .all()
+                   .item<bool>());
+}
+
+// A schedule whose flow time a / (a + b) stands still cannot be stepped in it.
+TEST(FlowTime, RefusesAFlowTimeThatStandsStill) {
+  struct Flat final : AffineSchedule {
+    std::string name() const override { return "flat"; }
+    torch::Tensor a(const torch::Tensor& t) const override { return torch::ones_like(t); }
+    torch::Tensor b(const torch::Tensor& t) const override { return torch::ones_like(t); }
+    torch::Tensor da(const torch::Tensor& t) const override { return torch::zeros_like(t); }
+    torch::Tensor db(const torch::Tensor& t) const override { return torch::zeros_like(t); }
+    torch::Tensor inverse_lambda(const torch::Tensor& l) const override { return torch::zeros_like(l); }
+  };
+  const GmmOracle o(*make_density("gmm1d")->mixture(), std::make_shared<Flat>());
+  const GridSolve never = [](const VectorField&, const torch::Tensor&, const TimeGrid&, const Observer&) -> Solution {
+    ADD_FAILURE() << "solved a flow time that does not move";
+    return {};
+  };
+  EXPECT_THROW_WITH(solve_in_flow_time(o, torch::zeros({3, 1}, torch::kDouble), {0.0, 0.5, 1.0}, never),
+                    InvalidArgument, "does not move with t");
 }
 
 }  // namespace

@@ -188,6 +188,12 @@ TEST(Sampler, RefusesBadOptions) {
     EXPECT_THROW_WITH(sample(oracle, x0, f), InvalidArgument, "flow time is for the fixed-grid ODE solvers (euler");
   }
   EXPECT_THROW_WITH(parse_diffusion("loud"), InvalidArgument, "'reverse'");
+  // The reverse diffusion is infinite at linear's t = 0 (a = 0): no step can start there.
+  EXPECT_THROW_WITH(sample(oracle, x0, opts("euler-maruyama", 10, "reverse")), InvalidArgument,
+                    "is infinite at t = 0 under the 'linear' schedule");
+  SamplerOptions later = opts("pc", 10, "reverse");
+  later.t0 = 0.01;
+  EXPECT_TRUE(sample(oracle, x0, later).ok());
 }
 
 // abm4 in flow time, the sampler's default for it, meets workload 5's tolerance (2e-3 from a

@@ -27,7 +27,8 @@ class GmmOracle final : public MarginalField {
   torch::Tensor posterior_mean(const torch::Tensor& x, double t) const;
   // The probability-flow velocity sum_k r_k(x) v_k(x), with r_k the responsibilities and
   // v_k = a' mu_k + (V_k' / 2 V_k)(x - a mu_k) the velocity that carries component k
-  // (V_k = a^2 s_k^2 + b^2). Finite at both ends of [0, 1] even where a or b vanish.
+  // (V_k = a^2 s_k^2 + b^2; V_k' / 2 = a a' s_k^2 + b b' with the schedule's b_db, which stays
+  // finite where b' does not). Finite at both ends of [0, 1] even where a or b vanish.
   torch::Tensor velocity(const torch::Tensor& x, double t) const;
   // Any prediction; noise and v are formed as -b s and a eps - b y_hat, so they stay finite.
   torch::Tensor predict(const torch::Tensor& x, double t, Prediction to) const override;
@@ -40,6 +41,8 @@ class GmmOracle final : public MarginalField {
     torch::Tensor mean, var, dmean, dvar;  // [K, d]
   };
   Moments moments(double t) const;
+  // E[y | x_t = x] and the score from one computation of the responsibilities.
+  std::pair<torch::Tensor, torch::Tensor> data_and_score(const torch::Tensor& x, double t) const;
   // Responsibilities r_k(x) under p_t: [batch, K].
   torch::Tensor responsibilities(const torch::Tensor& x, const Moments& m) const;
 

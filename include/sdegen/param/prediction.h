@@ -28,7 +28,8 @@ struct DataNoise {
 
 // c must broadcast against x (use ScheduleCoefficients::like). Conversions divide by a, b or
 // a b' - b a' where the relation needs it: at an end point where that is zero the result is
-// not finite, exactly as the relation says.
+// not finite, exactly as the relation says. From a velocity where b' is infinite (vp's t = 1)
+// the result is the finite limit y_hat = x / a, eps_hat = 0.
 DataNoise to_data_noise(const torch::Tensor& value, Prediction from, const torch::Tensor& x,
                         const ScheduleCoefficients& c);
 torch::Tensor from_data_noise(const DataNoise& dn, Prediction to, const ScheduleCoefficients& c);

@@ -53,7 +53,9 @@ struct DiffusionSpec {
 DiffusionSpec parse_diffusion(const std::string& text);
 std::string diffusion_name(const DiffusionSpec& spec);
 
-// sigma(t) of a DiffusionSpec under a schedule, as a 0-dim double tensor.
+// sigma(t) of a DiffusionSpec under a schedule. The reverse diffusion b^2 lambda' takes its
+// finite limit -2 b b' where b = 0 (the data end), and is infinite where a = 0 (the prior end
+// of linear, trig and vp-cosine), where its integral diverges too.
 double diffusion_at(const DiffusionSpec& spec, const AffineSchedule& schedule, double t);
 
 // What a sampler may ask of a model of the marginals p_t: any prediction at (x, t). Trained

@@ -43,6 +43,10 @@ class AffineSchedule {
   virtual torch::Tensor lambda(const torch::Tensor& t) const;
   virtual torch::Tensor dlambda(const torch::Tensor& t) const;
   virtual torch::Tensor inverse_lambda(const torch::Tensor& lambda) const = 0;
+  // b b' = 1/2 d(b^2)/dt, finite where b = 0 even when b' is not (vp and vp-cosine at t = 1,
+  // where b ~ sqrt(1 - t)): the probability flow's limit there needs it (eval/oracle.h,
+  // process/generative.h). The default multiplies b and b'.
+  virtual torch::Tensor b_db(const torch::Tensor& t) const;
 
   // The generative prior p_0 = N(0, prior_std^2 I). 1 for the variance-preserving and
   // flow schedules; sigma_max for ve and edm. Where q_0 differs from it, the ELBO has a prior term.
@@ -58,6 +62,7 @@ class AffineSchedule {
   double b(double t) const;
   double lambda(double t) const;
   double inverse_lambda(double lambda) const;
+  double b_db(double t) const;
   LambdaMap lambda_map() const;
 };
 

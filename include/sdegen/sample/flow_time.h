@@ -2,9 +2,12 @@
 // Flow time: every affine schedule's probability flow is the linear schedule's in other
 // coordinates. With r = a / (a + b) and xb = x / (a + b), x_t = a y + b eps reads
 // xb = r y + (1 - r) eps, so
-//   dxb/dr = [(a + b) v - (a' + b') x] / (a' b - a b') = E[y - eps | xb]
+//   dxb/dr = E[y - eps | xb] = y_hat - eps_hat  (= [(a + b) v - (a' + b') x] / (a' b - a b'))
 // is one field whatever the schedule. A fixed-grid solver run in (r, xb) meets the same
 // problem under linear, vp or trig; in schedule time vp's flow is far harder to step.
+// The field is formed from the v-prediction (y_hat and eps_hat are (a x - b vpred) / (a^2 + b^2)
+// and (b x + a vpred) / (a^2 + b^2)), so it is finite at both ends of every named schedule,
+// also at vp's t = 1 where dr/dt is infinite.
 #include <functional>
 
 #include "sdegen/process/generative.h"
@@ -21,8 +24,7 @@ using GridSolve = std::function<Solution(const VectorField& f, const torch::Tens
 
 // Runs `solve` in flow time on the grid's points (given in t, each mapped to r) and maps the
 // result back: x at the last point reached, t in schedule time; the observer sees (t, x).
-// Throws InvalidArgument where a grid point has no finite dr/dt (b = 0 with b' infinite, as vp
-// at t = 1: end the grid short of it).
+// Throws InvalidArgument where r does not strictly follow t along the grid.
 Solution solve_in_flow_time(const MarginalField& model, const torch::Tensor& x0, const TimeGrid& grid,
                             const GridSolve& solve, const Observer& observer = {});
 

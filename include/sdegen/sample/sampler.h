@@ -8,6 +8,19 @@
 // (sample/flow_time.h), where every affine schedule's flow is the linear schedule's.
 // The model is anything that gives predictions (a MarginalField): a trained network or the
 // exact oracle.
+//
+// The ends of [0, 1]. sample() integrates from t0 to t1 exactly as given, and every named
+// schedule's field has a finite limit at both ends where the model's prediction determines one:
+// the exact oracle's velocity at vp's and vp-cosine's t = 1 uses b b' (finite) where b' = -inf
+// (AffineSchedule::b_db); flow time steps y_hat - eps_hat, formed from the v-prediction, which
+// stays finite where dr/dt does not; the lambda grids clip lambda = +-inf at a = 0 and b = 0,
+// which the schedules reach exactly. A network whose native prediction is singular at b = 0
+// (data, noise or v: its velocity there is b' eps_hat with b' = -inf, or (x - a y_hat) / b)
+// is sampled by generate() (model/factory.h) to 1 - t_epsilon and finished with its data
+// prediction, the final denoising step.
+// Refused before any evaluation, as ill-posed: an SDE solver (euler-maruyama, pc) with the
+// reverse diffusion sigma^2 = b^2 lambda' from a time where a = 0 (t = 0 under linear, trig and
+// vp-cosine): sigma is infinite there and its integral diverges, so no step can start there.
 #include <string>
 #include <vector>
 
@@ -39,9 +52,9 @@ std::vector<std::string> ode_sampler_names();  // the deterministic ones (sigma 
 std::vector<std::string> sampling_time_names();  // schedule, flow
 
 // Throws InvalidArgument for an unknown solver (listing the valid ones), a bad grid, time or
-// step count, flow time for a solver that does not step a grid in t, or a nonzero diffusion
-// given to a deterministic solver. Numeric failure is reported in
-// the Solution's status.
+// step count, flow time for a solver that does not step a grid in t, a nonzero diffusion
+// given to a deterministic solver, or a diffusion that is infinite at a point an SDE solver
+// steps from (see above). Numeric failure is reported in the Solution's status.
 Solution sample(const MarginalField& model, const torch::Tensor& x0, const SamplerOptions& options,
                 const Observer& observer = {});
 
