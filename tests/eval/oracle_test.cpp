@@ -67,7 +67,8 @@ TEST_P(OracleOnSchedules, PredictionsAgreeWithConversions) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Schedules, OracleOnSchedules,
-                         ::testing::Values("linear", "trig", "vp", "ve", "edm", "loglinear"));
+                         ::testing::Values("linear", "trig", "vp", "sub-vp", "vp-cosine", "ve", "edm", "loglinear"),
+                         [](const auto& info) { return test::param_name(info.param); });
 
 TEST(Oracle, MarginalAtDataEndIsTheData) {
   const GmmOracle o = oracle("gmm1d", "linear");
