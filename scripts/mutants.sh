@@ -8,7 +8,7 @@
 #
 # FILTER: an extended regex; only the mutants whose id matches it run (e.g. 'dopri5|rk4').
 # Environment: SDEGEN_MUTANTS_DIR (scratch copy, default /tmp/sdegen-mutants; built once, kept
-# for later runs, which then rebuild incrementally), SDEGEN_JOBS (build parallelism, default 2),
+# for later runs, which copy only what changed and rebuild incrementally), SDEGEN_JOBS (build parallelism, default 2),
 # SDEGEN_MUTANT_TIMEOUT (seconds per test binary, default 900), SDEGEN_MUTANTS_FULL=1 (run every
 # target to the end, so each mutant's log lists every test it fails, not only the first).
 #
@@ -113,7 +113,18 @@ occurrences() {
 # The scratch copy: the tree without build outputs or git metadata, built once in full.
 echo "== scratch copy: $SCRATCH"
 mkdir -p "$SCRATCH"
-rsync -a --delete --exclude '/build/' --exclude '/.git' --exclude '/runs/' --exclude '/mutant-logs/' "$ROOT/" "$SCRATCH/"
+# Files are copied only where their content differs (with a new time stamp, so that exactly they
+# are rebuilt), and files gone from the tree are removed from the copy.
+list_files() {
+  (cd "$1" && find . \( -path ./build -o -path ./.git -o -path ./runs -o -path ./mutant-logs \) -prune -o -type f -print | sort)
+}
+comm -13 <(list_files "$ROOT") <(list_files "$SCRATCH") | while IFS= read -r f; do rm -f "$SCRATCH/$f"; done
+list_files "$ROOT" | while IFS= read -r f; do
+  if ! cmp -s "$ROOT/$f" "$SCRATCH/$f"; then
+    mkdir -p "$(dirname "$SCRATCH/$f")"
+    cp "$ROOT/$f" "$SCRATCH/$f"
+  fi
+done
 mkdir -p "$LOGS"
 cmake -S "$SCRATCH" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DSDEGEN_BUILD_EXAMPLES=OFF >/dev/null
 echo "== full build (incremental after the first run)"
