@@ -227,7 +227,7 @@ cmake --build "$BUILD" -j"$JOBS" --target "${ALL_BINS[@]}" >"$LOGS/final-build.l
 killed=0 survived=0 equivalent=0 broken=0
 echo
 echo "== mutation report ($(date -u '+%Y-%m-%d %H:%M UTC'), tree $ROOT)"
-printf '%-26s %-9s %-64s %s\n' "mutant" "result" "killed by (first failing test)" "the bug"
+printf '%-26s %-9s %s\n' "mutant" "result" "killed by (the first failing test); the bug (file)"
 for i in "${!IDS[@]}"; do
   case ${STATUS[$i]} in
     KILLED) killed=$((killed + 1)) ;;
@@ -235,7 +235,8 @@ for i in "${!IDS[@]}"; do
       if [[ "${DESCS[$i]}" == equivalent:* ]]; then equivalent=$((equivalent + 1)); else survived=$((survived + 1)); fi ;;
     *) broken=$((broken + 1)) ;;
   esac
-  printf '%-26s %-9s %-64s %s\n' "${IDS[$i]}" "${STATUS[$i]}" "${KILLER[$i]}" "${FILES[$i]}: ${DESCS[$i]}"
+  printf '%-26s %-9s %s\n' "${IDS[$i]}" "${STATUS[$i]}" "${KILLER[$i]}"
+  printf '%-36s %s (%s)\n' "" "${DESCS[$i]}" "${FILES[$i]}"
 done
 echo
 echo "${#IDS[@]} mutants: $killed killed, $equivalent survived as equivalent mutants (reason given), $survived survived otherwise, $broken did not build"
