@@ -66,7 +66,8 @@ TEST(PredictorCorrectorMoments, SecondMomentFollowsTheRecursion) {
 }
 
 // snr = 0.4 sqrt(h): the Langevin step's bias per step is O(snr^4) = O(h^2), so the sampler keeps
-// Euler-Maruyama's weak order 1. The bias at 32 steps (~2e-3) is ~6 Monte Carlo sd.
+// Euler-Maruyama's weak order 1. Measured: slope 1.17, bias 0.069 at 4 steps to 5.9e-3 at 32
+// (8 Monte Carlo sds).
 TEST(PredictorCorrectorMoments, WeakOrderOneWhenTheCorrectorShrinksWithTheStep) {
   torch::manual_seed(22);
   std::vector<double> h, bias;
