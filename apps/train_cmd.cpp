@@ -52,7 +52,8 @@ Dataset load_data(const TrainArgs& a) {
   SDEGEN_CHECK(a.n_train > 0 && a.n_val >= 0, "--n-train must be positive and --n-val >= 0");
   const DensityPtr d = make_density(a.data);
   torch::manual_seed(a.options.seed());
-  return {d->sample(a.n_train), d->sample(a.n_val)};
+  const torch::Tensor train = d->sample(a.n_train);
+  return {train, a.n_val > 0 ? d->sample(a.n_val) : torch::empty({0, train.size(1)}, train.options())};
 }
 
 void run(TrainArgs& a, const CLI::App& command) {

@@ -32,6 +32,10 @@ TEST(SlicedWasserstein, ShiftAlongOneAxis) {
   const torch::Tensor shift = torch::tensor({{1.0, 0.0}});
   EXPECT_NEAR(sliced_wasserstein(a, a + shift, 4000), 2.0 / M_PI, 0.02);
   EXPECT_EQ(sliced_wasserstein(a, a + shift, 64, 7), sliced_wasserstein(a, a + shift, 64, 7));
+  // The seed picks the directions: another seed, another estimate.
+  const torch::Tensor b = torch::randn({2000, 2});
+  EXPECT_NE(sliced_wasserstein(a, b, 64, 7), sliced_wasserstein(a, b, 64, 8));
+  EXPECT_NE(sliced_wasserstein(a, a + shift, 64, 7), sliced_wasserstein(a, a + shift, 64, 8));
 }
 
 TEST(Metrics, RefuseBadInput) {
