@@ -95,21 +95,27 @@ void print_schedule(const nlohmann::json& j) {
              j["lambda_0"].get<double>(), j["lambda_1"].get<double>());
 }
 
-// The ELBO on these rows against the validation figure training kept its weights by (both per
-// row, in data units): far below it, the model fits its training rows better than the data.
-// Returns the comparison (null without a validation figure) and prints a warning when it is far.
+// The held-out figure on these rows against the validation figure training kept its weights by
+// (both per row, in data units: the likelihood for val_nll, the ELBO for val_nelbo): far below
+// it, the model fits its training rows better than the data. Returns the comparison (null without
+// a validation figure) and prints a warning when it is far.
 nlohmann::json overfitting_check(const TrainedModel& t, const EvalResult& r) {
   const auto best = t.config.find("best");
-  if (best == t.config.end() || best->at("metric") != "val_nelbo" || !r.elbo) return nullptr;
+  if (best == t.config.end()) return nullptr;
+  const std::string metric = best->at("metric").get<std::string>();
+  const bool nll = metric == "val_nll";
+  const std::optional<Estimate>& here = nll ? r.log_likelihood : r.elbo;
+  if ((!nll && metric != "val_nelbo") || !here) return nullptr;
   const double validation = -best->at("value").get<double>() - t.standardizer.std.log().sum().item<double>();
-  const double gap = validation - r.elbo->mean, allowed = std::max(1.0, 4.0 * r.elbo->se);
+  const double gap = validation - here->mean, allowed = std::max(1.0, 4.0 * here->se);
   const bool far = gap > allowed;
+  const char* what = nll ? "log-likelihood" : "ELBO";
   if (far)
-    fmt::print("warning: the ELBO here ({:.3f}) is {:.3f} nats per row below the validation figure training kept "
+    fmt::print("warning: the {} here ({:.3f}) is {:.3f} nats per row below the validation figure training kept "
                "(step {}: {:.3f}): the model may have overfitted its training rows. Lower --patience or --steps, "
                "or train on more rows.\n",
-               r.elbo->mean, gap, best->at("step").get<int64_t>(), validation);
-  return {{"validation_elbo", validation}, {"gap", gap}, {"allowed", allowed}, {"warning", far}};
+               what, here->mean, gap, best->at("step").get<int64_t>(), validation);
+  return {{"metric", metric}, {"validation", validation}, {"gap", gap}, {"allowed", allowed}, {"warning", far}};
 }
 
 void run(EvalArgs& a) {

@@ -74,4 +74,35 @@ TEST_F(EvalCli, BadInputIsRefused) {
   EXPECT_NE(solver.output.find("unknown likelihood solver 'leapfrog'"), std::string::npos) << solver.output;
 }
 
+// The held-out likelihood against the validation figure training kept (val_nll for flow): close on
+// data from the training density, far below it on the same density shifted by 8 standard
+// deviations, where eval must warn of overfitting.
+TEST_F(EvalCli, HeldOutFarBelowValidationWarnsOfOverfitting) {
+  const Outcome t = run("train --data gmm1d --model flow --steps 200 --width 16 --depth 2 --n-val 300 --out " + path("run"));
+  ASSERT_EQ(t.code, 0) << t.output;
+  const Outcome same = run("eval --checkpoint " + path("run") + " --n 400 --no-samples --out " + path("same.json"));
+  ASSERT_EQ(same.code, 0) << same.output;
+  EXPECT_EQ(same.output.find("overfitted"), std::string::npos) << same.output;
+  std::ifstream in(path("same.json"));
+  const nlohmann::json j = nlohmann::json::parse(in);
+  EXPECT_EQ(j.at("overfitting").at("metric"), "val_nll") << j.dump();
+  EXPECT_FALSE(j.at("overfitting").at("warning").get<bool>()) << j.dump();
+
+  ASSERT_EQ(run("sample --oracle --data gmm1d --solver dopri5 --n 200 --out " + path("draw.csv")).code, 0);
+  const auto rows = sdegen::test::read_csv_rows(path("draw.csv"));
+  double mean = 0, sq = 0;
+  for (const auto& r : rows) mean += r[0] / rows.size(), sq += r[0] * r[0] / rows.size();
+  const double shift = 8 * std::sqrt(sq - mean * mean);
+  {
+    std::ofstream out(path("shifted.csv"));
+    for (const auto& r : rows) out << r[0] + shift << "\n";
+  }
+  const Outcome far = run("eval --checkpoint " + path("run") + " --data " + path("shifted.csv") + " --no-samples --out " +
+                          path("far.json"));
+  ASSERT_EQ(far.code, 0) << far.output;
+  EXPECT_NE(far.output.find("may have overfitted"), std::string::npos) << far.output;
+  std::ifstream fin(path("far.json"));
+  EXPECT_TRUE(nlohmann::json::parse(fin).at("overfitting").at("warning").get<bool>());
+}
+
 }  // namespace
