@@ -40,6 +40,20 @@ TEST(Baselines, KdeIsItsFormula) {
   }
 }
 
+// Many training rows are evaluated a block of points at a time (memory): with 2^21 + 1 rows each
+// point is its own block, and every point's figure is still the formula's.
+TEST(Baselines, KdeInBlocksIsItsFormula) {
+  torch::manual_seed(3);
+  const int64_t n = (int64_t{1} << 21) + 1;
+  const torch::Tensor rows = torch::randn({n, 1}, torch::kDouble), x = torch::randn({4, 1}, torch::kDouble);
+  const double h = 0.3;
+  const torch::Tensor lp = kde_log_prob(rows, x, h);
+  const torch::Tensor sq = (x - rows.t()).square();  // [4, n]
+  const torch::Tensor want = torch::logsumexp(-sq / (2 * h * h), 1) - std::log(static_cast<double>(n)) -
+                             0.5 * std::log(2 * M_PI * h * h);
+  EXPECT_LT((lp - want).abs().max().item<double>(), 1e-10) << lp << want;
+}
+
 TEST(Baselines, KdeChoosesAWidthThatFitsAndTheTestFigureIsNearTheTruth) {
   torch::manual_seed(2);
   const torch::Tensor train = torch::randn({2000, 1}, torch::kDouble), val = torch::randn({1000, 1}, torch::kDouble),
