@@ -23,11 +23,11 @@ set -euo pipefail
 
 MUTANTS=$(cat <<'EOF'
 sched-linear-bmin | src/process/schedules.cpp | explicit Linear(double b_min) : c_(1.0 - b_min) {} | explicit Linear(double b_min) : c_(1.0) {} | test_process | linear: b_min ignored (b = 1 - t)
-sched-trig-dlambda | src/process/schedules.cpp | return 2.0 * kPi / torch::sin(kPi * t); | return kPi / torch::sin(kPi * t); | test_process | trig: lambda' halved
+sched-trig-dlambda | src/process/schedules.cpp | return kPi / (a(t) * b(t)); | return 0.5 * kPi / (a(t) * b(t)); | test_process | trig: lambda' halved
 sched-vp-swap | src/process/schedules.cpp | if (name == "vp") return std::make_shared<Vp>(o.beta_min, o.beta_max); | if (name == "vp") return std::make_shared<Vp>(o.beta_max, o.beta_min); | test_process | vp: B0 and B1 exchanged (both ends unchanged)
 sched-vp-dloga | src/process/schedules.cpp | Tensor dlog_a(const Tensor& t) const { return 0.5 * (b0 + (1.0 - t) * (b1 - b0)); } | Tensor dlog_a(const Tensor& t) const { return 0.5 * (b0 + t * (b1 - b0)); } | test_process | vp, sub-vp: d log a/dt with t in place of s = 1 - t
 sched-subvp-lambda | src/process/schedules.cpp | return two_la - 2.0 * torch::log(-torch::expm1(two_la)); | return two_la - torch::log(-torch::expm1(two_la)); | test_process | sub-vp: lambda with vp's b
-sched-cosine-f0 | src/process/schedules.cpp | f0_(std::cos(offset / (1.0 + offset) * kPi / 2)) | f0_(std::cos(offset * kPi / 2)) | test_process | vp-cosine: f(0) without the 1/(1 + offset)
+sched-cosine-c | src/process/schedules.cpp | c_(kPi / (2.0 * (1.0 + offset))) | c_(kPi / (2.0 + offset)) | test_process | vp-cosine: c = pi / (2 + o) for pi / (2 (1 + o))
 sched-ve-form | src/process/schedules.cpp | Tensor b(const Tensor& t) const override { return smin_ * torch::exp((1.0 - t) * k_); } | Tensor b(const Tensor& t) const override { return smax_ * torch::exp(-t * k_); } | test_process | equivalent: s_min (s_max/s_min)^(1-t) = s_max (s_min/s_max)^t, the same b up to rounding
 sched-edm-dlambda | src/process/schedules.cpp | return -2.0 * rho_ * (B_ - A_) / base(t); | return -rho_ * (B_ - A_) / base(t); | test_process | edm: lambda' halved
 sched-loglinear-a | src/process/loglinear.cpp | Tensor LogLinearSchedule::a(const Tensor& t) const { return torch::sqrt(torch::sigmoid(lambda(t))); } | Tensor LogLinearSchedule::a(const Tensor& t) const { return torch::sigmoid(lambda(t)); } | test_process | loglinear: a = sigmoid(lambda), sqrt dropped
@@ -49,10 +49,10 @@ rk4-weights | src/solver/ode.cpp | return x + (k1 + 2 * k2 + 2 * k3 + k4) * (dt 
 rk4-raw-tableau | src/solver/ode_raw.cpp | {1.0 / 6, 1.0 / 3, 1.0 / 3, 1.0 / 6} | {1.0 / 6, 1.0 / 3, 1.0 / 6, 1.0 / 3} | test_solver | rk4 tableau (raw path): b3 and b4 exchanged
 heun-stage-time | src/solver/ode.cpp | const torch::Tensor k2 = evaluate(f, t + dt, x + k1 * dt); | const torch::Tensor k2 = evaluate(f, t, x + k1 * dt); | test_solver | heun: second stage at the old time
 midpoint-raw-c | src/solver/ode_raw.cpp | {{{}, {0.5}}, {0.0, 1.0}, {0.0, 0.5}} | {{{}, {0.5}}, {0.0, 1.0}, {0.0, 1.0}} | test_solver | midpoint tableau (raw path): c2 = 1
-dopri5-a21 | src/solver/dopri5.cpp | constexpr double a21 = 1.0 / 5; | constexpr double a21 = 1.0 / 4; | test_solver | dopri5: a21
-dopri5-c5 | src/solver/dopri5.cpp | c5 = 8.0 / 9; | c5 = 8.0 / 10; | test_solver | dopri5: fifth stage at the wrong time
-dopri5-b6 | src/solver/dopri5.cpp | b6 = 11.0 / 84; | b6 = 11.0 / 85; | test_solver | dopri5: fifth-order weight b6
-dopri5-e7 | src/solver/dopri5.cpp | e7 = -1.0 / 40; | e7 = -1.0 / 41; | test_solver | dopri5: error estimate weight e7 (the estimate becomes O(h))
+dopri5-a21 | src/solver/dopri5_tableau.h | constexpr double a21 = 1.0 / 5; | constexpr double a21 = 1.0 / 4; | test_solver | dopri5: a21
+dopri5-c5 | src/solver/dopri5_tableau.h | c5 = 8.0 / 9; | c5 = 8.0 / 10; | test_solver | dopri5: fifth stage at the wrong time
+dopri5-b6 | src/solver/dopri5_tableau.h | b6 = 11.0 / 84; | b6 = 11.0 / 85; | test_solver | dopri5: fifth-order weight b6
+dopri5-e7 | src/solver/dopri5_tableau.h | e7 = -1.0 / 40; | e7 = -1.0 / 41; | test_solver | dopri5: error estimate weight e7 (the estimate becomes O(h))
 adams-moments | src/solver/adams.cpp | moments.push_back(1.0 / static_cast<double>(moments.size() + 1)); | moments.push_back(1.0 / static_cast<double>(moments.size() + 2)); | test_solver | Adams: moments of v^j over [0, 1] off by one
 adams-lagrange | src/solver/adams.cpp | next[j] -= c[j] * nodes[n] / d; | next[j] += c[j] * nodes[n] / d; | test_solver | Adams: Lagrange basis sign
 adams-history | src/solver/adams.cpp | if (history.size() > static_cast<size_t>(o.order)) history.pop_back(); | if (history.size() > static_cast<size_t>(o.order) + 1) history.pop_back(); | test_solver | Adams: one history value too many (order + 1)
@@ -61,7 +61,7 @@ em-increment | src/solver/sde.cpp | return x + f * dt + diffusion_noise(diffusio
 fp-upwind | src/eval/fokker_planck.cpp | v > 0 ? v * (p[i] + 0.5 * slopes_[i]) : v * (p[i + 1] - 0.5 * slopes_[i + 1]); | v > 0 ? v * (p[i + 1] - 0.5 * slopes_[i + 1]) : v * (p[i] + 0.5 * slopes_[i]); | test_eval | Fokker-Planck flux: downwind for upwind
 fp-diffusivity | src/eval/fokker_planck.cpp | c.d_centres[i] = 0.5 * sigma[i] * sigma[i]; | c.d_centres[i] = sigma[i] * sigma[i]; | test_eval | Fokker-Planck: D = sigma^2 for sigma^2 / 2
 fp-diffusion-flux | src/eval/fokker_planck.cpp | if (i + 1 < n) lp += d[i + 1] * p[i + 1] - d[i] * p[i]; | if (i + 1 < n) lp += d[i] * (p[i + 1] - p[i]); | test_eval | Fokker-Planck: D dp/dx for d(D p)/dx on the right face (the same for constant sigma)
-oracle-dvar | src/eval/oracle.cpp | 2.0 * a * da * s2 + 2.0 * b * db}; | a * da * s2 + 2.0 * b * db}; | test_eval | oracle: d/dt of the component variances
+oracle-dvar | src/eval/oracle.cpp | 2.0 * a * da * s2 + 2.0 * b_db}; | a * da * s2 + 2.0 * b_db}; | test_eval | oracle: d/dt of the component variances
 grid-uniform | src/core/time_grid.cpp | grid[i] = o.t0 + (o.t1 - o.t0) * (i / n); | grid[i] = o.t0 + (o.t1 - o.t0) * (i / (n + 1)); | test_core,test_solver,test_sample | time grid: uniform points at i / (n + 1), the last step stretched
 march-last-step | src/solver/solution.cpp | for (size_t i = 0; i + 1 < grid.size(); ++i) { | for (size_t i = 0; i + 2 < grid.size(); ++i) { | test_solver | grid walk: the last step dropped
 elbo-time-range | src/model/affine_model.cpp | terms.drift = terms.drift + (hi - lo) * drift_terms(y, t, eps).elbo_integrand; | terms.drift = terms.drift + drift_terms(y, t, eps).elbo_integrand; | test_model | affine ELBO: the drift term's (t_hi - t_lo) factor dropped
@@ -117,7 +117,7 @@ mkdir -p "$SCRATCH"
 # Files are copied only where their content differs (with a new time stamp, so that exactly they
 # are rebuilt), and files gone from the tree are removed from the copy.
 list_files() {
-  (cd "$1" && find . \( -path ./build -o -path ./.git -o -path ./runs -o -path ./mutant-logs \) -prune -o -type f -print | sort)
+  (cd "$1" && find . \( -path './build*' -o -path ./.git -o -path ./runs -o -path ./mutant-logs \) -prune -o -type f -print | sort)
 }
 comm -13 <(list_files "$ROOT") <(list_files "$SCRATCH") | while IFS= read -r f; do rm -f "$SCRATCH/$f"; done
 list_files "$ROOT" | while IFS= read -r f; do
