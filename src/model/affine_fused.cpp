@@ -7,6 +7,7 @@
 // terms depend on log delta only. So dL/dpred = 2 k s (pred - T) / n, dL/dF = c_out dL/dpred,
 // and the net's reverse pass gives the rest.
 #include <cmath>
+#include <utility>
 
 #include "sdegen/core/check.h"
 #include "sdegen/core/tensor.h"
@@ -67,6 +68,17 @@ double target(Prediction p, double y, double eps, double a, double b, double da,
   throw InvalidArgument("target: unknown prediction");
 }
 
+// The edm_denoiser's network input c_in x / a at time t, written to `input`; returns a and the
+// scaling that maps the net's output F back (pred = c_skip x / a + c_out F).
+std::pair<double, EdmScaling> edm_input(const AffineSchedule& schedule, RawCoefficients& c, double sigma_data,
+                                        double t, const double* x, int64_t nd, double* input) {
+  schedule.evaluate(&t, 1, c);
+  const double a = c.a[0];
+  const EdmScaling s = edm_scaling(c.b[0] / a, sigma_data);
+  for (int64_t e = 0; e < nd; ++e) input[e] = s.c_in * (x[e] / a);
+  return {a, s};
+}
+
 }  // namespace
 
 RawPredictionFactory raw_prediction(Mlp net, SchedulePtr schedule, bool precondition, double sigma_data) {
@@ -91,13 +103,8 @@ RawPredictionFactory raw_prediction(Mlp net, SchedulePtr schedule, bool precondi
         return;
       }
       // edm_denoiser: z = x / a, pred = c_skip z + c_out F(c_in z, t).
-      RawCoefficients& c = *coefficients;
-      schedule->evaluate(&t, 1, c);
-      const double a = c.a[0];
-      const EdmScaling s = edm_scaling(c.b[0] / a, sigma_data);
-      double* input = times + n;
-      for (int64_t e = 0; e < nd; ++e) input[e] = s.c_in * (x[e] / a);
-      kernel->forward(input, times, n, {}, *tape);
+      const auto [a, s] = edm_input(*schedule, *coefficients, sigma_data, t, x, nd, times + n);
+      kernel->forward(times + n, times, n, {}, *tape);
       const double* F = tape->output();
       for (int64_t e = 0; e < nd; ++e) out[e] = s.c_skip * (x[e] / a) + s.c_out * F[e];
     };
@@ -114,13 +121,8 @@ RawPredictionFactory raw_prediction(Mlp net, SchedulePtr schedule, bool precondi
       }
       // pred = c_skip x / a + c_out F(c_in x / a, t), so d pred/dx = (c_skip / a) I + (c_out c_in / a) J_F
       // and tr(d pred/dx) = c_skip d / a + (c_out c_in / a) tr J_F.
-      RawCoefficients& c = *coefficients;
-      schedule->evaluate(&t, 1, c);
-      const double a = c.a[0];
-      const EdmScaling s = edm_scaling(c.b[0] / a, sigma_data);
-      double* input = times + n;
-      for (int64_t e = 0; e < nd; ++e) input[e] = s.c_in * (x[e] / a);
-      kernel->forward_trace(input, times, n, out, trace, *workspace);
+      const auto [a, s] = edm_input(*schedule, *coefficients, sigma_data, t, x, nd, times + n);
+      kernel->forward_trace(times + n, times, n, out, trace, *workspace);
       for (int64_t e = 0; e < nd; ++e) out[e] = s.c_skip * (x[e] / a) + s.c_out * out[e];
       const double identity = s.c_skip * static_cast<double>(d) / a, chain = s.c_out * s.c_in / a;
       for (int64_t i = 0; i < n; ++i) trace[i] = identity + chain * trace[i];

@@ -69,12 +69,6 @@ double initial_step(const VectorField& f, double t0, const torch::Tensor& x0,
   return std::min({100 * h0, h1, span});
 }
 
-Solution& fail(Solution& sol, SolveStatus status, std::string message) {
-  sol.status = status;
-  sol.message = std::move(message);
-  return sol;
-}
-
 }  // namespace
 
 Solution solve_ode_adaptive(const VectorField& f, const torch::Tensor& x0, double t0, double t1,

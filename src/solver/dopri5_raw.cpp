@@ -165,12 +165,6 @@ class RawDopri5 {
   int64_t nfe_ = 0;
 };
 
-Solution& fail(Solution& sol, SolveStatus status, std::string message) {
-  sol.status = status;
-  sol.message = std::move(message);
-  return sol;
-}
-
 }  // namespace
 
 Solution solve_ode_adaptive_raw(const RawVectorField& f, const torch::Tensor& x0, double t0, double t1,

@@ -1,10 +1,12 @@
 #pragma once
 // What the tensor and the raw-buffer Dormand-Prince solvers share (dopri5.cpp, dopri5_raw.cpp),
 // so that both take the same steps: the tableau, the error exponent, the option checks and the
-// smallest usable step. Private to src/solver.
+// smallest usable step, the way a solve ends. Private to src/solver.
 // Reference: Hairer, Norsett & Wanner, Solving ODEs I, section II.4-5.
 #include <cmath>
 #include <limits>
+#include <string>
+#include <utility>
 
 #include "sdegen/core/check.h"
 #include "sdegen/solver/ode.h"
@@ -46,6 +48,13 @@ inline void check_options(const AdaptiveOptions& o, double t0, double t1) {
 // Below this a step no longer moves t reliably, or at all.
 inline bool too_small(double h, double t, const AdaptiveOptions& o) {
   return h <= 0 || h < o.min_step || h < 4 * std::numeric_limits<double>::epsilon() * std::abs(t);
+}
+
+// Ends a solve with a status and its reason.
+inline Solution& fail(Solution& sol, SolveStatus status, std::string message) {
+  sol.status = status;
+  sol.message = std::move(message);
+  return sol;
 }
 
 }  // namespace sdegen::detail::dopri5
