@@ -3,6 +3,7 @@
 // crash or a sanitizer report is a finding.
 #include <cstddef>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "sdegen/core/error.h"

@@ -126,7 +126,9 @@ TEST(Vdm, ElboGradientMatchesFiniteDifferencesThroughEveryTerm) {
          return m->loss(y);
        }}};
   std::map<std::string, std::vector<double>> grad_norm;  // term -> |gradient| per parameter
-  for (const auto& [term, f] : terms) {
+  for (const auto& entry : terms) {
+    const auto& term = entry.first;
+    const auto& f = entry.second;  // a named reference: C++17 lambdas cannot capture a structured binding
     std::vector<torch::Tensor> params;
     for (const auto& name : names) params.push_back(parameter(*m, name));
     const auto grads = torch::autograd::grad({f()}, params, {}, false, false, /*allow_unused=*/true);
