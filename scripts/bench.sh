@@ -5,7 +5,8 @@
 #   scripts/bench.sh [ROUNDS]        (default 3)
 # Environment: SDEGEN_BENCH_THREADS (default 2) threads for both sides (torch, OpenMP, OpenBLAS);
 # SDEGEN_BUILD_DIR (default build/); SDEGEN_BENCH_LOG (default $build/bench.log) keeps every
-# RESULT line; SDEGEN_BENCH_ORACLE=0 skips workload 5 (C++ only, ~10 minutes).
+# RESULT line; SDEGEN_BENCH_ORACLE=0 skips workload 5 (C++ only, ~10 minutes); SDEGEN_BENCH_ONLY=REGEX
+# runs only the cases whose arguments match (e.g. 'likelihood').
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${SDEGEN_BUILD_DIR:-$root/build}"
@@ -51,6 +52,7 @@ run_py() { local name=$1; shift; (cd "$root/bench/python" && "$python" "$name.py
 for ((r = 1; r <= rounds; r++)); do
   echo "== round $r of $rounds"
   for c in "${cases[@]}"; do
+    [[ -z "${SDEGEN_BENCH_ONLY:-}" || "$c" =~ ${SDEGEN_BENCH_ONLY:-} ]] || continue
     # Alternate which side goes first, so neither always runs on a warmer machine.
     if ((r % 2)); then run_cpp $c; run_py $c; else run_py $c; run_cpp $c; fi
   done
