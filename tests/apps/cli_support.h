@@ -59,13 +59,6 @@ inline std::vector<std::vector<double>> read_csv_rows(const std::string& path) {
   return rows;
 }
 
-inline std::vector<std::string> read_lines(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
-
 // A fresh directory per test, unique per process too (another checkout's suite may run the same
 // test at the same time), removed afterwards.
 class CliTest : public ::testing::Test {

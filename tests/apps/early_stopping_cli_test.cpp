@@ -16,15 +16,6 @@ namespace {
 
 using EarlyStopping = CliTest;
 
-std::vector<std::string> split_csv_line(const std::string& line) {
-  std::vector<std::string> cells;
-  std::string cell;
-  std::istringstream in(line);
-  while (std::getline(in, cell, ',')) cells.push_back(cell);
-  if (!line.empty() && line.back() == ',') cells.push_back("");
-  return cells;
-}
-
 TEST_F(EarlyStopping, ASmallTableStopsEarlyAndKeepsTheBestWeights) {
   // 200 rows, 20 correlated columns: far too few rows for a recipe's worth of steps.
   torch::manual_seed(4);

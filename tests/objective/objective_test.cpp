@@ -77,8 +77,9 @@ TEST_P(Losses, ClassicLossesAreTheTableWeightsTimesTheIntegrand) {
   EXPECT_LT(rel(plain(Prediction::Data), (b.y - b.pred_y).pow(2).sum(1)), 1e-9);
   EXPECT_LT(rel(plain(Prediction::Data), 2.0 * bb * bb / (a * a * dl) * integrand), 1e-9);
   // v-prediction on a variance-preserving schedule: 2 / (a^2 lambda').
-  if (GetParam() == "vp" || GetParam() == "trig" || GetParam() == "vp-cosine")
+  if (GetParam() == "vp" || GetParam() == "trig" || GetParam() == "vp-cosine") {
     EXPECT_LT(rel(plain(Prediction::V), 2.0 / (a * a * dl) * integrand), 1e-9);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Schedules, Losses, ::testing::Values("linear", "trig", "vp", "vp-cosine", "ve", "edm"),

@@ -132,7 +132,9 @@ TEST(Fault, ADivergingResumeKeepsTheGoodCheckpoint) {
   EXPECT_GE(step, 100);
   expect_good_checkpoint(dir.str(), step);
   // And a sane resume goes on from it.
-  if (step < 200) EXPECT_NO_THROW(train(make_tiny(), tiny_data(), options(200), dir.str(), resume));
+  if (step < 200) {
+    EXPECT_NO_THROW(train(make_tiny(), tiny_data(), options(200), dir.str(), resume));
+  }
 }
 
 TEST(Fault, DamagedFilesAreRefusedByNameAndNothingIsOverwritten) {

@@ -18,6 +18,8 @@ namespace {
 namespace fs = std::filesystem;
 using test::make_tiny;
 using test::max_abs_diff;
+using test::read_lines;
+using test::split_csv_line;
 using test::TempDir;
 using test::tiny_data;
 
@@ -40,22 +42,6 @@ TrainOptions busy(int64_t steps) {
       .ema_decay(0.9)
       .seed(5)
       .log_every(1);
-}
-
-std::vector<std::string> read_lines(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  return lines;
-}
-
-std::vector<std::string> split(const std::string& line) {
-  std::vector<std::string> cells;
-  std::string cell;
-  std::istringstream in(line);
-  while (std::getline(in, cell, ',')) cells.push_back(cell);
-  if (!line.empty() && line.back() == ',') cells.push_back("");
-  return cells;
 }
 
 double mean(const std::vector<double>& v, size_t from, size_t to) {
@@ -120,9 +106,9 @@ TEST(Train, ResumeContinuesExactlyAsAnUninterruptedRun) {
   // The log keeps rows 1..10 of the first run (11..13 were lost with it) and appends 11..20.
   const auto lines = read_lines(broken / "log.csv");
   ASSERT_EQ(lines.size(), 21u);
-  for (size_t i = 1; i < lines.size(); ++i) EXPECT_EQ(split(lines[i])[0], std::to_string(i));
+  for (size_t i = 1; i < lines.size(); ++i) EXPECT_EQ(split_csv_line(lines[i])[0], std::to_string(i));
   const auto reference_lines = read_lines(straight / "log.csv");
-  for (size_t col : {1, 2, 3}) EXPECT_EQ(split(lines[15])[col], split(reference_lines[15])[col]);
+  for (size_t col : {1, 2, 3}) EXPECT_EQ(split_csv_line(lines[15])[col], split_csv_line(reference_lines[15])[col]);
 }
 
 TEST(Train, ResumeWithoutACheckpointOrAFreshRunOverOneIsRefused) {
@@ -215,17 +201,17 @@ TEST(Train, LogHasTheExpectedHeaderAndRows) {
   EXPECT_EQ(lines[0], "step,loss,lr,grad_norm,seconds,val_nelbo");
   const std::vector<std::string> steps = {"4", "5", "8", "10", "12"};
   for (size_t i = 0; i < steps.size(); ++i) {
-    const auto cells = split(lines[i + 1]);
+    const auto cells = split_csv_line(lines[i + 1]);
     ASSERT_EQ(cells.size(), 6u) << lines[i + 1];
     EXPECT_EQ(cells[0], steps[i]);
     EXPECT_EQ(cells[5].empty(), steps[i] == "5" || steps[i] == "10") << lines[i + 1];
   }
   // Row "5" averages the loss of step 5 alone (row "4" came just before).
-  EXPECT_NEAR(std::stod(split(lines[2])[1]), r.losses[4], 1e-8 * r.losses[4]);
-  EXPECT_NEAR(std::stod(split(lines[2])[2]), learning_rate(busy(12), 5), 1e-12);
+  EXPECT_NEAR(std::stod(split_csv_line(lines[2])[1]), r.losses[4], 1e-8 * r.losses[4]);
+  EXPECT_NEAR(std::stod(split_csv_line(lines[2])[2]), learning_rate(busy(12), 5), 1e-12);
   ASSERT_EQ(r.validation.size(), 1u);
   EXPECT_EQ(r.validation[0].name, "val_nelbo");
-  EXPECT_NEAR(std::stod(split(lines[5])[5]), r.validation[0].value, 1e-8 * std::abs(r.validation[0].value));
+  EXPECT_NEAR(std::stod(split_csv_line(lines[5])[5]), r.validation[0].value, 1e-8 * std::abs(r.validation[0].value));
 }
 
 TEST(Train, ValidationIsPluggableAndDoesNotDisturbTraining) {
