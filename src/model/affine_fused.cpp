@@ -1,5 +1,5 @@
 // AffineModel's fused training step: the loss of AffineModel::loss and its gradient, derived by
-// hand and computed on raw buffers (model/mlp_kernel.h). With the native prediction F of the
+// hand and computed on raw buffers (net/mlp_kernel.h). With the native prediction F of the
 // net at x_t = a y + b eps (EDM: pred = c_skip z + c_out F(c_in z), z = x_t / a), the loss is
 //   L = k mean_i s_i |pred_i - T_i|^2 - reconstruction + prior,
 // where T is the regression target of the prediction, s = w c the weight times the ELBO factor

@@ -1,6 +1,6 @@
 // OdeModel's fused training step: the negative log-likelihood of the continuous normalizing
 // flow through a fixed-step explicit Runge-Kutta solve from t = 1 to t = 0, and its gradient by
-// the discrete adjoint of that same solve, on raw buffers (model/mlp_kernel.h).
+// the discrete adjoint of that same solve, on raw buffers (net/mlp_kernel.h).
 // Forward, per step from t to t + h (h < 0) with the solver's tableau (a, b, c; solver/ode.h):
 //   X_i = x + h sum_{j<i} a_ij K_i,   K_i = F(X_i, t + c_i h),   D_i = tr dF/dx (X_i, ...)
 //   x <- x + h sum_i b_i K_i,         ell <- ell + h sum_i b_i D_i

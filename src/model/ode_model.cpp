@@ -20,7 +20,7 @@ class FlowSde final : public GenerativeSde {
     return torch::zeros({}, x.options());
   }
   double prior_std() const override { return 1.0; }
-  // F and its exact divergence from the Jacobian tangents of the raw forward (model/mlp_kernel.h).
+  // F and its exact divergence from the Jacobian tangents of the raw forward (net/mlp_kernel.h).
   RawDivergenceField raw_drift_divergence() const override {
     if (!MlpKernel::supports(*net_)) return {};
     const auto kernel = std::make_shared<const MlpKernel>(*net_);

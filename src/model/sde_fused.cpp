@@ -1,5 +1,5 @@
 // SdeModel's fused training step: loss() = -ELBO with one time per row, and its gradient,
-// derived by hand on raw buffers (model/mlp_kernel.h). Per row, with bridge = t (1 - t),
+// derived by hand on raw buffers (net/mlp_kernel.h). Per row, with bridge = t (1 - t),
 // c = 1 - t + t b1 and the inference net's outputs A, B and their time derivatives A', B':
 //   alpha  = t y + bridge A                 alpha' = y + (1 - 2t) A + bridge A'
 //   beta   = c exp(bridge B)                beta'  = beta q,  q = (b1 - 1)/c + (1 - 2t) B + bridge B'

@@ -13,7 +13,7 @@
 #include "sdegen/core/error.h"
 #include "sdegen/core/tensor.h"
 #include "sdegen/model/generative_model.h"
-#include "sdegen/model/mlp.h"
+#include "sdegen/net/mlp.h"
 
 namespace sdegen::test {
 

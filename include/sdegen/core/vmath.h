@@ -1,6 +1,6 @@
 #pragma once
 // Elementwise math and matrix products on raw float64 buffers, for the fused kernels that train
-// and sample small networks without building tensors (model/mlp_kernel.h). A small network's
+// and sample small networks without building tensors (net/mlp_kernel.h). A small network's
 // step is bound by per-operation overhead, not arithmetic: these calls have none beyond the
 // arithmetic itself. The transcendental functions run four lanes at a time through glibc's
 // vector math library where the CPU has AVX2 (chosen at run time), two lanes (SSE2) otherwise,

@@ -5,7 +5,7 @@
 // The divergence is exact or Hutchinson's estimate with Rademacher probes held fixed over the
 // solve. Two paths compute it: tensors, with the exact divergence from one backward pass per
 // dimension (any field, the reference), and raw float64 buffers, where the field supplies its
-// own exact divergence (a network's from its Jacobian tangents, model/mlp_kernel.h) and dopri5
+// own exact divergence (a network's from its Jacobian tangents, net/mlp_kernel.h) and dopri5
 // runs on the buffers too (solve_ode_adaptive_raw).
 #include <torch/torch.h>
 

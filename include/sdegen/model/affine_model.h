@@ -18,8 +18,8 @@
 #include <string>
 
 #include "sdegen/model/generative_model.h"
-#include "sdegen/model/mlp.h"
-#include "sdegen/model/mlp_kernel.h"
+#include "sdegen/net/mlp.h"
+#include "sdegen/net/mlp_kernel.h"
 #include "sdegen/objective/weighting.h"
 
 namespace sdegen {
@@ -56,7 +56,7 @@ torch::Tensor edm_denoiser(MlpImpl& net, const AffineSchedule& schedule, double 
                            const torch::Tensor& t);
 
 // The native prediction of `net` (EDM's preconditioning included) on raw buffers through
-// model/mlp_kernel.h: PredictionField's raw sampling path (src/model/affine_fused.cpp).
+// net/mlp_kernel.h: PredictionField's raw sampling path (src/model/affine_fused.cpp).
 RawPredictionFactory raw_prediction(Mlp net, SchedulePtr schedule, bool precondition, double sigma_data);
 
 // The defaults of each named specialisation (schedule, prediction, weighting, time sampling).

@@ -25,7 +25,7 @@ class GenerativeModel : public torch::nn::Module {
 
   // One training step's work: the value of loss(y), with its gradient written into every
   // parameter's .grad() (earlier gradients are discarded). The default is loss(y) and autograd
-  // (autograd_loss_and_gradient). A model overrides it with a fused kernel (model/mlp_kernel.h:
+  // (autograd_loss_and_gradient). A model overrides it with a fused kernel (net/mlp_kernel.h:
   // hand-derived gradients on raw buffers) for the configurations it supports and falls back to
   // the default for the others. Both draw the same random numbers in the same order, so they
   // give the same loss and gradients up to rounding. When the loss is not finite the

@@ -15,8 +15,8 @@
 #include <string>
 
 #include "sdegen/model/generative_model.h"
-#include "sdegen/model/mlp.h"
-#include "sdegen/model/mlp_kernel.h"
+#include "sdegen/net/mlp.h"
+#include "sdegen/net/mlp_kernel.h"
 #include "sdegen/process/variational.h"
 
 namespace sdegen {

@@ -64,7 +64,7 @@ class MarginalField {
  public:
   virtual ~MarginalField() = default;
   // The probability-flow velocity on raw buffers, for one solve, when this field evaluates
-  // without tensors (a network that model/mlp_kernel.h runs); empty otherwise. The callback
+  // without tensors (a network that net/mlp_kernel.h runs); empty otherwise. The callback
   // keeps work buffers: one solve, one thread.
   virtual RawField raw_velocity() const { return {}; }
   // The same velocity with its exact divergence, on raw buffers, for one solve; empty when this

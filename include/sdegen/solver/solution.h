@@ -15,7 +15,7 @@ namespace sdegen {
 using VectorField = std::function<torch::Tensor(double t, const torch::Tensor& x)>;
 // dx/dt = f(t, x) on raw buffers: writes the field at (t, x) for the n rows of x (row-major
 // [n, d], d fixed by the solve) into dx. For fields that evaluate without tensors (a network run
-// by model/mlp_kernel.h), so a small batch pays no per-operation overhead.
+// by net/mlp_kernel.h), so a small batch pays no per-operation overhead.
 using RawVectorField = std::function<void(double t, const double* x, int64_t n, double* dx)>;
 // sigma(t, x) of dx = f dt + sigma dW; broadcasts against x (a 0-dim tensor is fine; for one
 // value per row return per_row(sigma, x) from core/tensor.h).

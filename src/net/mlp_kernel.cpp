@@ -1,4 +1,4 @@
-#include "sdegen/model/mlp_kernel.h"
+#include "sdegen/net/mlp_kernel.h"
 
 #include <ATen/Parallel.h>
 

@@ -10,7 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "sdegen/model/time_embedding.h"
+#include "sdegen/net/network.h"
+#include "sdegen/net/time_embedding.h"
 
 namespace sdegen {
 
@@ -50,15 +51,18 @@ std::vector<std::string> activation_names();  // "tanh", "relu", "gelu", "silu",
 // Throws InvalidArgument naming the first option out of range (unknown names list the valid ones).
 void check_mlp_options(const MlpOptions& options);
 
-class MlpImpl : public torch::nn::Module {
+class MlpImpl : public NetworkImpl {
  public:
   explicit MlpImpl(const MlpOptions& options);
 
   // x: [batch, in_dim]; t: [batch] or 0-dim (one time for every row), floating point;
-  // labels: [batch] integers in [0, num_classes) when num_classes > 0, undefined otherwise.
-  // Returns [batch, out_dim] in x's dtype.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t,
-                        const torch::Tensor& labels = {});
+  // labels (num_classes > 0): [batch] integers in [0, num_classes) or kNullLabel; none means
+  // kNullLabel for every row. Returns [batch, out_dim] in x's dtype.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const Condition& condition = {}) override;
+  std::vector<int64_t> shape() const override { return {options.in_dim()}; }
+  int64_t num_classes() const override { return options.num_classes(); }
+  nlohmann::json config() const override;
+  MlpImpl* as_mlp() override { return this; }
 
   // The output with its derivatives in closed form (forward-mode tangents through each layer:
   // one extra matrix product per layer and direction, differentiable by autograd, so a loss
@@ -84,20 +88,19 @@ class MlpImpl : public torch::nn::Module {
 
   MlpOptions options;
   TimeEmbedding time_embedding{nullptr};
-  torch::nn::Embedding class_embedding{nullptr};  // set when num_classes > 0
+  torch::nn::Embedding class_embedding{nullptr};  // num_classes + 1 rows (the last: no label)
   torch::nn::ModuleList hidden{nullptr};           // the `depth` hidden Linear layers
   torch::nn::Linear output{nullptr};
 
  protected:
-  FORWARD_HAS_DEFAULT_ARGS({2, torch::nn::AnyValue(torch::Tensor())})
+  FORWARD_HAS_DEFAULT_ARGS({2, torch::nn::AnyValue(Condition())})
 
  private:
   enum class Activation { Tanh, Relu, Gelu, Silu, Softplus };
   torch::Tensor activate(const torch::Tensor& h) const;
   // The activation's derivative at the pre-activation `pre`, given h = activate(pre).
   torch::Tensor activation_slope(const torch::Tensor& pre, const torch::Tensor& h) const;
-  torch::Tensor check_inputs(const torch::Tensor& x, const torch::Tensor& t) const;
-  torch::Tensor embed_labels(const torch::Tensor& labels, int64_t batch);
+  torch::Tensor check_inputs(const torch::Tensor& x, const torch::Tensor& t, const Condition& condition = {}) const;
 
   Activation activation_;
   // The hidden layers again, typed, so forward iterates without casts or AnyModule dispatch.

@@ -4,7 +4,7 @@
 // embedding, depth and choice of tangent directions.
 #include "sdegen/core/error.h"
 #include "sdegen/core/tensor.h"
-#include "sdegen/model/mlp_kernel.h"
+#include "sdegen/net/mlp_kernel.h"
 #include "support/support.h"
 
 namespace sdegen {

@@ -1,4 +1,4 @@
-#include "sdegen/model/time_embedding.h"
+#include "sdegen/net/time_embedding.h"
 
 #include <cmath>
 

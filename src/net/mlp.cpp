@@ -1,4 +1,4 @@
-#include "sdegen/model/mlp.h"
+#include "sdegen/net/mlp.h"
 
 #include <array>
 #include <cmath>
@@ -8,14 +8,6 @@
 
 namespace sdegen {
 namespace {
-
-// "[10, 2]", or "undefined" for a tensor that was never set.
-std::string shape_of(const torch::Tensor& x) {
-  if (!x.defined()) return "undefined";
-  std::ostringstream os;
-  os << x.sizes();
-  return os.str();
-}
 
 // Replaces each tensor of `to` by a copy of the tensor of the same name in `from`.
 void copy_tensors(const torch::OrderedDict<std::string, torch::Tensor>& from,
@@ -70,7 +62,7 @@ MlpImpl::MlpImpl(const MlpOptions& options_) : options(options_) {
   int64_t in = options.in_dim() + time_embedding->dim();
   if (options.num_classes() > 0) {
     class_embedding = register_module(
-        "class_embedding", torch::nn::Embedding(options.num_classes(), options.class_dim()));
+        "class_embedding", torch::nn::Embedding(options.num_classes() + 1, options.class_dim()));
     in += options.class_dim();
   }
   hidden = register_module("hidden", torch::nn::ModuleList());
@@ -94,53 +86,26 @@ MlpImpl::MlpImpl(const MlpOptions& options_) : options(options_) {
   }
 }
 
-torch::Tensor MlpImpl::check_inputs(const torch::Tensor& x, const torch::Tensor& t) const {
-  SDEGEN_CHECK(x.defined() && x.dim() == 2 && x.size(1) == options.in_dim(),
-               "Mlp expects x of shape [batch, ", options.in_dim(), "], got ", shape_of(x));
-  SDEGEN_CHECK(x.is_floating_point(), "Mlp expects floating-point x, got ", x.scalar_type());
-  const int64_t batch = x.size(0);
-  SDEGEN_CHECK(t.defined() && (t.dim() == 0 || (t.dim() == 1 && t.size(0) == batch)),
-               "Mlp expects t of shape [batch] = [", batch, "] or a scalar, got ", shape_of(t));
-  SDEGEN_CHECK(t.is_floating_point(), "Mlp expects floating-point t, got ", t.scalar_type());
+torch::Tensor MlpImpl::check_inputs(const torch::Tensor& x, const torch::Tensor& t,
+                                    const Condition& condition) const {
+  check_network_inputs("Mlp", shape(), options.num_classes(), x, t, condition);
   // No copies on the usual path: expand is a view, and .to() returns t itself when the dtype
   // already matches.
-  return (t.dim() == 0 ? t.expand({batch}) : t).to(x.dtype());
+  return (t.dim() == 0 ? t.expand({x.size(0)}) : t).to(x.dtype());
 }
 
-torch::Tensor MlpImpl::forward(const torch::Tensor& x, const torch::Tensor& t,
-                               const torch::Tensor& labels) {
-  const torch::Tensor times = check_inputs(x, t);
-  const int64_t batch = x.size(0);
+torch::Tensor MlpImpl::forward(const torch::Tensor& x, const torch::Tensor& t, const Condition& condition) {
+  const torch::Tensor times = check_inputs(x, t, condition);
   std::array<torch::Tensor, 3> parts{x, time_embedding->forward(times)};
   size_t n = 2;
-  if (class_embedding) {
-    parts[n++] = embed_labels(labels, batch);
-  } else {
-    SDEGEN_CHECK(!labels.defined(),
-                 "Mlp is unconditional (num_classes = 0) but was given labels of shape ",
-                 shape_of(labels));
-  }
+  if (class_embedding)
+    parts[n++] = class_embedding->forward(label_rows(condition, options.num_classes(), x.size(0), x.device()));
   torch::Tensor h = torch::cat(torch::TensorList(parts.data(), n), 1);
   for (auto& layer : layers_) h = activate(layer->forward(h));
   return output->forward(h);
 }
 
-torch::Tensor MlpImpl::embed_labels(const torch::Tensor& labels, int64_t batch) {
-  const int64_t k = options.num_classes();
-  SDEGEN_CHECK(labels.defined(), "Mlp is class-conditional (num_classes = ", k,
-               ") and needs labels of shape [batch] = [", batch, "]");
-  SDEGEN_CHECK(labels.dim() == 1 && labels.size(0) == batch,
-               "Mlp expects labels of shape [batch] = [", batch, "], got ", shape_of(labels));
-  SDEGEN_CHECK(c10::isIntegralType(labels.scalar_type(), /*includeBool=*/false),
-               "Mlp expects integer labels (int64), got ", labels.scalar_type());
-  if (batch > 0) {
-    const auto [lo, hi] = torch::aminmax(labels);
-    const int64_t min = lo.item<int64_t>(), max = hi.item<int64_t>();
-    SDEGEN_CHECK(min >= 0 && max < k, "Mlp expects labels in [0, ", k, "), got values in [", min,
-                 ", ", max, "]");
-  }
-  return class_embedding->forward(labels.to(torch::kLong));
-}
+nlohmann::json MlpImpl::config() const { return to_json(options); }
 
 torch::Tensor MlpImpl::activate(const torch::Tensor& h) const {
   switch (activation_) {

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "sdegen/core/error.h"
-#include "sdegen/model/mlp.h"
+#include "sdegen/net/mlp.h"
 #include "support/support.h"
 
 namespace sdegen {

@@ -5,7 +5,7 @@
 
 #include "sdegen/core/error.h"
 #include "sdegen/core/vmath.h"
-#include "sdegen/model/mlp_kernel.h"
+#include "sdegen/net/mlp_kernel.h"
 #include "support/support.h"
 
 namespace sdegen {

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "sdegen/model/mlp.h"
+#include "sdegen/net/mlp.h"
 
 namespace sdegen {
 

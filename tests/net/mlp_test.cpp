@@ -6,9 +6,9 @@
 
 #include "sdegen/core/check.h"
 #include "sdegen/model/factory.h"
-#include "sdegen/model/mlp.h"
+#include "sdegen/net/mlp.h"
 #include "sdegen/model/output.h"
-#include "sdegen/model/time_embedding.h"
+#include "sdegen/net/time_embedding.h"
 #include "support/support.h"
 
 namespace sdegen {
@@ -159,10 +159,19 @@ TEST(Mlp, ClassConditionalNetUsesAndChecksItsLabels) {
   const torch::Tensor ones = torch::ones({8}, torch::kLong);
   EXPECT_GT(max_abs_diff(net(x, t, zeros), net(x, t, ones)), 1e-6);
   EXPECT_THROW_WITH(net(x, t, torch::full({8}, 3, torch::kLong)), InvalidArgument,
-                    "Mlp expects labels in [0, 3), got values in [3, 3]");
-  EXPECT_THROW_WITH(net(x, t, torch::full({8}, -1, torch::kLong)), InvalidArgument,
-                    "got values in [-1, -1]");
-  EXPECT_THROW_WITH(net(x, t), InvalidArgument, "needs labels of shape [batch] = [8]");
+                    "Mlp expects labels in [0, 3) or -1 (no label), got values in [3, 3]");
+  EXPECT_THROW_WITH(net(x, t, torch::full({8}, -2, torch::kLong)), InvalidArgument,
+                    "got values in [-2, -2]");
+  // No labels, and kNullLabel on every row, are the same: the null row of the embedding, which
+  // differs from every class's row.
+  const torch::Tensor null = torch::full({8}, kNullLabel, torch::kLong);
+  EXPECT_EQ(max_abs_diff(net(x, t), net(x, t, null)), 0.0);
+  EXPECT_GT(max_abs_diff(net(x, t, null), net(x, t, zeros)), 1e-6);
+  torch::Tensor mixed = zeros.clone();
+  mixed[3] = kNullLabel;
+  const torch::Tensor out = net(x, t, mixed);
+  EXPECT_EQ(max_abs_diff(out[3], net(x, t)[3]), 0.0);
+  EXPECT_EQ(max_abs_diff(out[0], net(x, t, zeros)[0]), 0.0);
   EXPECT_THROW_WITH(net(x, t, torch::zeros({7}, torch::kLong)), InvalidArgument,
                     "Mlp expects labels of shape [batch] = [8], got [7]");
   EXPECT_THROW_WITH(net(x, t, torch::zeros({8})), InvalidArgument, "integer labels");

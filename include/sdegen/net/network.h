@@ -1,0 +1,73 @@
+#pragma once
+// The one interface every network has, whatever its architecture: a raw function
+//
+//   (x [B, *shape], t [B] or 0-dim, condition) -> [B, *shape]
+//
+// A model (flow, diffusion, score, vdm, sde, ode) wraps a network with its schedule,
+// prediction and preconditioning and never looks at its layers; the MLP (net/mlp.h) and the
+// U-Net (net/unet.h) are two networks. The fused kernels (net/mlp_kernel.h) stay the MLP's fast
+// path: a model asks as_mlp() and falls back to autograd through forward() for any other net.
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sdegen {
+
+class MlpImpl;
+
+// The label that means "no label": classifier-free guidance's null condition. A conditional
+// network learns it as one more class (the unconditional model in the same weights).
+constexpr int64_t kNullLabel = -1;
+
+// What a network is conditioned on besides time. Labels only for now; a condition vector is a
+// later field, and an unconditional network gets an empty Condition.
+struct Condition {
+  Condition() = default;
+  /* implicit */ Condition(torch::Tensor labels) : labels(std::move(labels)) {}
+  torch::Tensor labels;  // [B] int64: a class in [0, num_classes) or kNullLabel; undefined: none
+  bool empty() const { return !labels.defined(); }
+};
+
+class NetworkImpl : public torch::nn::Module {
+ public:
+  // x: [B, *shape()] floating point; t: [B] or 0-dim (one time for every example).
+  // Returns [B, *shape()] in x's dtype. A conditional network (num_classes() > 0) given an empty
+  // condition treats every example as kNullLabel; an unconditional one refuses labels.
+  virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t,
+                                const Condition& condition = {}) = 0;
+  // The shape of one example: {d} for vectors, {C, H, W} for images.
+  virtual std::vector<int64_t> shape() const = 0;
+  // Classes the network is conditioned on; 0: unconditional.
+  virtual int64_t num_classes() const = 0;
+  // Everything needed to rebuild the architecture (not the weights), with "type" naming it.
+  virtual nlohmann::json config() const = 0;
+  // The MLP behind this network when it is one (its fused kernels apply), else nullptr.
+  virtual MlpImpl* as_mlp() { return nullptr; }
+};
+
+using NetworkPtr = std::shared_ptr<NetworkImpl>;
+
+// "mlp", "unet".
+std::vector<std::string> network_names();
+
+// Builds a network (fresh weights, float32: the model that holds it sets its dtype) from a
+// configuration written by config(); refuses an unknown type, key or value, naming it.
+NetworkPtr make_network(const nlohmann::json& config);
+
+// The number of elements of one example: the product of shape().
+int64_t example_numel(const std::vector<int64_t>& shape);
+
+// Checks that x is [B, *shape] and t is [B] or 0-dim, and that the condition's labels (when
+// given) are [B] integers in [0, num_classes) or kNullLabel. `who` names the network in messages.
+void check_network_inputs(const std::string& who, const std::vector<int64_t>& shape, int64_t num_classes,
+                          const torch::Tensor& x, const torch::Tensor& t, const Condition& condition);
+
+// Labels as embedding rows: kNullLabel becomes row num_classes (an embedding of num_classes + 1
+// rows); an empty condition gives every example the null row.
+torch::Tensor label_rows(const Condition& condition, int64_t num_classes, int64_t batch, const torch::Device& device);
+
+}  // namespace sdegen

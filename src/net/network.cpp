@@ -1,0 +1,80 @@
+#include "sdegen/net/network.h"
+
+#include <sstream>
+
+#include "sdegen/core/check.h"
+#include "sdegen/net/mlp.h"
+
+namespace sdegen {
+
+namespace {
+
+std::string dims(c10::IntArrayRef sizes) {
+  std::ostringstream s;
+  s << sizes;
+  return s.str();
+}
+
+}  // namespace
+
+std::vector<std::string> network_names() { return {"mlp"}; }
+
+NetworkPtr make_network(const nlohmann::json& config) {
+  SDEGEN_CHECK(config.is_object(), "network configuration must be a JSON object, got ", config.dump());
+  const auto type = config.find("type");
+  SDEGEN_CHECK(type != config.end() && type->is_string(), "network configuration needs a \"type\" string, one of ",
+               join(network_names()), "; got ", config.dump());
+  const std::string name = type->get<std::string>();
+  check_name("network type", name, network_names());
+  return Mlp(mlp_options_from_json(config)).ptr();
+}
+
+int64_t example_numel(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (const int64_t s : shape) n *= s;
+  return n;
+}
+
+void check_network_inputs(const std::string& who, const std::vector<int64_t>& shape, int64_t num_classes,
+                          const torch::Tensor& x, const torch::Tensor& t, const Condition& condition) {
+  SDEGEN_CHECK(x.defined() && x.dim() == static_cast<int64_t>(shape.size()) + 1 &&
+                   x.sizes().slice(1) == c10::IntArrayRef(shape),
+               who, " expects x of shape [batch, ", join([&] {
+                 std::vector<std::string> s;
+                 for (const int64_t v : shape) s.push_back(std::to_string(v));
+                 return s;
+               }()),
+               "], got ", x.defined() ? dims(x.sizes()) : std::string("an undefined tensor"));
+  SDEGEN_CHECK(x.is_floating_point(), who, " expects floating-point x, got ", x.scalar_type());
+  const int64_t batch = x.size(0);
+  SDEGEN_CHECK(t.defined() && (t.dim() == 0 || (t.dim() == 1 && t.size(0) == batch)), who,
+               " expects t of shape [batch] = [", batch, "] or a scalar, got ",
+               t.defined() ? dims(t.sizes()) : std::string("an undefined tensor"));
+  SDEGEN_CHECK(t.is_floating_point(), who, " expects floating-point t, got ", t.scalar_type());
+  if (condition.empty()) return;
+  const torch::Tensor& labels = condition.labels;
+  SDEGEN_CHECK(num_classes > 0, who, " is unconditional (num_classes = 0) but was given labels of shape ",
+               dims(labels.sizes()));
+  SDEGEN_CHECK(labels.dim() == 1 && labels.size(0) == batch, who, " expects labels of shape [batch] = [", batch,
+               "], got ", dims(labels.sizes()));
+  SDEGEN_CHECK(c10::isIntegralType(labels.scalar_type(), /*includeBool=*/false), who,
+               " expects integer labels (int64), got ", labels.scalar_type());
+  if (batch == 0) return;
+  const bool in_range = (labels.ge(0) | labels.eq(kNullLabel)).all().item<bool>() &&
+                        labels.max().item<int64_t>() < num_classes;
+  if (!in_range) {
+    const auto [lo, hi] = torch::aminmax(labels);
+    throw InvalidArgument(detail::concat(who, " expects labels in [0, ", num_classes, ") or ", kNullLabel,
+                                         " (no label), got values in [", lo.item<int64_t>(), ", ",
+                                         hi.item<int64_t>(), "]"));
+  }
+}
+
+torch::Tensor label_rows(const Condition& condition, int64_t num_classes, int64_t batch, const torch::Device& device) {
+  const auto long_options = torch::TensorOptions(torch::kLong).device(device);
+  if (condition.empty()) return torch::full({batch}, num_classes, long_options);
+  const torch::Tensor labels = condition.labels.to(long_options);
+  return torch::where(labels.eq(kNullLabel), torch::full_like(labels, num_classes), labels);
+}
+
+}  // namespace sdegen
