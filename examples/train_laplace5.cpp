@@ -27,11 +27,12 @@ int main(int argc, char** argv) {
     const char* v = std::getenv(name);
     return std::string(v ? v : fallback);
   };
-  o.net.width(std::stoi(env("WIDTH", "64")))
-      .depth(std::stoi(env("DEPTH", "3")))
-      .activation(env("ACT", "silu"))
-      .time_embedding(env("EMBED", "fourier"))
-      .fourier_scale(std::stod(env("FSCALE", "4")));
+  o.net = to_json(MlpOptions(1)
+                      .width(std::stoi(env("WIDTH", "64")))
+                      .depth(std::stoi(env("DEPTH", "3")))
+                      .activation(env("ACT", "silu"))
+                      .time_embedding(env("EMBED", "fourier"))
+                      .fourier_scale(std::stod(env("FSCALE", "4"))));
   const double lr = std::stod(env("LR", "2e-3"));
   auto model = std::make_shared<AffineModel>(o);
   model->to(torch::kDouble);

@@ -134,6 +134,7 @@ RawPredictionFactory raw_prediction(Mlp net, SchedulePtr schedule, bool precondi
 bool AffineModel::has_fused_step(const torch::Tensor& y) const {
   // Every parameter must be one derived here: the net's, log delta and, for vdm with m(t) = t,
   // the learned endpoints (noise or data prediction, the ELBO weighting, no preconditioning).
+  if (!mlp_ || y.dim() != 2) return false;
   size_t own = net_->parameters().size() + 1;
   if (learned_) {
     if (options_.schedule_knots != 1 || options_.precondition || options_.weighting != Weighting::Elbo ||
@@ -142,13 +143,12 @@ bool AffineModel::has_fused_step(const torch::Tensor& y) const {
     if (options_.learn_endpoints) own += 2;
   }
   return is_cpu_double(y) && parameters().size() == own &&
-         MlpKernel::supports(*net_);
+         MlpKernel::supports(*mlp_);
 }
 
-double AffineModel::loss_and_gradient(const torch::Tensor& y_in) {
-  SDEGEN_CHECK(y_in.dim() == 2 && y_in.size(1) == dim(), "model expects data of shape [batch, ", dim(), "], got ",
-               y_in.sizes());
-  if (!has_fused_step(y_in)) return autograd_loss_and_gradient(*this, y_in);
+double AffineModel::loss_and_gradient(const torch::Tensor& y_in, const Condition& condition) {
+  check_data(y_in);
+  if (!condition.empty() || !has_fused_step(y_in)) return autograd_loss_and_gradient(*this, y_in, condition);
   const torch::Tensor y = y_in.contiguous();
   const int64_t n = y.size(0), d = dim();
   const bool endpoints = learned_ && options_.learn_endpoints;
@@ -191,7 +191,7 @@ double AffineModel::loss_and_gradient(const torch::Tensor& y_in) {
     }
   }
 
-  MlpKernel net(*net_);
+  MlpKernel net(*mlp_);
   MlpTape& tape = workspace_.tape(0);
   net.forward(x, t.data_ptr<double>(), n, {}, tape);
   const double* F = tape.output();

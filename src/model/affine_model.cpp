@@ -1,6 +1,7 @@
 #include "sdegen/model/affine_model.h"
 
 #include <cmath>
+#include <sstream>
 
 #include "sdegen/core/check.h"
 #include "sdegen/core/tensor.h"
@@ -12,7 +13,7 @@ AffineModelOptions affine_model_defaults(const std::string& kind, int64_t dim) {
   check_name("affine model", kind, {"flow", "diffusion", "score", "vdm"});
   AffineModelOptions o;
   o.kind = kind;
-  o.net = MlpOptions(dim);
+  o.net = to_json(MlpOptions(dim));
   if (kind == "flow") {
     o.schedule = "linear";
     o.prediction = Prediction::Velocity;
@@ -42,7 +43,8 @@ std::pair<double, double> range_of(const AffineSchedule& s, double eps) {
 
 }  // namespace
 
-AffineModel::AffineModel(AffineModelOptions o) : options_(std::move(o)) {
+AffineModel::AffineModel(AffineModelOptions o, NetworkPtr net) : options_(std::move(o)) {
+  if (net) options_.net = net->config();
   check_name("time sampling", options_.time_sampling, {"uniform", "antithetic", "lognormal"});
   SDEGEN_CHECK(options_.t_epsilon > 0 && options_.t_epsilon < 0.5, "t_epsilon must lie in (0, 0.5), got ",
                options_.t_epsilon);
@@ -52,22 +54,59 @@ AffineModel::AffineModel(AffineModelOptions o) : options_(std::move(o)) {
   schedule_ = learns_schedule() ? make_learnable_schedule()
                                 : make_schedule(options_.schedule, options_.schedule_options);
   range_ = range_of(*schedule_, options_.t_epsilon);
-  net_ = register_module("net", Mlp(options_.net));
+  net_ = register_module("net", net ? std::move(net) : make_network(options_.net));
+  mlp_ = std::dynamic_pointer_cast<MlpImpl>(net_);
+  shape_ = net_->shape();
+  if (mlp_)
+    SDEGEN_CHECK(mlp_->options.resolved_out_dim() == mlp_->options.in_dim(), "the '", options_.kind,
+                 "' model's MLP must output its input's size ", mlp_->options.in_dim(), ", got out_dim ",
+                 mlp_->options.out_dim());
+  SDEGEN_CHECK(options_.p_uncond >= 0 && options_.p_uncond <= 1, "p_uncond must lie in [0, 1], got ",
+               options_.p_uncond);
   log_delta_ = register_parameter("log_delta", torch::full({}, std::log(options_.delta), torch::kDouble));
+  check_name("dtype", options_.dtype, {"float32", "float64"});
   SDEGEN_CHECK(!options_.precondition || options_.prediction == Prediction::Data,
                "EDM preconditioning wraps a data prediction; got prediction '", prediction_name(options_.prediction),
                "'");
   SDEGEN_CHECK(options_.sigma_data > 0, "sigma_data must be positive, got ", options_.sigma_data);
-  Mlp net = net_;
+  field_ = std::make_shared<PredictionField>(
+      native_fn(Condition{}), options_.prediction, schedule_,
+      mlp_ ? raw_prediction(Mlp(mlp_), schedule_, options_.precondition, options_.sigma_data) : RawPredictionFactory{});
+  to(options_.dtype == "float32" ? torch::kFloat : torch::kDouble);
+}
+
+PredictionFn AffineModel::native_fn(const Condition& condition) const {
+  const NetworkPtr net = net_;
   const SchedulePtr schedule = schedule_;
   const bool precondition = options_.precondition;
   const double sigma_data = options_.sigma_data;
-  field_ = std::make_shared<PredictionField>(
-      [net, schedule, precondition, sigma_data](const torch::Tensor& x, const torch::Tensor& t) mutable {
-        if (!precondition) return net->forward(x, t);
-        return edm_denoiser(*net, *schedule, sigma_data, x, t);
-      },
-      options_.prediction, schedule_, raw_prediction(net_, schedule_, precondition, sigma_data));
+  return [net, schedule, precondition, sigma_data, condition](const torch::Tensor& x, const torch::Tensor& t) {
+    if (!precondition) return net->forward(x, t, condition);
+    return edm_denoiser(*net, *schedule, sigma_data, x, t, condition);
+  };
+}
+
+std::shared_ptr<const MarginalField> AffineModel::guided_field(const Condition& condition, double w) const {
+  if (condition.empty()) return field_;
+  SDEGEN_CHECK(num_classes() > 0, "guidance needs a class-conditional model; this '", kind(),
+               "' model is unconditional");
+  SDEGEN_CHECK(std::isfinite(w), "guidance weight must be finite, got ", w);
+  // w = 0 and w = 1 are single evaluations (exactly the unconditional and the conditional model).
+  if (w == 0.0) return field_;
+  const PredictionFn cond = native_fn(condition);
+  PredictionFn fn = cond;
+  if (w != 1.0) {
+    const torch::Tensor labels = condition.labels;
+    const PredictionFn both = native_fn(Condition(torch::cat({labels, torch::full_like(labels, kNullLabel)})));
+    fn = [both, w](const torch::Tensor& x, const torch::Tensor& t) {
+      // One batched call: the conditional rows, then the same points with the null label.
+      const int64_t n = x.size(0);
+      const torch::Tensor out = both(torch::cat({x, x}), t.dim() == 0 ? t : torch::cat({t, t}));
+      const torch::Tensor c = out.narrow(0, 0, n), u = out.narrow(0, n, n);
+      return u + w * (c - u);
+    };
+  }
+  return std::make_shared<PredictionField>(fn, options_.prediction, schedule_);
 }
 
 // The loglinear schedule on tensors this model owns: the learned ones are registered as
@@ -97,18 +136,42 @@ SchedulePtr AffineModel::make_learnable_schedule() {
   return schedule;
 }
 
-torch::Tensor edm_denoiser(MlpImpl& net, const AffineSchedule& schedule, double sigma_data, const torch::Tensor& x,
-                           const torch::Tensor& t) {
+torch::Tensor edm_denoiser(NetworkImpl& net, const AffineSchedule& schedule, double sigma_data, const torch::Tensor& x,
+                           const torch::Tensor& t, const Condition& condition) {
   const ScheduleCoefficients c = schedule.coefficients(t).like(x);
   const torch::Tensor z = x / c.a;  // the data-scale state: y + sigma eps
   const torch::Tensor sigma = c.b / c.a, s2 = sigma * sigma + sigma_data * sigma_data;
   const torch::Tensor c_in = torch::rsqrt(s2), c_skip = sigma_data * sigma_data / s2;
   const torch::Tensor c_out = sigma * sigma_data * torch::rsqrt(s2);
-  return c_skip * z + c_out * net.forward(c_in * z, t);
+  return c_skip * z + c_out * net.forward(c_in * z, t, condition);
 }
 
-torch::Tensor AffineModel::predict_native(const torch::Tensor& x, const torch::Tensor& t) {
-  return options_.precondition ? edm_denoiser(*net_, *schedule_, options_.sigma_data, x, t) : net_->forward(x, t);
+torch::Tensor AffineModel::predict_native(const torch::Tensor& x, const torch::Tensor& t, const Condition& condition) {
+  return native_fn(condition)(x, t);
+}
+
+void AffineModel::check_data(const torch::Tensor& y) const {
+  const bool ok = y.defined() && y.dim() == static_cast<int64_t>(shape_.size()) + 1 &&
+                  y.sizes().slice(1) == c10::IntArrayRef(shape_);
+  if (!ok) {
+    std::ostringstream want, got;
+    want << "[batch";
+    for (const int64_t s : shape_) want << ", " << s;
+    want << "]";
+    if (y.defined()) got << y.sizes(); else got << "undefined";
+    throw InvalidArgument(detail::concat("the '", kind(), "' model expects data of shape ", want.str(), ", got ",
+                                         got.str()));
+  }
+  const auto dtype = options_.dtype == "float32" ? torch::kFloat : torch::kDouble;
+  SDEGEN_CHECK(y.scalar_type() == dtype, "the '", kind(), "' model computes in ", options_.dtype, "; got data of type ",
+               y.scalar_type());
+}
+
+Condition AffineModel::drop_labels(const Condition& condition, int64_t batch) const {
+  if (condition.empty() || options_.p_uncond == 0.0) return condition;
+  const torch::Tensor drop = torch::rand({batch}, torch::TensorOptions(torch::kDouble)) < options_.p_uncond;
+  return Condition(torch::where(drop.to(condition.labels.device()), torch::full_like(condition.labels, kNullLabel),
+                                condition.labels));
 }
 
 torch::Tensor AffineModel::sample_times(int64_t n, const torch::TensorOptions& to) const {
@@ -127,12 +190,13 @@ torch::Tensor AffineModel::sample_times(int64_t n, const torch::TensorOptions& t
   return lo + (hi - lo) * u;
 }
 
-AffineLoss AffineModel::drift_terms(const torch::Tensor& y, const torch::Tensor& t, const torch::Tensor& eps) {
+AffineLoss AffineModel::drift_terms(const torch::Tensor& y, const torch::Tensor& t, const torch::Tensor& eps,
+                                    const Condition& condition) {
   // x_t = a(t) y + b(t) eps, the network's input: a and b depend on the schedule's parameters.
   const ScheduleCoefficients c = schedule_->coefficients(t).like(y);
   const torch::Tensor x = c.a * y + c.b * eps;
   // The integrand 1/2 lambda'(t) |eps - eps_hat|^2 (in the native space), and its weighted loss.
-  return affine_loss({y, eps, t, predict_native(x, t), options_.prediction}, *schedule_, options_.weighting,
+  return affine_loss({y, eps, t, predict_native(x, t, condition), options_.prediction}, *schedule_, options_.weighting,
                      {options_.sigma_data});
 }
 
@@ -159,13 +223,12 @@ ElboTerms AffineModel::end_terms(const torch::Tensor& y) const {
   return terms;
 }
 
-torch::Tensor AffineModel::loss(const torch::Tensor& y) {
-  SDEGEN_CHECK(y.dim() == 2 && y.size(1) == dim(), "model expects data of shape [batch, ", dim(), "], got ",
-               y.sizes());
+torch::Tensor AffineModel::loss(const torch::Tensor& y, const Condition& condition) {
+  check_data(y);
   check_learned_endpoints();
   const torch::Tensor t = sample_times(y.size(0), y.options());
   const torch::Tensor eps = torch::randn_like(y);
-  torch::Tensor total = drift_terms(y, t, eps).loss.mean();
+  torch::Tensor total = drift_terms(y, t, eps, drop_labels(condition, y.size(0))).loss.mean();
   if (options_.weighting == Weighting::Elbo) {
     // The drift term of the negative ELBO: an unbiased estimate of its integral over the time range.
     const auto [lo, hi] = time_range();
@@ -177,16 +240,15 @@ torch::Tensor AffineModel::loss(const torch::Tensor& y) {
   return total - ends.reconstruction.mean() + ends.prior.mean();
 }
 
-ElboTerms AffineModel::elbo(const torch::Tensor& y, int64_t time_samples) {
-  SDEGEN_CHECK(y.dim() == 2 && y.size(1) == dim(), "model expects data of shape [batch, ", dim(), "], got ",
-               y.sizes());
+ElboTerms AffineModel::elbo(const torch::Tensor& y, int64_t time_samples, const Condition& condition) {
+  check_data(y);
   const auto [lo, hi] = time_range();
   const int64_t n = y.size(0);
   ElboTerms terms = end_terms(y);
   for (int64_t k = 0; k < time_samples; ++k) {
     const torch::Tensor t = lo + (hi - lo) * torch::rand({n}, y.options());
     const torch::Tensor eps = torch::randn_like(y);
-    terms.drift = terms.drift + (hi - lo) * drift_terms(y, t, eps).elbo_integrand;
+    terms.drift = terms.drift + (hi - lo) * drift_terms(y, t, eps, condition).elbo_integrand;
   }
   if (time_samples > 0) terms.drift = terms.drift / static_cast<double>(time_samples);
   return terms;
@@ -209,7 +271,9 @@ nlohmann::json to_json(const AffineModelOptions& options_) {
                       {"delta", options_.delta},
                       {"precondition", options_.precondition},
                       {"sigma_data", options_.sigma_data},
-                      {"net", to_json(options_.net)}};
+                      {"p_uncond", options_.p_uncond},
+                      {"dtype", options_.dtype},
+                      {"net", options_.net}};
   // Only vdm learns its schedule; its config also says how, so a checkpoint rebuilds it.
   if (options_.kind == "vdm") {
     j["learn_endpoints"] = options_.learn_endpoints;

@@ -37,7 +37,7 @@ nlohmann::json default_config(const std::string& kind, int64_t dim) {
     return to_json(o);
   }
   AffineModelOptions o = affine_model_defaults(kind, dim);
-  o.net = default_net(dim);
+  o.net = to_json(default_net(dim));
   return to_json(o);
 }
 
@@ -79,7 +79,8 @@ void unit_init_scale_for_wide_inputs(nlohmann::json& config, const nlohmann::jso
   const bool wide_inputs = (schedule == "ve" || schedule == "edm") && !config.value("precondition", false);
   const bool overridden = overrides.is_object() && overrides.contains("net") && overrides["net"].is_object() &&
                           overrides["net"].contains("x_init_scale");
-  if (wide_inputs && !overridden) config["net"].erase("x_init_scale");  // absent means 1 (mlp.h)
+  const bool mlp = config["net"].value("type", "") == "mlp";
+  if (wide_inputs && mlp && !overridden) config["net"].erase("x_init_scale");  // absent means 1 (mlp.h)
 }
 
 }  // namespace
@@ -96,6 +97,16 @@ nlohmann::json model_config(const std::string& kind, int64_t dim, const nlohmann
     if (item.key() == "kind") {
       SDEGEN_CHECK(item.value() == kind, "model overrides name kind ", item.value().dump(), " for a '", kind,
                    "' model");
+    } else if (item.key() == "net" && item.value().is_object() && item.value().contains("type") &&
+               item.value()["type"] != config["net"]["type"]) {
+      // Another kind of network (a U-Net for images): its own complete configuration, checked
+      // by make_network. Only the affine models hold any network; sde and ode need the MLP's
+      // closed-form derivatives.
+      SDEGEN_CHECK(kind != "sde" && kind != "ode", "the '", kind, "' model needs an MLP (its training uses the ",
+                   "MLP's closed-form derivatives); got a net of type ", item.value()["type"].dump());
+      config["net"] = item.value();
+      // Images train in float32 unless the overrides say otherwise (AffineModelOptions::dtype).
+      if (!overrides.contains("dtype")) config["dtype"] = "float32";
     } else if (item.key() == "net" && item.value().is_object()) {
       check_keys(item.value(), config["net"]);
       config["net"].update(item.value());
@@ -119,61 +130,74 @@ ModelPtr make_model(const nlohmann::json& config) {
   SDEGEN_CHECK(config.is_object(), "model configuration must be a JSON object, got ", config.dump());
   const std::string kind = get<std::string>(config, "kind");
   check_name("model", kind, model_names());
-  const MlpOptions net = mlp_options_from_json(config.at("net"));
-  check_keys(config, default_config(kind, net.in_dim()));
+  SDEGEN_CHECK(config.contains("net"), "model configuration has no 'net'");
+  check_keys(config, default_config(kind, 1));
   ModelPtr model;
   if (kind == "sde") {
     SdeModelOptions o;
-    o.net = net;
+    o.net = mlp_options_from_json(config.at("net"));
     o.b1 = get<double>(config, "b1");
     o.delta = get<double>(config, "delta");
     o.sigma_knots = get<int64_t>(config, "sigma_knots");
     o.time_sampling = get<std::string>(config, "time_sampling");
     model = std::make_shared<SdeModel>(o);
-  } else if (kind == "ode") {
+    model->to(torch::kDouble);
+    return model;
+  }
+  if (kind == "ode") {
     OdeModelOptions o;
-    o.net = net;
+    o.net = mlp_options_from_json(config.at("net"));
     o.steps = get<int>(config, "steps");
     o.solver = get<std::string>(config, "solver");
     o.exact_divergence = get<bool>(config, "exact_divergence");
     o.probes = get<int64_t>(config, "probes");
     model = std::make_shared<OdeModel>(o);
-  } else {
-    AffineModelOptions o = affine_model_defaults(kind, net.in_dim());
-    o.net = net;
-    o.schedule = get<std::string>(config, "schedule");
-    o.prediction = prediction_from_name(get<std::string>(config, "prediction"));
-    o.weighting = weighting_from_name(get<std::string>(config, "weighting"));
-    o.time_sampling = get<std::string>(config, "time_sampling");
-    o.t_epsilon = get<double>(config, "t_epsilon");
-    o.schedule_options.b_min = get<double>(config, "b_min");
-    o.delta = get<double>(config, "delta");
-    o.precondition = get<bool>(config, "precondition");
-    o.sigma_data = get<double>(config, "sigma_data");
-    if (kind == "vdm") {
-      o.learn_endpoints = get<bool>(config, "learn_endpoints");
-      o.schedule_options.lambda_min = get<double>(config, "lambda_min");
-      o.schedule_options.lambda_max = get<double>(config, "lambda_max");
-      o.schedule_knots = get<int64_t>(config, "schedule_knots");
-    }
-    model = std::make_shared<AffineModel>(o);
+    model->to(torch::kDouble);
+    return model;
   }
-  model->to(torch::kDouble);
-  return model;
+  AffineModelOptions o = affine_model_defaults(kind, 1);
+  o.net = config.at("net");  // make_network checks it
+  o.schedule = get<std::string>(config, "schedule");
+  o.prediction = prediction_from_name(get<std::string>(config, "prediction"));
+  o.weighting = weighting_from_name(get<std::string>(config, "weighting"));
+  o.time_sampling = get<std::string>(config, "time_sampling");
+  o.t_epsilon = get<double>(config, "t_epsilon");
+  o.schedule_options.b_min = get<double>(config, "b_min");
+  o.delta = get<double>(config, "delta");
+  o.precondition = get<bool>(config, "precondition");
+  o.sigma_data = get<double>(config, "sigma_data");
+  // Absent from configurations written before classifier-free guidance and float32 images.
+  if (config.contains("p_uncond")) o.p_uncond = get<double>(config, "p_uncond");
+  if (config.contains("dtype")) o.dtype = get<std::string>(config, "dtype");
+  if (kind == "vdm") {
+    o.learn_endpoints = get<bool>(config, "learn_endpoints");
+    o.schedule_options.lambda_min = get<double>(config, "lambda_min");
+    o.schedule_options.lambda_max = get<double>(config, "lambda_max");
+    o.schedule_knots = get<int64_t>(config, "schedule_knots");
+  }
+  return std::make_shared<AffineModel>(o);  // in o.dtype
 }
 
-Solution generate(const AffineModel& model, const torch::Tensor& x0, SamplerOptions options) {
+Solution generate(const AffineModel& model, const torch::Tensor& x0, SamplerOptions options, const Guidance& guidance) {
   const double hi = model.time_range().second;
   const bool velocity = model.options().prediction == Prediction::Velocity;
   const double end = velocity ? 1.0 : hi;
   options.t1 = std::min(options.t1, end);
-  Solution sol = sample(*model.field(), x0, options);
-  if (sol.ok() && options.t1 < 1.0) sol.x = model.field()->predict(sol.x, options.t1, Prediction::Data);
+  if (!guidance.condition.empty())
+    SDEGEN_CHECK(guidance.condition.labels.dim() == 1 && guidance.condition.labels.size(0) == x0.size(0),
+                 "generate: labels must be [n] = [", x0.size(0), "] like the prior draws, got ",
+                 guidance.condition.labels.sizes());
+  const auto field = model.guided_field(guidance.condition, guidance.weight);
+  Solution sol = sample(*field, x0, options);
+  if (sol.ok() && options.t1 < 1.0) sol.x = field->predict(sol.x, options.t1, Prediction::Data);
   return sol;
 }
 
-Solution generate(const GenerativeModel& model, const torch::Tensor& x0, SamplerOptions options) {
-  if (const auto* affine = dynamic_cast<const AffineModel*>(&model)) return generate(*affine, x0, options);
+Solution generate(const GenerativeModel& model, const torch::Tensor& x0, SamplerOptions options,
+                  const Guidance& guidance) {
+  if (const auto* affine = dynamic_cast<const AffineModel*>(&model))
+    return generate(*affine, x0, options, guidance);
+  check_unconditional(model, guidance.condition);
   const auto deterministic = ode_sampler_names();
   const bool ode_solver = std::find(deterministic.begin(), deterministic.end(), options.solver) != deterministic.end();
   if (!model.has_probability_flow())
@@ -188,7 +212,10 @@ Solution generate(const GenerativeModel& model, const torch::Tensor& x0, Sampler
 
 torch::Tensor sample_model_prior(const GenerativeModel& model, int64_t n, const torch::Device& device) {
   const double prior_std = model.sde(DiffusionSpec{})->prior_std();
-  return prior_std * torch::randn({n, model.dim()}, torch::TensorOptions(torch::kDouble).device(device));
+  std::vector<int64_t> sizes{n};
+  for (const int64_t s : model.shape()) sizes.push_back(s);
+  const auto dtype = model.parameters().empty() ? torch::kDouble : model.parameters().front().scalar_type();
+  return prior_std * torch::randn(sizes, torch::TensorOptions(dtype).device(device));
 }
 
 }  // namespace sdegen

@@ -7,16 +7,22 @@
 
 namespace sdegen {
 
-double GenerativeModel::loss_and_gradient(const torch::Tensor& y) { return autograd_loss_and_gradient(*this, y); }
+double GenerativeModel::loss_and_gradient(const torch::Tensor& y, const Condition& condition) {
+  return autograd_loss_and_gradient(*this, y, condition);
+}
 
-double autograd_loss_and_gradient(GenerativeModel& model, const torch::Tensor& y) {
+double autograd_loss_and_gradient(GenerativeModel& model, const torch::Tensor& y, const Condition& condition) {
   zero_gradients(model.parameters());
-  const torch::Tensor loss = model.loss(y);
+  const torch::Tensor loss = model.loss(y, condition);
   SDEGEN_CHECK(loss.numel() == 1, "the '", model.kind(), "' model's loss returned shape ", loss.sizes(),
                ", expected a scalar");
   const double value = loss.item<double>();
   if (std::isfinite(value)) loss.backward();
   return value;
+}
+
+void check_unconditional(const GenerativeModel& model, const Condition& condition) {
+  SDEGEN_CHECK(condition.empty(), "the '", model.kind(), "' model is unconditional but was given labels");
 }
 
 }  // namespace sdegen

@@ -30,7 +30,8 @@ bool OdeModel::has_fused_step(const torch::Tensor& y) const {
          MlpKernel::supports(*net_);
 }
 
-double OdeModel::loss_and_gradient(const torch::Tensor& y_in) {
+double OdeModel::loss_and_gradient(const torch::Tensor& y_in, const Condition& condition) {
+  check_unconditional(*this, condition);
   SDEGEN_CHECK(y_in.dim() == 2 && y_in.size(1) == dim(), "ode model expects data of shape [batch, ", dim(),
                "], got ", y_in.sizes());
   if (!has_fused_step(y_in)) return autograd_loss_and_gradient(*this, y_in);

@@ -105,9 +105,13 @@ FlowLikelihood OdeModel::likelihood(const torch::Tensor& y) {
   return out;
 }
 
-torch::Tensor OdeModel::loss(const torch::Tensor& y) { return -likelihood(y).log_prob.mean(); }
+torch::Tensor OdeModel::loss(const torch::Tensor& y, const Condition& condition) {
+  check_unconditional(*this, condition);
+  return -likelihood(y).log_prob.mean();
+}
 
-ElboTerms OdeModel::elbo(const torch::Tensor& y, int64_t /*time_samples*/) {
+ElboTerms OdeModel::elbo(const torch::Tensor& y, int64_t /*time_samples*/, const Condition& condition) {
+  check_unconditional(*this, condition);
   const FlowLikelihood l = likelihood(y);
   return {torch::zeros_like(l.log_prob), -l.prior_log_prob, l.integrated_divergence};
 }

@@ -27,7 +27,8 @@ bool SdeModel::has_fused_step(const torch::Tensor& y) const {
          is_raw_double(log_sigma_knots_);
 }
 
-double SdeModel::loss_and_gradient(const torch::Tensor& y_in) {
+double SdeModel::loss_and_gradient(const torch::Tensor& y_in, const Condition& condition) {
+  check_unconditional(*this, condition);
   SDEGEN_CHECK(y_in.dim() == 2 && y_in.size(1) == dim(), "sde model expects data of shape [batch, ", dim(),
                "], got ", y_in.sizes());
   if (!has_fused_step(y_in)) return autograd_loss_and_gradient(*this, y_in);

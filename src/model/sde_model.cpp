@@ -126,7 +126,8 @@ torch::Tensor SdeModel::sample_times(int64_t n, const torch::TensorOptions& to) 
   return torch::rand({n}, to);
 }
 
-ElboTerms SdeModel::elbo(const torch::Tensor& y, int64_t time_samples) {
+ElboTerms SdeModel::elbo(const torch::Tensor& y, int64_t time_samples, const Condition& condition) {
+  check_unconditional(*this, condition);
   SDEGEN_CHECK(y.dim() == 2 && y.size(1) == dim(), "sde model expects data of shape [batch, ", dim(), "], got ",
                y.sizes());
   const int64_t n = y.size(0);
@@ -147,7 +148,9 @@ ElboTerms SdeModel::elbo(const torch::Tensor& y, int64_t time_samples) {
   return terms;
 }
 
-torch::Tensor SdeModel::loss(const torch::Tensor& y) { return -elbo(y, 1).total().mean(); }
+torch::Tensor SdeModel::loss(const torch::Tensor& y, const Condition& condition) {
+  return -elbo(y, 1, condition).total().mean();
+}
 
 std::shared_ptr<const GenerativeSde> SdeModel::sde(const DiffusionSpec& diffusion) const {
   SDEGEN_CHECK(diffusion.is_zero(), "the sde model samples with its own learned diffusion; do not set sigma (got ",

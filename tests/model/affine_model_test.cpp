@@ -10,7 +10,7 @@ namespace {
 
 std::shared_ptr<AffineModel> tiny(const std::string& kind) {
   AffineModelOptions o = affine_model_defaults(kind, 2);
-  o.net.width(16).depth(2);
+  o.net = to_json(MlpOptions(2).width(16).depth(2));
   auto m = std::make_shared<AffineModel>(o);
   m->to(torch::kDouble);
   return m;

@@ -27,14 +27,14 @@ class TinyModel : public GenerativeModel {
   std::string kind() const override { return kind_; }
   int64_t dim() const override { return d_; }
 
-  torch::Tensor loss(const torch::Tensor& y) override {
+  torch::Tensor loss(const torch::Tensor& y, const Condition& = {}) override {
     if (is_training()) ++calls;  // the trainer's probes run in eval mode and are not counted
     torch::Tensor l = residual(y).pow(2).mean();
     if (calls == nan_at) l = l * std::numeric_limits<double>::quiet_NaN();
     return l;
   }
 
-  ElboTerms elbo(const torch::Tensor& y, int64_t) override {
+  ElboTerms elbo(const torch::Tensor& y, int64_t, const Condition& = {}) override {
     const torch::Tensor r = -sum_rows(residual(y).pow(2));
     return {r, torch::zeros_like(r), torch::zeros_like(r)};
   }

@@ -20,6 +20,7 @@
 #include "sdegen/model/generative_model.h"
 #include "sdegen/net/mlp.h"
 #include "sdegen/net/mlp_kernel.h"
+#include "sdegen/net/network.h"
 #include "sdegen/objective/weighting.h"
 
 namespace sdegen {
@@ -42,7 +43,14 @@ struct AffineModelOptions {
   // c_out = sigma s_d/sqrt(sigma^2 + s_d^2), so the net's input and target have unit scale.
   bool precondition = false;
   double sigma_data = 1.0;                // the data's scale (1: sdegen standardises data)
-  MlpOptions net{1};
+  // The network (net/network.h) by its configuration: the MLP for vectors, the U-Net for images.
+  nlohmann::json net = to_json(MlpOptions(1));
+  // Conditional nets (num_classes > 0): each training label becomes kNullLabel with this
+  // probability, so the same weights learn the unconditional model (classifier-free guidance).
+  double p_uncond = 0.1;
+  // float64 for vectors (the fused kernels and the likelihood's tolerances need it); float32 for
+  // image networks, where double precision would halve the speed for nothing.
+  std::string dtype = "float64";
   // vdm: learn lambda(0) and lambda(1), starting from schedule_options.lambda_min and lambda_max
   // (model parameters "lambda_0" and "lambda_1"). Needs the loglinear schedule and ELBO weighting.
   bool learn_endpoints = false;
@@ -52,8 +60,8 @@ struct AffineModelOptions {
 };
 
 // EDM's preconditioned data prediction of a raw network at (x, t) (see AffineModelOptions).
-torch::Tensor edm_denoiser(MlpImpl& net, const AffineSchedule& schedule, double sigma_data, const torch::Tensor& x,
-                           const torch::Tensor& t);
+torch::Tensor edm_denoiser(NetworkImpl& net, const AffineSchedule& schedule, double sigma_data, const torch::Tensor& x,
+                           const torch::Tensor& t, const Condition& condition = {});
 
 // The native prediction of `net` (EDM's preconditioning included) on raw buffers through
 // net/mlp_kernel.h: PredictionField's raw sampling path (src/model/affine_fused.cpp).
@@ -67,26 +75,39 @@ nlohmann::json to_json(const AffineModelOptions& options);
 
 class AffineModel final : public GenerativeModel {
  public:
-  explicit AffineModel(AffineModelOptions options);
+  // The network is built from options.net; or, for a network of the caller's own (any
+  // NetworkImpl), given here, and options.net then becomes its config().
+  explicit AffineModel(AffineModelOptions options, NetworkPtr net = nullptr);
 
   std::string kind() const override { return options_.kind; }
-  int64_t dim() const override { return options_.net.in_dim(); }
+  int64_t dim() const override { return example_numel(shape_); }
+  std::vector<int64_t> shape() const override { return shape_; }
+  int64_t num_classes() const override { return net_->num_classes(); }
   // The negative ELBO for vdm (or a weighted ELBO integrand plus the end terms): the drift term
-  // at times from options().time_sampling and one noise draw per row, plus end_terms(y).
-  torch::Tensor loss(const torch::Tensor& y) override;
-  // loss(y) and its gradient by a fused kernel (src/model/affine_fused.cpp) when the net runs
-  // on raw buffers (MlpKernel::supports) and y is float64 on the CPU; autograd otherwise.
-  double loss_and_gradient(const torch::Tensor& y) override;
+  // at times from options().time_sampling and one noise draw per row, plus end_terms(y). Labels
+  // are dropped to kNullLabel with probability options().p_uncond.
+  torch::Tensor loss(const torch::Tensor& y, const Condition& condition = {}) override;
+  // loss(y) and its gradient by a fused kernel (src/model/affine_fused.cpp) when the net is an
+  // unconditional MLP that runs on raw buffers (MlpKernel::supports) and y is float64 on the
+  // CPU; autograd otherwise.
+  double loss_and_gradient(const torch::Tensor& y, const Condition& condition = {}) override;
   bool has_fused_step(const torch::Tensor& y) const override;
-  ElboTerms elbo(const torch::Tensor& y, int64_t time_samples) override;
+  ElboTerms elbo(const torch::Tensor& y, int64_t time_samples, const Condition& condition = {}) override;
   // The ELBO's reconstruction and prior terms per row (drift zero), differentiable in delta and
   // in the schedule's parameters.
   ElboTerms end_terms(const torch::Tensor& y) const;
   // The ELBO integrand and the training loss per row at times t [batch] with noise eps (like y),
   // differentiable in the network and the schedule's parameters.
-  AffineLoss drift_terms(const torch::Tensor& y, const torch::Tensor& t, const torch::Tensor& eps);
+  AffineLoss drift_terms(const torch::Tensor& y, const torch::Tensor& t, const torch::Tensor& eps,
+                         const Condition& condition = {});
   std::shared_ptr<const GenerativeSde> sde(const DiffusionSpec& diffusion) const override;
+  // The unconditional field (the null label for a conditional net).
   std::shared_ptr<const MarginalField> field() const override { return field_; }
+  // Classifier-free guidance (math.md): the native prediction uncond + w (cond - uncond) at the
+  // given labels, one batched network call for both; w = 1 is the conditional model, w = 0 the
+  // unconditional one. Every prediction is affine in the native one at fixed (x, t), so the
+  // guided field means the same whatever the parameterisation. An empty condition gives field().
+  std::shared_ptr<const MarginalField> guided_field(const Condition& condition, double w) const;
   nlohmann::json config() const override;
 
   // The schedule that training, sampling, likelihood and grids use. For vdm with learned parts it
@@ -98,11 +119,18 @@ class AffineModel final : public GenerativeModel {
   // The time range used for training and the ELBO, [t_lo, t_hi] within [0, 1]. Fixed at
   // construction: learned endpoints stay finite, so a(0) and b(1) never vanish.
   std::pair<double, double> time_range() const { return range_; }
-  // The network's raw output at (x, t).
-  torch::Tensor predict_native(const torch::Tensor& x, const torch::Tensor& t);
+  // The network's native prediction at (x, t) (EDM's preconditioning included).
+  torch::Tensor predict_native(const torch::Tensor& x, const torch::Tensor& t, const Condition& condition = {});
+  NetworkImpl& net() const { return *net_; }
 
  private:
   torch::Tensor sample_times(int64_t n, const torch::TensorOptions& options) const;
+  // Refuses data that is not [batch, *shape()], naming both shapes.
+  void check_data(const torch::Tensor& y) const;
+  // The condition with each label replaced by kNullLabel with probability p_uncond.
+  Condition drop_labels(const Condition& condition, int64_t batch) const;
+  // The native prediction as a function of (x, t) at a fixed condition.
+  PredictionFn native_fn(const Condition& condition) const;
   SchedulePtr make_learnable_schedule();
   // Throws NumericError when an optimiser step has carried the learned lambda(1) below lambda(0).
   void check_learned_endpoints() const;
@@ -111,7 +139,9 @@ class AffineModel final : public GenerativeModel {
   SchedulePtr schedule_;
   const LogLinearSchedule* learned_ = nullptr;  // schedule_, when it has parameters of its own
   std::pair<double, double> range_;
-  Mlp net_{nullptr};
+  NetworkPtr net_;
+  std::shared_ptr<MlpImpl> mlp_;  // net_, when it is an MLP (the fused kernels' path)
+  std::vector<int64_t> shape_;
   torch::Tensor log_delta_;
   std::shared_ptr<const MarginalField> field_;
   Workspace workspace_;  // the fused step's buffers

@@ -23,16 +23,26 @@ nlohmann::json model_config(const std::string& kind, int64_t dim, const nlohmann
 // key or a bad value with a message naming it.
 ModelPtr make_model(const nlohmann::json& config);
 
+// What to generate: labels [n] for a class-conditional model (empty: unconditional) and the
+// classifier-free guidance weight (math.md: uncond + w (cond - uncond)).
+struct Guidance {
+  Condition condition;
+  double weight = 1.0;
+};
+
 // Samples from an affine model: integrates to the model's data end and, where that end stops
 // short of t = 1 (b(1) = 0 and a prediction that is singular there), finishes with the model's
-// data prediction, the usual final denoising step.
-Solution generate(const AffineModel& model, const torch::Tensor& x0, SamplerOptions options);
+// data prediction, the usual final denoising step. Guidance applies to every step, the final
+// one included.
+Solution generate(const AffineModel& model, const torch::Tensor& x0, SamplerOptions options,
+                  const Guidance& guidance = {});
 
 // Samples any model from prior draws x0 (an affine model as above; a model with a free drift
 // through sample_sde). A model without a probability flow (sde) refuses deterministic solvers.
-Solution generate(const GenerativeModel& model, const torch::Tensor& x0, SamplerOptions options);
+Solution generate(const GenerativeModel& model, const torch::Tensor& x0, SamplerOptions options,
+                  const Guidance& guidance = {});
 
-// n draws from a model's prior, [n, dim], in double precision on `device`.
+// n draws from a model's prior, [n, *shape], in the model's dtype on `device`.
 torch::Tensor sample_model_prior(const GenerativeModel& model, int64_t n,
                                  const torch::Device& device = torch::kCPU);
 

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "sdegen/net/network.h"
 #include "sdegen/objective/elbo.h"
 #include "sdegen/process/generative.h"
 
@@ -17,11 +18,17 @@ class GenerativeModel : public torch::nn::Module {
  public:
   // "sde", "ode", "flow", "diffusion", "score", "vdm".
   virtual std::string kind() const = 0;
+  // Elements of one example (d for vectors, C*H*W for images) and its shape ({d}, {C, H, W}).
   virtual int64_t dim() const = 0;
+  virtual std::vector<int64_t> shape() const { return {dim()}; }
+  // Classes the model is conditioned on (0: unconditional). A conditional model takes labels
+  // [batch] with every batch (kNullLabel: no label), and an empty Condition means no label.
+  virtual int64_t num_classes() const { return 0; }
 
-  // The scalar training loss on a batch of data y [batch, dim] (the mean over the batch of the
-  // weighted ELBO integrand, or of the negative ELBO, or of the negative log-likelihood).
-  virtual torch::Tensor loss(const torch::Tensor& y) = 0;
+  // The scalar training loss on a batch of data y [batch, *shape] with its condition (the mean
+  // over the batch of the weighted ELBO integrand, or of the negative ELBO, or of the negative
+  // log-likelihood). A conditional model drops labels to kNullLabel at its p_uncond rate here.
+  virtual torch::Tensor loss(const torch::Tensor& y, const Condition& condition = {}) = 0;
 
   // One training step's work: the value of loss(y), with its gradient written into every
   // parameter's .grad() (earlier gradients are discarded). The default is loss(y) and autograd
@@ -30,13 +37,13 @@ class GenerativeModel : public torch::nn::Module {
   // the default for the others. Both draw the same random numbers in the same order, so they
   // give the same loss and gradients up to rounding. When the loss is not finite the
   // gradients are unspecified.
-  virtual double loss_and_gradient(const torch::Tensor& y);
+  virtual double loss_and_gradient(const torch::Tensor& y, const Condition& condition = {});
   // Whether loss_and_gradient runs a fused kernel for data like y (else it is autograd).
   virtual bool has_fused_step(const torch::Tensor& y) const { return false; }
 
   // A Monte Carlo estimate of the ELBO's three terms for each row of y, with `time_samples`
-  // draws of t per row for the drift term.
-  virtual ElboTerms elbo(const torch::Tensor& y, int64_t time_samples) = 0;
+  // draws of t per row for the drift term (conditional on the labels, none dropped).
+  virtual ElboTerms elbo(const torch::Tensor& y, int64_t time_samples, const Condition& condition = {}) = 0;
 
   // The generative SDE with diffusion `diffusion` (zero: the probability-flow ODE), for sampling.
   virtual std::shared_ptr<const GenerativeSde> sde(const DiffusionSpec& diffusion) const = 0;
@@ -57,6 +64,9 @@ class GenerativeModel : public torch::nn::Module {
 using ModelPtr = std::shared_ptr<GenerativeModel>;
 
 // loss(y) and backward(): the reference every fused loss_and_gradient is tested against.
-double autograd_loss_and_gradient(GenerativeModel& model, const torch::Tensor& y);
+double autograd_loss_and_gradient(GenerativeModel& model, const torch::Tensor& y, const Condition& condition = {});
+
+// Refuses labels for a model without classes, naming its kind.
+void check_unconditional(const GenerativeModel& model, const Condition& condition);
 
 }  // namespace sdegen

@@ -40,16 +40,16 @@ class OdeModel final : public GenerativeModel {
   std::string kind() const override { return "ode"; }
   int64_t dim() const override { return options_.net.in_dim(); }
   // The mean negative log-likelihood of the batch.
-  torch::Tensor loss(const torch::Tensor& y) override;
+  torch::Tensor loss(const torch::Tensor& y, const Condition& condition = {}) override;
   // loss(y) and its gradient by the discrete adjoint of the training solve on raw buffers
   // (src/model/ode_fused.cpp) with the exact divergence, a net that runs on raw buffers and
   // float64 CPU data; autograd otherwise (Hutchinson's estimator included).
-  double loss_and_gradient(const torch::Tensor& y) override;
+  double loss_and_gradient(const torch::Tensor& y, const Condition& condition = {}) override;
   bool has_fused_step(const torch::Tensor& y) const override;
   // The exact log-likelihood in ELBO form (time_samples is unused): reconstruction 0 (the flow
   // is deterministic; the bound is tight), prior = -log N(x_0; 0, I), drift = int_0^1 div F dt,
   // so that total() = log p_1(y).
-  ElboTerms elbo(const torch::Tensor& y, int64_t time_samples) override;
+  ElboTerms elbo(const torch::Tensor& y, int64_t time_samples, const Condition& condition = {}) override;
   // dx/dt = F(x, t); the flow is deterministic, so `diffusion` must be zero.
   std::shared_ptr<const GenerativeSde> sde(const DiffusionSpec& diffusion) const override;
   nlohmann::json config() const override;

@@ -43,12 +43,12 @@ class SdeModel final : public GenerativeModel {
 
   std::string kind() const override { return "sde"; }
   int64_t dim() const override { return options_.net.in_dim(); }
-  torch::Tensor loss(const torch::Tensor& y) override;
+  torch::Tensor loss(const torch::Tensor& y, const Condition& condition = {}) override;
   // loss(y) and its gradient by a fused kernel (src/model/sde_fused.cpp) when both nets run on
   // raw buffers and y is float64 on the CPU; autograd otherwise.
-  double loss_and_gradient(const torch::Tensor& y) override;
+  double loss_and_gradient(const torch::Tensor& y, const Condition& condition = {}) override;
   bool has_fused_step(const torch::Tensor& y) const override;
-  ElboTerms elbo(const torch::Tensor& y, int64_t time_samples) override;
+  ElboTerms elbo(const torch::Tensor& y, int64_t time_samples, const Condition& condition = {}) override;
   // The learned SDE. Its diffusion is its own: `diffusion` must be zero (the default).
   std::shared_ptr<const GenerativeSde> sde(const DiffusionSpec& diffusion) const override;
   bool has_probability_flow() const override { return false; }
