@@ -14,10 +14,11 @@ packages=(
   libcli11-dev            # argument parsing
   nlohmann-json3-dev      # JSON
   libfmt-dev              # formatting
-  libpng-dev              # PNG output
-  zlib1g-dev              # CRC-32 checksums of checkpoint files
+  libpng-dev              # PNG images in and out
+  zlib1g-dev              # CRC-32 checksums of checkpoint files, gzipped IDX files
   libarmadillo-dev        # Gaussian mixtures (k-means and EM) for the classical baselines
   gnuplot-nox             # plots
+  dataset-fashion-mnist   # real images: Fashion-MNIST's IDX files in /usr/share/datasets/fashion-mnist
 )
 missing=()
 for p in "${packages[@]}"; do
