@@ -4,6 +4,7 @@
 
 #include "sdegen/core/check.h"
 #include "sdegen/net/mlp.h"
+#include "sdegen/net/unet.h"
 
 namespace sdegen {
 
@@ -17,7 +18,7 @@ std::string dims(c10::IntArrayRef sizes) {
 
 }  // namespace
 
-std::vector<std::string> network_names() { return {"mlp"}; }
+std::vector<std::string> network_names() { return {"mlp", "unet"}; }
 
 NetworkPtr make_network(const nlohmann::json& config) {
   SDEGEN_CHECK(config.is_object(), "network configuration must be a JSON object, got ", config.dump());
@@ -26,6 +27,7 @@ NetworkPtr make_network(const nlohmann::json& config) {
                join(network_names()), "; got ", config.dump());
   const std::string name = type->get<std::string>();
   check_name("network type", name, network_names());
+  if (name == "unet") return UNet(unet_options_from_json(config)).ptr();
   return Mlp(mlp_options_from_json(config)).ptr();
 }
 
