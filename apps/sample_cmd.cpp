@@ -10,6 +10,7 @@
 #include "sdegen/eval/oracle.h"
 #include "sdegen/io/csv.h"
 #include "sdegen/data/csv_data.h"
+#include "sdegen/io/png.h"
 #include "sdegen/model/factory.h"
 #include "sdegen/train/checkpoint.h"
 #include "sdegen/sample/sampler.h"
@@ -30,6 +31,10 @@ struct SampleArgs {
   std::string device = "cpu";
   std::string out = "samples.csv";
   int64_t n_reference = 10000;
+  // Image models.
+  int64_t label = -1;      // -1: one row per class (labelled) or unconditional
+  double guidance = 1.0;   // classifier-free guidance weight w: 0 unconditional, 1 conditional
+  int64_t columns = 10;    // images per row of the grid
 };
 
 // How close the samples are, beside how much two data samples of the same size differ.
@@ -64,8 +69,44 @@ void run_oracle(SampleArgs& a) {
   fmt::print("wrote {}\n", a.out);
 }
 
+// An image model: a PNG grid, one row per class (or --label's class) when it is conditional.
+void run_images(SampleArgs& a, const TrainedModel& t) {
+  const ModelPtr& model = t.model;
+  SDEGEN_CHECK(a.out.size() > 4 && a.out.compare(a.out.size() - 4, 4, ".png") == 0,
+               "an image model writes a PNG grid: --out must end in .png, got '", a.out, "'");
+  const int64_t classes = model->num_classes();
+  SDEGEN_CHECK(a.label == -1 || (a.label >= 0 && a.label < classes),
+               "--label must be -1 (every class) or a class in [0, ", classes, "), got ", a.label);
+  SDEGEN_CHECK(classes > 0 || (a.label == -1 && a.guidance == 1.0),
+               "--label and --guidance need a class-conditional model; this one is unconditional");
+  torch::Tensor labels;
+  int64_t n = a.n;
+  if (classes > 0) {
+    // One row of `columns` images per class, or --n images of one class.
+    labels = a.label >= 0 ? torch::full({n}, a.label, torch::kLong)
+                          : torch::arange(classes, torch::kLong).repeat_interleave(a.columns);
+    n = labels.size(0);
+  }
+  torch::NoGradGuard no_grad;
+  const torch::Tensor x0 = sample_model_prior(*model, n);
+  const auto start = std::chrono::steady_clock::now();
+  const Solution sol = generate(*model, x0, a.sampler, {Condition(labels), a.guidance});
+  const double seconds = seconds_since(start);
+  sol.check();
+  write_image_grid(a.out, sol.x.to(torch::kFloat), a.columns);
+  fmt::print("sampled {} images from {} ({} model{}) with {}: {} function evaluations, {:.3f} s\n", n,
+             a.checkpoint, model->kind(),
+             classes > 0 ? fmt::format(", guidance {}, {}", a.guidance,
+                                       a.label >= 0 ? "class " + t.images.at("classes").at(a.label).get<std::string>()
+                                                    : std::string("one row per class"))
+                         : std::string(),
+             a.sampler.solver, sol.nfe, seconds);
+  fmt::print("wrote {}\n", a.out);
+}
+
 void run_checkpoint(SampleArgs& a) {
   const TrainedModel t = load_trained_model(a.checkpoint);
+  if (!t.images.is_null()) return run_images(a, t);
   const ModelPtr& model = t.model;
   const Standardizer& st = t.standardizer;
   torch::NoGradGuard no_grad;
@@ -130,7 +171,11 @@ void register_sample(CLI::App& app) {
   cmd->add_option("--seed", args->seed, "Random seed")->check(seed_value());
   cmd->add_option("--threads", args->threads, "Intra-op threads")->check(thread_count());
   cmd->add_option("--device", args->device, "Device: cpu or cuda[:N]");
-  cmd->add_option("--out", args->out, "Output CSV, one sample per row");
+  cmd->add_option("--out", args->out, "Output: a CSV, one sample per row; a PNG grid for an image model");
+  cmd->add_option("--label", args->label, "Image models: the class to draw (-1: one row per class)");
+  cmd->add_option("--guidance", args->guidance,
+                  "Image models: classifier-free guidance weight (0: unconditional, 1: conditional, >1: sharper)");
+  cmd->add_option("--columns", args->columns, "Image models: images per row of the grid")->check(positive());
   cmd->callback([args] { run(*args); });
 }
 

@@ -5,6 +5,7 @@
 
 #include "apps/commands.h"
 #include "apps/json_config.h"
+#include "apps/train_args.h"
 #include "sdegen/io/csv.h"
 #include "sdegen/core/check.h"
 #include "sdegen/data/csv_data.h"
@@ -18,25 +19,6 @@
 
 namespace sdegen::app {
 namespace {
-
-struct TrainArgs {
-  std::string data = "laplace5";
-  std::string model = "flow";
-  std::string schedule;    // empty: the model's default
-  std::string prediction;  // empty: the model's default
-  std::string config_file;
-  std::string model_config;  // JSON text: any other key of the model's config
-  nlohmann::json model_overrides = nlohmann::json::object();
-  // 0 or empty: the model's recommended value (train/recipe.h, then the model's defaults).
-  int64_t width = 0, depth = -1, steps = 0, val_every = -1, patience = -1;
-  std::string activation, embedding, decay, val_metric;
-  double fourier_scale = 0.0, lr = 0.0;
-  int64_t n_train = 1000, n_val = 8000;
-  double val_fraction = 0.2;  // 0.1 left 20 noisy rows of a 200-row table to choose weights by
-  TrainOptions options;
-  std::string out = "runs/train";
-  bool resume = false, overwrite = false;
-};
 
 struct Dataset {
   torch::Tensor train, val;
@@ -57,6 +39,8 @@ Dataset load_data(const TrainArgs& a) {
 }
 
 void run(TrainArgs& a, const CLI::App& command) {
+  if (is_image_data(a.data)) return run_image_training(a, command);
+  SDEGEN_CHECK(a.net.empty() || a.net == "mlp", "--net ", a.net, " is for images; vectors and tables use the mlp");
   const Dataset data = load_data(a);
   if (a.resume) {
     // Resuming on other data would load weights of the wrong shape: name the mismatch instead.
@@ -133,7 +117,10 @@ void register_train(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   CLI::App* cmd = app.add_subcommand("train", "Train a model on a built-in density or a CSV file");
   cmd->option_defaults()->always_capture_default();
-  cmd->add_option("--data", a->data, "Data: " + join(density_names()) + ", or a numeric CSV file (*.csv)");
+  cmd->add_option("--data", a->data,
+                  "Data: " + join(density_names()) +
+                      ", a numeric CSV file (*.csv), fashion-mnist, or a folder of PNG images (DIR/<class>/*.png "
+                      "for labels)");
   cmd->add_option("--model", a->model, "Model")->check(one_of(model_names(), "model"));
   cmd->add_option("--schedule", a->schedule, "Affine schedule (default: the model's)")
       ->check(one_of(schedule_names(), "schedule"));
@@ -174,6 +161,12 @@ void register_train(CLI::App& app) {
                   "Stop after this many validations without a better figure (0: never; -1: the model's recommended)");
   cmd->add_option("--checkpoint-every", a->options.checkpoint_every(),
                   "Steps between checkpoints (0: at each validation and at the end)");
+  cmd->add_option("--net", a->net, "Network (default: mlp for vectors, unet for images)")
+      ->check(one_of(network_names(), "network"));
+  cmd->add_option("--base-channels", a->base_channels, "U-Net channels of the first level (0: the recipe's)");
+  cmd->add_option("--image-size", a->image_size, "Resize a folder's images to this size (0: as they are)");
+  cmd->add_option("--p-uncond", a->p_uncond,
+                  "Labelled images: share of labels dropped, so one network also learns the unconditional model");
   cmd->add_option("--out", a->out, "Run directory (checkpoint, log.csv)");
   cmd->add_flag("--resume", a->resume, "Continue from the checkpoint in --out");
   cmd->add_flag("--overwrite", a->overwrite, "Replace a checkpoint already in --out");

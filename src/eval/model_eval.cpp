@@ -31,6 +31,11 @@ TrainedModel load_trained_model(const std::string& run_dir, Weights weights) {
   load_weights(run_dir, *t.model, weights);
   t.model->eval();
   const nlohmann::json& extra = t.config.at("extra");
+  if (extra.contains("data") && extra.at("data").is_string()) t.data = extra.at("data").get<std::string>();
+  if (extra.contains("images")) {  // pixels in [-1, 1]: no standardizer
+    t.images = extra.at("images");
+    return t;
+  }
   SDEGEN_CHECK(extra.contains("standardizer"), "checkpoint '", run_dir, "' records no standardizer in its extra");
   t.standardizer = Standardizer::from_json(extra.at("standardizer"), t.model->dim());
   if (extra.contains("data") && extra.at("data").is_string()) t.data = extra.at("data").get<std::string>();
@@ -63,7 +68,10 @@ Validator likelihood_validator(double tolerance) {
   SDEGEN_CHECK(tolerance > 0, "likelihood_validator: the tolerance must be positive, got ", tolerance);
   Validator v;
   v.columns = {"val_nll"};
-  v.fn = [tolerance](GenerativeModel& model, const torch::Tensor& val) -> std::vector<double> {
+  v.fn = [tolerance](GenerativeModel& model, const torch::Tensor& val,
+                     const torch::Tensor& labels) -> std::vector<double> {
+    SDEGEN_CHECK(!labels.defined(), "the likelihood validator (val_nll) is unconditional; validate a ",
+                 "class-conditional model by its ELBO (nelbo)");
     const Standardizer identity{torch::zeros({model.dim()}, torch::kDouble), torch::ones({model.dim()}, torch::kDouble)};
     LikelihoodOptions o;
     o.adaptive = AdaptiveOptions{tolerance, tolerance};

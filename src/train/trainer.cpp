@@ -61,11 +61,11 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o,
 }
 
 std::vector<Metric> validate(GenerativeModel& model, Ema* ema, const Validator& validator,
-                             const torch::Tensor& val, uint64_t seed) {
+                             const torch::Tensor& val, const torch::Tensor& val_labels, uint64_t seed) {
   std::vector<double> values;
   {
     ValidationScope scope(model, ema, seed);
-    values = validator.fn(model, val);
+    values = validator.fn(model, val, val_labels);
   }
   SDEGEN_CHECK(values.size() == validator.columns.size() && !values.empty(), "validator returned ",
                values.size(), " values for the ", validator.columns.size(), " columns ",
@@ -95,12 +95,35 @@ void track_best(BestWeights& best, const Metric& figure, int64_t step, Generativ
 
 torch::Tensor checked_rows(const torch::Tensor& x, const GenerativeModel& model, const torch::Tensor& like,
                            const char* what) {
-  SDEGEN_CHECK(x.dim() == 2 && x.size(0) >= 1 && x.size(1) == model.dim(), "train: ", what,
-               " data must have shape [n >= 1, ", model.dim(), "] for this ", model.dim(),
-               "-D model, got ", x.sizes());
+  const std::vector<int64_t> shape = model.shape();
+  SDEGEN_CHECK(x.dim() == static_cast<int64_t>(shape.size()) + 1 && x.size(0) >= 1 &&
+                   x.sizes().slice(1) == c10::IntArrayRef(shape),
+               "train: ", what, " data must have shape [n >= 1, ", join([&] {
+                 std::vector<std::string> s;
+                 for (const int64_t v : shape) s.push_back(std::to_string(v));
+                 return s;
+               }()), "] for this model, got ", x.sizes());
   SDEGEN_CHECK(x.is_floating_point(), "train: ", what, " data must be floating point, got ", x.scalar_type());
   SDEGEN_CHECK(all_finite(x), "train: ", what, " data contain NaN or infinite values");
   return x.detach().to(like.device(), like.scalar_type()).contiguous();
+}
+
+// The labels of `rows` rows for a model with `classes` classes: [rows] int64 in range, or
+// undefined for an unconditional model (which refuses labels).
+torch::Tensor checked_labels(const torch::Tensor& labels, int64_t rows, int64_t classes, const char* what) {
+  if (classes == 0) {
+    SDEGEN_CHECK(!labels.defined(), "train: the model is unconditional but ", what, " labels were given");
+    return {};
+  }
+  SDEGEN_CHECK(labels.defined(), "train: the model is conditioned on ", classes, " classes and needs ", what,
+               " labels");
+  SDEGEN_CHECK(labels.dim() == 1 && labels.size(0) == rows && !labels.is_floating_point(), "train: ", what,
+               " labels must be integers of shape [", rows, "], got ", labels.sizes(), " ", labels.scalar_type());
+  const torch::Tensor l = labels.to(torch::kLong);
+  SDEGEN_CHECK(l.min().item<int64_t>() >= 0 && l.max().item<int64_t>() < classes, "train: ", what,
+               " labels must lie in [0, ", classes, "), got values in [", l.min().item<int64_t>(), ", ",
+               l.max().item<int64_t>(), "]");
+  return l.contiguous();
 }
 
 struct Window {  // sums since the previous log row
@@ -123,6 +146,9 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
   const torch::Tensor x = checked_rows(data, *model, params[0], "training");
   const bool validating = setup.val.defined() && static_cast<bool>(setup.validator.fn);
   const torch::Tensor val = validating ? checked_rows(setup.val, *model, params[0], "validation") : torch::Tensor();
+  const torch::Tensor labels = checked_labels(setup.labels, x.size(0), model->num_classes(), "training");
+  const torch::Tensor val_labels =
+      validating ? checked_labels(setup.val_labels, val.size(0), model->num_classes(), "validation") : torch::Tensor();
   if (!setup.resume && !setup.overwrite && has_checkpoint(out_dir))
     throw InvalidArgument("output directory '" + out_dir +
                           "' already holds a checkpoint; resume it or choose another directory");
@@ -165,7 +191,12 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
   const auto started = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(); };
   // The fixed rows on which a state's loss must be finite before it may become the checkpoint.
-  const torch::Tensor probe = (validating ? val : x).narrow(0, 0, std::min<int64_t>(256, (validating ? val : x).size(0)));
+  const torch::Tensor& probe_source = validating ? val : x;
+  const int64_t probe_rows = std::min<int64_t>(256, probe_source.size(0));
+  const torch::Tensor probe = probe_source.narrow(0, 0, probe_rows);
+  const torch::Tensor& probe_label_source = validating ? val_labels : labels;
+  const torch::Tensor probe_labels =
+      probe_label_source.defined() ? probe_label_source.narrow(0, 0, probe_rows) : torch::Tensor();
   auto last_good = [&] {
     if (!has_checkpoint(out_dir)) return std::string("no checkpoint was written");
     try {
@@ -184,7 +215,7 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
   };
   auto save = [&](int64_t step) {
     auto check_probe = [&](Ema* weights, const char* which) {
-      const double loss = probe_loss(*model, weights, probe, stream_seed(options.seed(), kProbe));
+      const double loss = probe_loss(*model, weights, probe, probe_labels, stream_seed(options.seed(), kProbe));
       if (!std::isfinite(loss))
         fail(step, std::string("the loss of the ") + which + " weights on the probe rows (not saved)", loss);
     };
@@ -202,9 +233,11 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
     const double lr = learning_rate(options, step);
     for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
 
-    const torch::Tensor y = x.index_select(0, batches.next().to(x.device()));
-    const double loss_value =
-        options.fused() ? model->loss_and_gradient(y) : autograd_loss_and_gradient(*model, y);
+    const torch::Tensor rows = batches.next().to(x.device());
+    const torch::Tensor y = x.index_select(0, rows);
+    const Condition condition(labels.defined() ? labels.index_select(0, rows) : torch::Tensor());
+    const double loss_value = options.fused() ? model->loss_and_gradient(y, condition)
+                                              : autograd_loss_and_gradient(*model, y, condition);
     if (!std::isfinite(loss_value)) fail(step, "loss", loss_value);
     const double grad_norm = clip_gradients(params, options.grad_clip());
     if (!std::isfinite(grad_norm)) fail(step, "gradient norm", grad_norm);
@@ -218,7 +251,8 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
         validating && (step == options.steps() || (options.val_every() > 0 && step % options.val_every() == 0));
     std::vector<Metric> metrics;
     if (validate_now) {
-      metrics = validate(*model, ema_ptr, setup.validator, val, stream_seed(options.seed(), kValidation));
+      metrics =
+          validate(*model, ema_ptr, setup.validator, val, val_labels, stream_seed(options.seed(), kValidation));
       // +infinity is a validator's "no better than anything" (e.g. a likelihood solve that
       // diverged on a validation row); NaN or -infinity means the weights themselves went wrong.
       for (const Metric& m : metrics)

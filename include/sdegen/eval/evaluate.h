@@ -32,6 +32,9 @@ struct TrainedModel {
   Standardizer standardizer;
   std::string data;  // the --data given to train
   nlohmann::json config;
+  // Image models: {"shape": [C, H, W], "classes": [names], "source": ...}; null for vectors
+  // (whose standardizer is then set).
+  nlohmann::json images;
 };
 // IoError when run_dir has no checkpoint; the model is in eval mode, with the chosen weights (by
 // default the best validated ones, else the average, else the last iterate).

@@ -24,7 +24,10 @@
 namespace sdegen {
 
 struct TrainSetup {
-  torch::Tensor val;         // optional validation rows [m, d]; validation runs every val_every steps
+  torch::Tensor val;         // optional validation rows [m, *shape]; validation runs every val_every steps
+  // Class-conditional models: the label of each training row [n] and validation row [m] (int64
+  // in [0, num_classes)); undefined for unconditional ones.
+  torch::Tensor labels, val_labels;
   bool resume = false;       // continue from out_dir's checkpoint (refused when there is none)
   bool overwrite = false;    // let a fresh run replace a checkpoint already in out_dir
   nlohmann::json extra = nlohmann::json::object();  // stored in the checkpoint: data statistics, spec
@@ -52,7 +55,7 @@ struct TrainResult {
   bool stopped_early = false;        // options.patience validations passed without a new best
 };
 
-// Trains model on data [n, d] (float or double; converted to the model's dtype and device) for
+// Trains model on data [n, *shape] (float or double; converted to the model's dtype and device) for
 // options.steps steps in all, writing to out_dir (created if needed):
 //   log.csv      step, loss, lr, grad_norm, seconds[, validation columns]: a row every log_every
 //                steps, at each validation and at the last step; loss and grad_norm are means

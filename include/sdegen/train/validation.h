@@ -34,7 +34,8 @@ class ValidationScope {
 // is the figure training judges the weights by (lower is better): the best weights, early stopping.
 struct Validator {
   std::vector<std::string> columns;  // log.csv column names, in the order fn returns the values
-  std::function<std::vector<double>(GenerativeModel& model, const torch::Tensor& val)> fn;
+  // val [m, *shape]; labels [m] for a conditional model, else undefined.
+  std::function<std::vector<double>(GenerativeModel& model, const torch::Tensor& val, const torch::Tensor& labels)> fn;
 };
 
 // "val_nelbo": the mean over the rows of -model.elbo(val, time_samples).total(), evaluated `chunk`
@@ -45,6 +46,7 @@ Validator nelbo_validator(int64_t time_samples = 1, int64_t chunk = 4096);
 // model.loss(rows) inside a ValidationScope (autograd on, since some losses differentiate
 // through the network; nothing is accumulated): a cheap check that a set of weights still gives
 // a finite loss.
-double probe_loss(GenerativeModel& model, Ema* ema, const torch::Tensor& rows, uint64_t seed);
+double probe_loss(GenerativeModel& model, Ema* ema, const torch::Tensor& rows, const torch::Tensor& labels,
+                  uint64_t seed);
 
 }  // namespace sdegen

@@ -1,0 +1,125 @@
+// sdegen train on images: Fashion-MNIST or a folder of PNG images, a U-Net in any affine model,
+// class-conditional (with label dropout for classifier-free guidance) when the images have labels.
+#include <fmt/core.h>
+
+#include <filesystem>
+
+#include "apps/commands.h"
+#include "apps/json_config.h"
+#include "apps/train_args.h"
+#include "sdegen/core/check.h"
+#include "sdegen/data/images.h"
+#include "sdegen/io/csv.h"
+#include "sdegen/model/factory.h"
+#include "sdegen/net/unet.h"
+#include "sdegen/train/checkpoint.h"
+#include "sdegen/train/recipe.h"
+#include "sdegen/train/trainer.h"
+#include "sdegen/train/validation.h"
+
+namespace sdegen::app {
+
+bool is_image_data(const std::string& spec) {
+  // A directory named *.csv is a mistaken CSV path, which the table reader names as such.
+  const bool csv_name = std::filesystem::path(spec).extension() == ".csv";
+  return spec == "fashion-mnist" || (!spec.empty() && !csv_name && std::filesystem::is_directory(spec));
+}
+
+namespace {
+
+ImageData load_training_images(const TrainArgs& a) {
+  if (a.data == "fashion-mnist") {
+    SDEGEN_CHECK(a.image_size == 0, "--image-size applies to a folder of images; fashion-mnist is 28x28");
+    return load_fashion_mnist("train");
+  }
+  return load_image_folder(a.data, a.image_size);
+}
+
+// The U-Net of the image recipe for images of `shape`: attention at the lowest level only (49
+// positions for 28x28), where it is cheap; as many halvings (up to two) as the size allows.
+UNetOptions recipe_unet(const std::vector<int64_t>& shape, int64_t classes, int64_t base_channels) {
+  UNetOptions u(shape[0], shape[1], shape[2]);
+  std::vector<int64_t> mult{1, 2, 2};
+  while (mult.size() > 1 && (shape[1] % (int64_t{1} << (mult.size() - 1)) || shape[2] % (int64_t{1} << (mult.size() - 1))))
+    mult.pop_back();
+  const int64_t lowest = shape[1] >> (mult.size() - 1);
+  u.channel_mult(mult).attention_resolutions({lowest}).num_classes(classes);
+  if (base_channels > 0) u.base_channels(base_channels);
+  return u;
+}
+
+}  // namespace
+
+void run_image_training(TrainArgs& a, const CLI::App& command) {
+  SDEGEN_CHECK(a.net.empty() || a.net == "unet", "images train a U-Net (--net unet), got --net ", a.net);
+  SDEGEN_CHECK(a.model != "sde" && a.model != "ode", "the '", a.model,
+               "' model needs an MLP (its training uses the MLP's closed-form derivatives); "
+               "train images with --model flow, diffusion, score or vdm");
+  SDEGEN_CHECK(a.p_uncond >= 0 && a.p_uncond <= 1, "--p-uncond must lie in [0, 1], got ", a.p_uncond);
+  SDEGEN_CHECK(a.steps >= 0 && a.lr >= 0 && a.base_channels >= 0 && a.image_size >= 0,
+               "--steps, --lr, --base-channels and --image-size must be >= 0 (0: the recipe's)");
+  const ImageData images = load_training_images(a);
+  // Hold out a seeded 5% (at most 1000 images) for validation: the checkpoint keeps the weights
+  // with the best validation -ELBO.
+  const int64_t n = images.size();
+  const int64_t n_val = std::min<int64_t>(1000, n / 20);
+  SDEGEN_CHECK(n - n_val >= 1, "'", a.data, "' has too few images to train on (", n, ")");
+  torch::manual_seed(a.options.seed());
+  const torch::Tensor order = torch::randperm(n, torch::kLong);
+  const torch::Tensor train_rows = order.narrow(0, n_val, n - n_val), val_rows = order.narrow(0, 0, n_val);
+  const bool labelled = images.labels.defined();
+
+  const UNetOptions unet = recipe_unet(images.shape(), images.num_classes(), a.base_channels);
+  check_unet_options(unet);
+  nlohmann::json overrides = a.model_overrides;
+  if (!a.schedule.empty()) overrides["schedule"] = a.schedule;
+  if (!a.prediction.empty()) overrides["prediction"] = a.prediction;
+  nlohmann::json net = to_json(unet);
+  if (overrides.contains("net")) net.update(overrides["net"]);
+  overrides["net"] = net;
+  overrides["p_uncond"] = a.p_uncond;
+  const nlohmann::json config = model_config(a.model, 1, overrides);
+
+  // The image recipe: Adam at 5e-4 with a short warm-up, cosine decay, clipping and a 0.999 weight
+  // average (the averaged weights are what sampling uses). Batch 64 unless given.
+  if (command.count("--batch") == 0) a.options.batch(64);
+  a.options.steps(a.steps > 0 ? a.steps : 10000);
+  a.options.lr(a.lr > 0 ? a.lr : 5e-4);
+  a.options.decay(!a.decay.empty() ? a.decay : "cosine");
+  if (command.count("--warmup") == 0) a.options.warmup_steps(std::min<int64_t>(200, a.options.steps() / 10));
+  if (command.count("--grad-clip") == 0) a.options.grad_clip(1.0);
+  a.options.val_every(a.val_every >= 0 ? a.val_every : std::max<int64_t>(1, a.options.steps() / kValidationsPerRun));
+  a.options.patience(a.patience >= 0 ? a.patience : 0);
+  SDEGEN_CHECK(a.val_metric.empty() || a.val_metric == "nelbo", "images are validated by their ELBO (nelbo); ",
+               "--val-metric ", a.val_metric, " is for vectors");
+
+  torch::manual_seed(a.options.seed());
+  ModelPtr model = make_model(config);
+  TrainSetup setup;
+  if (n_val > 0) {
+    setup.val = images.x.index_select(0, val_rows);
+    if (labelled) setup.val_labels = images.labels.index_select(0, val_rows);
+    setup.validator = nelbo_validator(1, 256);
+  }
+  if (labelled) setup.labels = images.labels.index_select(0, train_rows);
+  setup.resume = a.resume;
+  setup.overwrite = a.overwrite;
+  setup.extra = {{"data", a.data},
+                 {"images", {{"shape", images.shape()}, {"classes", images.class_names}, {"source", images.source}}}};
+  setup.on_start = [&] {
+    std::filesystem::create_directories(a.out);
+    const std::string record = (std::filesystem::path(a.out) / "run.json").string();
+    if (!a.resume || !std::filesystem::exists(record)) write_file_atomic(record, options_json(command).dump(2) + "\n");
+  };
+  const TrainResult r = train(model, images.x.index_select(0, train_rows), a.options, a.out, setup);
+  const std::vector<int64_t> s = images.shape();
+  fmt::print("trained {} with a U-Net on '{}' ({} images of {}x{}x{}, {} classes): {} steps in {:.1f} s, final loss {:.4f}\n",
+             a.model, a.data, n - n_val, s[0], s[1], s[2], images.num_classes(), r.steps, r.seconds, r.final_loss);
+  for (const auto& m : r.validation) fmt::print("  {} = {:.4f}\n", m.name, m.value);
+  if (r.best_step >= 0)
+    fmt::print("  kept the weights of step {} ({} = {:.4f}) for sampling and evaluation\n", r.best_step,
+               r.validation.front().name, r.best_value);
+  fmt::print("checkpoint: {}\n", r.checkpoint);
+}
+
+}  // namespace sdegen::app

@@ -1,0 +1,44 @@
+#pragma once
+// The settings of sdegen train, shared by the vector path (train_cmd.cpp) and the image path
+// (image_train.cpp).
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "sdegen/train/options.h"
+
+namespace sdegen::app {
+
+struct TrainArgs {
+  std::string data = "laplace5";
+  std::string model = "flow";
+  std::string schedule;    // empty: the model's default
+  std::string prediction;  // empty: the model's default
+  std::string config_file;
+  std::string model_config;  // JSON text: any other key of the model's config
+  nlohmann::json model_overrides = nlohmann::json::object();
+  // 0 or empty: the model's recommended value (train/recipe.h, then the model's defaults).
+  int64_t width = 0, depth = -1, steps = 0, val_every = -1, patience = -1;
+  std::string activation, embedding, decay, val_metric;
+  double fourier_scale = 0.0, lr = 0.0;
+  int64_t n_train = 1000, n_val = 8000;
+  double val_fraction = 0.2;  // 0.1 left 20 noisy rows of a 200-row table to choose weights by
+  TrainOptions options;
+  std::string out = "runs/train";
+  bool resume = false, overwrite = false;
+  // Images (apps/image_train.cpp).
+  std::string net;              // empty: mlp for vectors, unet for images
+  int64_t base_channels = 0;    // 0: the image recipe's
+  int64_t image_size = 0;       // 0: the images' own size
+  double p_uncond = 0.1;        // classifier-free guidance's label dropout
+};
+
+// "fashion-mnist" or a directory (of PNG images).
+bool is_image_data(const std::string& spec);
+
+// sdegen train on images: a U-Net in an affine model, class-conditional when the images are
+// labelled, with the image recipe's defaults for whatever was not given.
+void run_image_training(TrainArgs& a, const CLI::App& command);
+
+}  // namespace sdegen::app

@@ -1,0 +1,76 @@
+// The image path of the program, end to end on a tiny labelled folder of PNG images: train a
+// class-conditional U-Net, resume it, sample a grid with guidance, and refuse what does not apply.
+#include "apps/cli_support.h"
+#include "sdegen/io/png.h"
+
+namespace sdegen {
+namespace {
+
+using test::CliTest;
+using test::run_sdegen;
+
+class ImageCli : public CliTest {
+ protected:
+  // DIR/<a|b>/<k>.png: 8x8 grey images, class a dark on the left, class b on the right.
+  std::string folder() {
+    const std::string root = path("images");
+    for (const std::string cls : {"a", "b"}) {
+      std::filesystem::create_directories(root + "/" + cls);
+      for (int k = 0; k < 12; ++k) {
+        torch::Tensor img = torch::full({1, 8, 8}, 30, torch::kUInt8);
+        img.narrow(2, cls == "a" ? 0 : 4, 4).fill_(200 + k);
+        write_png(root + "/" + cls + "/" + std::to_string(k) + ".png", img);
+      }
+    }
+    return root;
+  }
+};
+
+TEST_F(ImageCli, TrainsResumesAndSamplesAGridWithOneRowPerClass) {
+  const std::string data = folder(), run = path("run");
+  const std::string train = "train --data " + data + " --model flow --base-channels 8 --batch 8 --log-every 5 --out " + run;
+  const test::Outcome first = run_sdegen(train + " --steps 10");
+  ASSERT_EQ(first.code, 0) << first.output;
+  EXPECT_NE(first.output.find("trained flow with a U-Net on '" + data + "' (23 images of 1x8x8, 2 classes)"),
+            std::string::npos)
+      << first.output;
+  const test::Outcome resumed = run_sdegen(train + " --steps 14 --resume");
+  ASSERT_EQ(resumed.code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find(": 14 steps"), std::string::npos) << resumed.output;
+
+  const std::string grid = path("grid.png");
+  const test::Outcome sampled =
+      run_sdegen("sample --checkpoint " + run + " --solver euler --steps 4 --guidance 2 --columns 3 --out " + grid);
+  ASSERT_EQ(sampled.code, 0) << sampled.output;
+  EXPECT_NE(sampled.output.find("sampled 6 images"), std::string::npos) << sampled.output;
+  EXPECT_NE(sampled.output.find("guidance 2, one row per class"), std::string::npos) << sampled.output;
+  // Two rows (classes) of three 8x8 images with 2 pixels of padding around each.
+  const torch::Tensor png = read_png(grid);
+  EXPECT_EQ(png.sizes(), torch::IntArrayRef({1, 2 * 10 + 2, 3 * 10 + 2}));
+
+  const test::Outcome one = run_sdegen("sample --checkpoint " + run + " --steps 4 --solver euler --label 1 --n 4 --out " +
+                                       path("b.png"));
+  ASSERT_EQ(one.code, 0) << one.output;
+  EXPECT_NE(one.output.find("class b"), std::string::npos) << one.output;
+
+  EXPECT_CLI_ERROR(run_sdegen("sample --checkpoint " + run + " --label 2 --out " + path("c.png")),
+                   "--label must be -1 (every class) or a class in [0, 2), got 2");
+  EXPECT_CLI_ERROR(run_sdegen("sample --checkpoint " + run + " --out " + path("c.csv")), "--out must end in .png");
+}
+
+TEST_F(ImageCli, RefusesWhatDoesNotApplyToImages) {
+  const std::string data = folder();
+  EXPECT_CLI_ERROR(run_sdegen("train --data " + data + " --model sde --steps 2 --out " + path("r")),
+                   "the 'sde' model needs an MLP");
+  EXPECT_CLI_ERROR(run_sdegen("train --data " + data + " --net mlp --steps 2 --out " + path("r")),
+                   "images train a U-Net (--net unet)");
+  EXPECT_CLI_ERROR(run_sdegen("train --data laplace5 --net unet --steps 2 --out " + path("r")),
+                   "--net unet is for images");
+  std::filesystem::create_directories(data + "/c");
+  EXPECT_CLI_ERROR(run_sdegen("train --data " + data + " --steps 2 --out " + path("r")),
+                   "class folder '" + data + "/c' holds no PNG images");
+  EXPECT_FALSE(std::filesystem::exists(path("r") + "/checkpoint"));
+}
+
+}  // namespace
+}  // namespace sdegen
