@@ -124,6 +124,8 @@ void run(EvalArgs& a) {
   SDEGEN_CHECK(std::filesystem::is_directory(a.checkpoint), "--checkpoint '", a.checkpoint,
                "' is not a directory; give the run directory of sdegen train");
   const TrainedModel t = load_trained_model(a.checkpoint);
+  SDEGEN_CHECK(t.images.is_null(), "'", a.checkpoint, "' holds an image model; its metrics (fd, class_accuracy, ",
+               "bits_per_dim) are not in sdegen eval yet: draw a grid with sdegen sample --out grid.png");
   const std::string spec = a.data.empty() ? t.data : a.data;
   SDEGEN_CHECK(!spec.empty(), "the checkpoint records no data; pass --data SPEC|FILE.csv");
   const EvalData data = make_eval_data(spec, a.n, a.options.seed);

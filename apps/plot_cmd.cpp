@@ -21,6 +21,8 @@ void run(PlotArgs& a) {
   SDEGEN_CHECK(std::filesystem::is_directory(a.checkpoint), "--checkpoint '", a.checkpoint,
                "' is not a directory; give the run directory of sdegen train");
   const TrainedModel t = load_trained_model(a.checkpoint);
+  SDEGEN_CHECK(t.images.is_null(), "'", a.checkpoint, "' holds an image model; sdegen plot draws vector models ",
+               "only so far: draw a grid with sdegen sample --out grid.png");
   for (const std::string& png : plot_model(t, a.out, a.options, a.checkpoint)) fmt::print("wrote {}\n", png);
 }
 

@@ -14,20 +14,6 @@ namespace sdegen {
 
 namespace fs = std::filesystem;
 
-torch::Tensor pixels_to_model(const torch::Tensor& pixels) {
-  SDEGEN_CHECK(pixels.defined(), "pixels_to_model: the pixel tensor is undefined");
-  SDEGEN_CHECK(pixels.scalar_type() == torch::kUInt8, "pixels_to_model expects uint8 pixels, got ",
-               pixels.scalar_type());
-  return pixels.to(torch::kFloat).div_(kPixelScale).sub_(1.0);
-}
-
-torch::Tensor model_to_pixels(const torch::Tensor& x) {
-  SDEGEN_CHECK(x.defined() && x.is_floating_point(), "model_to_pixels expects a floating tensor");
-  SDEGEN_CHECK(!torch::isnan(x).any().item<bool>(), "model_to_pixels: ", torch::isnan(x).sum().item<int64_t>(),
-               " of ", x.numel(), " values are NaN");
-  return (x.clamp(-1.0, 1.0) + 1.0).mul_(kPixelScale).round_().to(torch::kUInt8);
-}
-
 torch::Tensor dequantize_pixels(const torch::Tensor& x_scaled_8bit) {
   const torch::Tensor& x = x_scaled_8bit;
   SDEGEN_CHECK(x.defined() && x.is_floating_point(), "dequantize_pixels expects floating model units");

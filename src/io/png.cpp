@@ -6,7 +6,7 @@
 
 #include "sdegen/core/check.h"
 #include "sdegen/core/error.h"
-#include "sdegen/data/images.h"
+#include "sdegen/core/pixels.h"
 #include "sdegen/io/csv.h"
 
 namespace sdegen {

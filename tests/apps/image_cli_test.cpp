@@ -56,6 +56,8 @@ TEST_F(ImageCli, TrainsResumesAndSamplesAGridWithOneRowPerClass) {
   EXPECT_CLI_ERROR(run_sdegen("sample --checkpoint " + run + " --label 2 --out " + path("c.png")),
                    "--label must be -1 (every class) or a class in [0, 2), got 2");
   EXPECT_CLI_ERROR(run_sdegen("sample --checkpoint " + run + " --out " + path("c.csv")), "--out must end in .png");
+  EXPECT_CLI_ERROR(run_sdegen("eval --checkpoint " + run), "holds an image model");
+  EXPECT_CLI_ERROR(run_sdegen("plot --checkpoint " + run + " --out " + path("plots")), "holds an image model");
 }
 
 TEST_F(ImageCli, RefusesWhatDoesNotApplyToImages) {

@@ -25,9 +25,9 @@
 #include <string>
 #include <vector>
 
-namespace sdegen {
+#include "sdegen/core/pixels.h"
 
-constexpr double kPixelScale = 127.5;  // model units per 8-bit step: x = v / kPixelScale - 1
+namespace sdegen {
 
 struct ImageData {
   torch::Tensor x;                       // [N, C, H, W] float32 in [-1, 1]
@@ -40,11 +40,6 @@ struct ImageData {
   bool labelled() const { return labels.defined(); }
   std::vector<int64_t> shape() const { return {x.size(1), x.size(2), x.size(3)}; }  // {C, H, W}
 };
-
-// uint8 (any shape) -> float32 v / 127.5 - 1.
-torch::Tensor pixels_to_model(const torch::Tensor& pixels);
-// Model units (any shape, floating) -> uint8 round((clamp(x, -1, 1) + 1) * 127.5). NaN is refused.
-torch::Tensor model_to_pixels(const torch::Tensor& x);
 
 // x on the 8-bit grid (v / 127.5 - 1, as the loaders give) -> (v + u - 1/2) / 127.5 - 1 with a
 // fresh u ~ U[0, 1) per element from torch's default generator, in x's dtype and device. Values
