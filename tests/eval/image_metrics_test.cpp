@@ -2,11 +2,17 @@
 // Hadamard matrix, whose sample covariance is exactly diagonal; 2-D features through the 2x2
 // identity tr sqrt(M) = sqrt(tr M + 2 sqrt(det M))), its symmetry and mean shifts, and its
 // refusals; class accuracy, the predicted-class histogram and the floor on cases with a known
-// answer. Untrained tiny classifiers keep the file well under a second.
+// answer; where the cached Fashion-MNIST classifier lives, and that a foreign one is refused.
+// Untrained tiny classifiers keep the file well under a second.
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
 
 #include "sdegen/core/error.h"
+#include "sdegen/eval/classifier_cache.h"
 #include "sdegen/eval/image_metrics.h"
+#include "sdegen/train/classifier_store.h"
 #include "support/support.h"
 
 namespace sdegen {
@@ -152,6 +158,49 @@ TEST(ImageMetrics, FeaturesHaveTheStatedShapeAndTheFloorOfASetAgainstItselfIsZer
                     "n = 20 images, but there are 40 training and 10 test images");
   EXPECT_THROW_WITH(image_features(net, torch::zeros({2, 3, 8, 8}, torch::kFloat32)), InvalidArgument,
                     "the classifier takes images [N, 1, 8, 8], got [2, 3, 8, 8]");
+}
+
+// Sets (or, with nullopt, unsets) an environment variable for the scope of the object.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, std::optional<std::string> value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value) ::setenv(name, value->c_str(), 1);
+    else ::unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (old_) ::setenv(name_, old_->c_str(), 1);
+    else ::unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+TEST(ClassifierCache, FolderFollowsTheEnvironment) {
+  ScopedEnv cache("SDEGEN_CACHE", "/c"), xdg("XDG_CACHE_HOME", "/x"), home("HOME", "/h");
+  EXPECT_EQ(cache_root(), "/c");
+  {
+    ScopedEnv unset("SDEGEN_CACHE", "");
+    EXPECT_EQ(cache_root(), "/x/sdegen");
+    ScopedEnv unset_xdg("XDG_CACHE_HOME", std::nullopt);
+    EXPECT_EQ(cache_root(), "/h/.cache/sdegen");
+  }
+}
+
+TEST(ClassifierCache, AForeignCachedClassifierIsRefusedNotReplaced) {
+  const std::string root = test::temp_path("classifier_cache"), dir = root + "/classifier-fashion-mnist";
+  std::filesystem::remove_all(root);
+  TrainedClassifier other;
+  other.net = tiny_classifier(3);
+  other.class_names = {"a", "b", "c"};
+  save_classifier(dir, other);
+  EXPECT_THROW_WITH(fashion_mnist_classifier(root), InvalidArgument,
+                    "the cached classifier '" + dir + "' is not a Fashion-MNIST classifier (1x8x8 images, classes a, "
+                    "b, c); delete it to train a new one");
+  EXPECT_EQ(load_classifier(dir).class_names, other.class_names);
+  std::filesystem::remove_all(root);
 }
 
 }  // namespace
