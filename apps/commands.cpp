@@ -18,6 +18,7 @@ void register_commands(CLI::App& app) {
   register_eval(app);
   register_plot(app);
   register_compare(app);
+  register_train_classifier(app);
 }
 
 CLI::Validator one_of(const std::vector<std::string>& names, const std::string& what) {

@@ -15,6 +15,7 @@ void register_fokker_planck(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_plot(CLI::App& app);
 void register_compare(CLI::App& app);
+void register_train_classifier(CLI::App& app);
 
 // Validators shared by the commands: the message names the valid choices.
 CLI::Validator one_of(const std::vector<std::string>& names, const std::string& what);
