@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "apps/commands.h"
+#include "apps/image_eval.h"
 #include "sdegen/core/check.h"
 #include "sdegen/eval/evaluate.h"
 #include "sdegen/io/csv.h"
@@ -30,7 +31,43 @@ struct EvalArgs {
   int threads = 1;
   std::string out = "eval.json";
   std::string samples_out;
+  // Image models (apps/image_eval.cpp).
+  std::string classifier;
+  std::vector<double> guidance = ImageEvalOptions().guidance;
+  int64_t likelihood_n = 100;
 };
+
+// An image checkpoint: the image metrics, with the image defaults for what was not given.
+void run_images(EvalArgs& a, TrainedModel& t, const CLI::App& command) {
+  SDEGEN_CHECK(a.data.empty() || a.data == "fashion-mnist" || std::filesystem::is_directory(a.data), "--data '",
+               a.data, "': an image model is evaluated on fashion-mnist or a folder of PNG images");
+  ImageEvalArgs i;
+  i.checkpoint = a.checkpoint;
+  i.data = a.data;
+  i.classifier = a.classifier;
+  i.threads = a.threads;
+  i.out = a.out;
+  i.grid = a.samples_out;
+  ImageEvalOptions& o = i.options;
+  if (command.count("--n")) o.n = a.n;
+  o.guidance = a.guidance;
+  if (command.count("--sample-solver")) o.sampler.solver = a.sample_solver;
+  if (command.count("--sample-steps")) o.sampler.steps = a.sample_steps;
+  o.elbo_n = o.n;
+  o.elbo_time_samples = a.options.elbo_time_samples;
+  o.likelihood_n = a.no_likelihood ? 0 : std::min(a.likelihood_n, o.n);
+  o.likelihood.solver = a.solver;
+  o.likelihood.steps = a.steps;
+  o.likelihood.probes = a.options.probes;
+  if (command.count("--rtol")) o.likelihood.adaptive.rtol = a.rtol;
+  if (command.count("--atol")) o.likelihood.adaptive.atol = a.atol;
+  o.seed = a.options.seed;
+  SDEGEN_CHECK(!a.no_samples, "--no-samples: an image model's metrics are all about its samples; ",
+               "for bits per dimension alone use --n with the test images to use");
+  SDEGEN_CHECK(i.grid.empty() || (i.grid.size() > 4 && i.grid.compare(i.grid.size() - 4, 4, ".png") == 0),
+               "an image model's --samples-out is a PNG grid: it must end in .png, got '", i.grid, "'");
+  run_image_eval(i, t);
+}
 
 std::string opt(const std::optional<Estimate>& e) {
   return e ? fmt::format("{:10.4f} +- {:.4f}", e->mean, e->se) : std::string("         -");
@@ -118,14 +155,13 @@ nlohmann::json overfitting_check(const TrainedModel& t, const EvalResult& r) {
   return {{"metric", metric}, {"validation", validation}, {"gap", gap}, {"allowed", allowed}, {"warning", far}};
 }
 
-void run(EvalArgs& a) {
+void run(EvalArgs& a, const CLI::App& command) {
   apply_runtime(a.threads, a.options.seed, "cpu");
   SDEGEN_CHECK(!a.checkpoint.empty(), "eval needs --checkpoint DIR (the run directory of sdegen train)");
   SDEGEN_CHECK(std::filesystem::is_directory(a.checkpoint), "--checkpoint '", a.checkpoint,
                "' is not a directory; give the run directory of sdegen train");
-  const TrainedModel t = load_trained_model(a.checkpoint);
-  SDEGEN_CHECK(t.images.is_null(), "'", a.checkpoint, "' holds an image model; its metrics (fd, class_accuracy, ",
-               "bits_per_dim) are not in sdegen eval yet: draw a grid with sdegen sample --out grid.png");
+  TrainedModel t = load_trained_model(a.checkpoint);
+  if (!t.images.is_null()) return run_images(a, t, command);
   const std::string spec = a.data.empty() ? t.data : a.data;
   SDEGEN_CHECK(!spec.empty(), "the checkpoint records no data; pass --data SPEC|FILE.csv");
   const EvalData data = make_eval_data(spec, a.n, a.options.seed);
@@ -162,14 +198,15 @@ void register_eval(CLI::App& app) {
   cmd->option_defaults()->always_capture_default();
   cmd->add_option("--checkpoint", a->checkpoint, "Run directory of a trained model (from sdegen train)")->required();
   cmd->add_option("--data", a->data,
-                  "Data: " + join(density_names()) + ", a mixture JSON or a numeric CSV file (default: the "
-                  "data the model was trained on)");
-  cmd->add_option("--n", a->n, "Evaluation points, and samples drawn")->check(positive());
+                  "Data: " + join(density_names()) + ", a mixture JSON or a numeric CSV file; for an image "
+                  "model fashion-mnist or a folder of PNG images (default: the data the model was trained on)");
+  cmd->add_option("--n", a->n, "Evaluation points, and samples drawn (images: 1000 per guidance weight)")
+      ->check(positive());
   cmd->add_option("--solver", a->solver, "Likelihood ODE solver (dopri5 adaptive, or fixed-step)")
       ->check(one_of({"dopri5", "euler", "midpoint", "heun", "rk4"}, "likelihood solver"));
   cmd->add_option("--steps", a->steps, "Steps of a fixed-step likelihood solver")->check(positive());
-  cmd->add_option("--rtol", a->rtol, "dopri5 relative tolerance (likelihood)")->check(positive());
-  cmd->add_option("--atol", a->atol, "dopri5 absolute tolerance (likelihood)")->check(positive());
+  cmd->add_option("--rtol", a->rtol, "dopri5 relative tolerance (likelihood; images: 1e-4)")->check(positive());
+  cmd->add_option("--atol", a->atol, "dopri5 absolute tolerance (likelihood; images: 1e-4)")->check(positive());
   cmd->add_flag("--hutchinson", a->options.hutchinson,
                 "Hutchinson's divergence estimate (Rademacher probes) instead of the exact one");
   cmd->add_option("--exact-max-dim", a->options.exact_max_dim, "Exact divergence up to this dimension");
@@ -181,15 +218,27 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--sample-solver", a->sample_solver,
                   "Sampler for the sample metrics (default: dopri5, or euler-maruyama for sde)")
       ->check(one_of(sampler_names(), "solver"));
-  cmd->add_option("--sample-steps", a->sample_steps, "Steps of a fixed-step sampler")->check(positive());
+  cmd->add_option("--sample-steps", a->sample_steps, "Steps of a fixed-step sampler (images: heun, 25 steps)")
+      ->check(positive());
   cmd->add_option("--projections", a->options.projections, "Sliced Wasserstein directions")->check(positive());
   cmd->add_flag("--no-likelihood", a->no_likelihood, "Skip the likelihood");
   cmd->add_flag("--no-samples", a->no_samples, "Skip sampling and the sample metrics");
   cmd->add_option("--seed", a->options.seed, "Random seed (data draws, t draws, samples)")->check(seed_value());
   cmd->add_option("--threads", a->threads, "Intra-op threads")->check(thread_count());
   cmd->add_option("--out", a->out, "Output JSON");
-  cmd->add_option("--samples-out", a->samples_out, "Also write the samples (CSV, data units)");
-  cmd->callback([a] { run(*a); });
+  cmd->add_option("--samples-out", a->samples_out,
+                  "Also write the samples (CSV, data units; images: a PNG grid of the first guidance weight's)");
+  cmd->add_option("--classifier", a->classifier,
+                  "Images: the metrics' classifier directory (sdegen train-classifier; default for fashion-mnist: "
+                  "the cached one, trained on first use)");
+  cmd->add_option("--guidance", a->guidance,
+                  "Images: classifier-free guidance weights to measure, comma-separated (0: unconditional, 1: "
+                  "conditional)")
+      ->delimiter(',');
+  cmd->add_option("--likelihood-n", a->likelihood_n,
+                  "Images: test images whose bits per dimension the probability flow gives (Hutchinson)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->callback([a, cmd] { run(*a, *cmd); });
 }
 
 }  // namespace sdegen::app

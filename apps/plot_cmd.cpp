@@ -21,8 +21,6 @@ void run(PlotArgs& a) {
   SDEGEN_CHECK(std::filesystem::is_directory(a.checkpoint), "--checkpoint '", a.checkpoint,
                "' is not a directory; give the run directory of sdegen train");
   const TrainedModel t = load_trained_model(a.checkpoint);
-  SDEGEN_CHECK(t.images.is_null(), "'", a.checkpoint, "' holds an image model; sdegen plot draws vector models ",
-               "only so far: draw a grid with sdegen sample --out grid.png");
   for (const std::string& png : plot_model(t, a.out, a.options, a.checkpoint)) fmt::print("wrote {}\n", png);
 }
 
@@ -30,13 +28,19 @@ void run(PlotArgs& a) {
 
 void register_plot(CLI::App& app) {
   auto a = std::make_shared<PlotArgs>();
-  CLI::App* cmd = app.add_subcommand("plot", "Draw a trained model's figures (density, trajectories, loss) as PNG");
+  CLI::App* cmd = app.add_subcommand(
+      "plot", "Draw a trained model's figures (density, trajectories, loss; for images a strip of x_t) as PNG");
   cmd->option_defaults()->always_capture_default();
   cmd->add_option("--checkpoint", a->checkpoint, "Run directory of a trained model (from sdegen train)")->required();
   cmd->add_option("--data", a->options.data, "Data to plot against (default: the model's training data)");
   cmd->add_option("--n", a->options.n, "Samples for histograms and scatter plots")->check(positive());
   cmd->add_option("--paths", a->options.paths, "Trajectories drawn")->check(positive());
   cmd->add_option("--steps", a->options.steps, "Steps of the trajectory solvers")->check(positive());
+  cmd->add_option("--guidance", a->options.guidance,
+                  "Image models: guidance weight of the trajectory strip (one sample per class)");
+  cmd->add_option("--snapshots", a->options.snapshots,
+                  "Image models: states shown per trajectory, evenly spaced in the Heun steps, the last the image")
+      ->check(CLI::Range(int64_t{2}, int64_t{1000}));
   cmd->add_option("--threads", a->threads, "Intra-op threads")->check(thread_count());
   cmd->add_option("--out", a->out, "Output directory");
   cmd->callback([a] { run(*a); });

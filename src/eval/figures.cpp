@@ -6,6 +6,7 @@
 
 #include "sdegen/core/check.h"
 #include "sdegen/eval/fokker_planck.h"
+#include "sdegen/io/png.h"
 #include "sdegen/model/affine_model.h"
 
 namespace sdegen {
@@ -100,8 +101,74 @@ HeatmapPlot model_density_2d(const GenerativeModel& model, const Standardizer& s
   return h;
 }
 
+ImageTrajectories image_trajectories(const GenerativeModel& model, const torch::Tensor& x0,
+                                     const SamplerOptions& options, const Guidance& guidance, int64_t count) {
+  SDEGEN_CHECK(count >= 2, "image trajectories need at least 2 snapshots (the prior and the image), got ", count);
+  torch::NoGradGuard no_grad;
+  std::vector<double> times;
+  std::vector<torch::Tensor> states;
+  const Solution sol = generate(model, x0, options, guidance, [&](double t, const torch::Tensor& x) {
+    times.push_back(t);
+    states.push_back(x.detach().clone());
+  });
+  sol.check();
+  const int64_t recorded = static_cast<int64_t>(states.size());
+  SDEGEN_CHECK(count <= recorded, "the solve has ", recorded, " states; ", count,
+               " snapshots need a solver with more steps");
+  ImageTrajectories r;
+  std::vector<torch::Tensor> picked;
+  for (int64_t k = 0; k + 1 < count; ++k) {
+    const int64_t i = (k * (recorded - 1) + (count - 1) / 2) / (count - 1);
+    r.times.push_back(times[static_cast<size_t>(i)]);
+    picked.push_back(states[static_cast<size_t>(i)]);
+  }
+  r.times.push_back(times.back());
+  picked.push_back(sol.x);
+  const torch::Tensor stacked = torch::stack(picked, 1);  // [n, count, *shape]
+  std::vector<int64_t> sizes{-1};
+  for (int64_t d = 2; d < stacked.dim(); ++d) sizes.push_back(stacked.size(d));
+  r.frames = stacked.reshape(sizes);
+  return r;
+}
+
+namespace {
+
+// An image model's figure: the trajectory strip, one sample per class (guided) or 8.
+void plot_image_trajectories(const TrainedModel& trained, const std::string& png, const PlotModelOptions& o) {
+  const GenerativeModel& model = *trained.model;
+  const int64_t classes = model.num_classes();
+  torch::manual_seed(0);
+  const torch::Tensor x0 = sample_model_prior(model, classes > 0 ? classes : 8);
+  SamplerOptions ode;
+  ode.solver = "heun";
+  ode.steps = o.steps;
+  const Guidance guidance = classes > 0 ? Guidance{Condition(torch::arange(classes, torch::kLong)), o.guidance}
+                                        : Guidance{};
+  const ImageTrajectories t = image_trajectories(model, x0, ode, guidance, o.snapshots);
+  write_image_grid(png, t.frames.to(torch::kFloat), static_cast<int64_t>(t.times.size()));
+}
+
+// loss.png from the training log (o.log_csv, else <run_dir>/log.csv) when there is one.
+void plot_loss(const GenerativeModel& model, const std::string& out_dir, const PlotModelOptions& o,
+               const std::string& run_dir, std::vector<std::string>& written) {
+  const std::string log = !o.log_csv.empty() ? o.log_csv : run_dir.empty() ? "" : (fs::path(run_dir) / "log.csv").string();
+  if (log.empty() || !fs::exists(log)) return;
+  const std::string png = (fs::path(out_dir) / "loss.png").string();
+  plot_loss_curves(png, {{model.kind(), log}});
+  written.push_back(png);
+}
+
+}  // namespace
+
 std::vector<std::string> plot_model(const TrainedModel& trained, const std::string& out_dir,
                                     const PlotModelOptions& o, const std::string& run_dir) {
+  if (!trained.images.is_null()) {
+    fs::create_directories(out_dir);
+    std::vector<std::string> written{(fs::path(out_dir) / "trajectories.png").string()};
+    plot_image_trajectories(trained, written.front(), o);
+    plot_loss(*trained.model, out_dir, o, run_dir, written);
+    return written;
+  }
   GenerativeModel& model = *trained.model;
   const Standardizer& st = trained.standardizer;
   fs::create_directories(out_dir);
@@ -193,11 +260,7 @@ std::vector<std::string> plot_model(const TrainedModel& trained, const std::stri
                          name + ": paths from the prior to the data");
     written.push_back(png("trajectories.png"));
   }
-  const std::string log = !o.log_csv.empty() ? o.log_csv : run_dir.empty() ? "" : (fs::path(run_dir) / "log.csv").string();
-  if (!log.empty() && fs::exists(log)) {
-    plot_loss_curves(png("loss.png"), {{model.kind(), log}});
-    written.push_back(png("loss.png"));
-  }
+  plot_loss(model, out_dir, o, run_dir, written);
   return written;
 }
 

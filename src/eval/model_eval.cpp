@@ -42,9 +42,12 @@ TrainedModel load_trained_model(const std::string& run_dir, Weights weights) {
   return t;
 }
 
-LikelihoodResult model_log_likelihood(const GenerativeModel& model, const Standardizer& st,
-                                      const torch::Tensor& y, const LikelihoodOptions& options) {
-  check_points(model, y);
+LikelihoodResult model_log_likelihood(const GenerativeModel& model, const torch::Tensor& x,
+                                      const LikelihoodOptions& options) {
+  const std::vector<int64_t> shape = model.shape();
+  SDEGEN_CHECK(x.dim() >= 2 && x.size(0) > 0 && x.sizes().slice(1).vec() == shape,
+               "evaluation points must be [n, *shape] with n > 0 and shape ", torch::IntArrayRef(shape),
+               " for this model, got ", x.sizes());
   SDEGEN_CHECK(model.has_probability_flow(), "the '", model.kind(),
                "' model has no probability-flow ODE (its marginal score is unknown), so no exact likelihood; "
                "use its ELBO");
@@ -58,9 +61,16 @@ LikelihoodResult model_log_likelihood(const GenerativeModel& model, const Standa
   }
   const auto sde = model.sde(DiffusionSpec{});
   const VectorField velocity = [sde](double t, const torch::Tensor& x) { return sde->drift(x, t); };
-  const torch::Tensor z = st.transform(y.to(torch::kDouble)) * scale;
-  LikelihoodResult r = log_likelihood(velocity, z, sde->prior_std(), o, sde->raw_drift_divergence());
-  r.log_prob = r.log_prob + y.size(1) * std::log(scale) - log_jacobian(st);
+  LikelihoodResult r = log_likelihood(velocity, x * scale, sde->prior_std(), o, sde->raw_drift_divergence());
+  r.log_prob = r.log_prob + static_cast<double>(x.numel() / x.size(0)) * std::log(scale);
+  return r;
+}
+
+LikelihoodResult model_log_likelihood(const GenerativeModel& model, const Standardizer& st,
+                                      const torch::Tensor& y, const LikelihoodOptions& options) {
+  check_points(model, y);
+  LikelihoodResult r = model_log_likelihood(model, st.transform(y.to(torch::kDouble)), options);
+  r.log_prob = r.log_prob - log_jacobian(st);
   return r;
 }
 

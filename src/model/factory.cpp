@@ -178,7 +178,8 @@ ModelPtr make_model(const nlohmann::json& config) {
   return std::make_shared<AffineModel>(o);  // in o.dtype
 }
 
-Solution generate(const AffineModel& model, const torch::Tensor& x0, SamplerOptions options, const Guidance& guidance) {
+Solution generate(const AffineModel& model, const torch::Tensor& x0, SamplerOptions options, const Guidance& guidance,
+                  const Observer& observer) {
   const double hi = model.time_range().second;
   const bool velocity = model.options().prediction == Prediction::Velocity;
   const double end = velocity ? 1.0 : hi;
@@ -188,15 +189,15 @@ Solution generate(const AffineModel& model, const torch::Tensor& x0, SamplerOpti
                  "generate: labels must be [n] = [", x0.size(0), "] like the prior draws, got ",
                  guidance.condition.labels.sizes());
   const auto field = model.guided_field(guidance.condition, guidance.weight);
-  Solution sol = sample(*field, x0, options);
+  Solution sol = sample(*field, x0, options, observer);
   if (sol.ok() && options.t1 < 1.0) sol.x = field->predict(sol.x, options.t1, Prediction::Data);
   return sol;
 }
 
 Solution generate(const GenerativeModel& model, const torch::Tensor& x0, SamplerOptions options,
-                  const Guidance& guidance) {
+                  const Guidance& guidance, const Observer& observer) {
   if (const auto* affine = dynamic_cast<const AffineModel*>(&model))
-    return generate(*affine, x0, options, guidance);
+    return generate(*affine, x0, options, guidance, observer);
   check_unconditional(model, guidance.condition);
   const auto deterministic = ode_sampler_names();
   const bool ode_solver = std::find(deterministic.begin(), deterministic.end(), options.solver) != deterministic.end();
@@ -207,7 +208,7 @@ Solution generate(const GenerativeModel& model, const torch::Tensor& x0, Sampler
     SDEGEN_CHECK(options.diffusion.is_zero(), "the '", model.kind(),
                  "' model is deterministic; it samples with zero diffusion, not sigma = ",
                  diffusion_name(options.diffusion));
-  return sample_sde(*model.sde(options.diffusion), x0, options);
+  return sample_sde(*model.sde(options.diffusion), x0, options, observer);
 }
 
 torch::Tensor sample_model_prior(const GenerativeModel& model, int64_t n, const torch::Device& device) {

@@ -1,5 +1,8 @@
 // The image path of the program, end to end on a tiny labelled folder of PNG images: train a
-// class-conditional U-Net, resume it, sample a grid with guidance, and refuse what does not apply.
+// class-conditional U-Net, resume it, sample a grid with guidance, evaluate it with a classifier
+// of the folder, and refuse what does not apply.
+#include <nlohmann/json.hpp>
+
 #include "apps/cli_support.h"
 #include "sdegen/io/png.h"
 
@@ -56,8 +59,50 @@ TEST_F(ImageCli, TrainsResumesAndSamplesAGridWithOneRowPerClass) {
   EXPECT_CLI_ERROR(run_sdegen("sample --checkpoint " + run + " --label 2 --out " + path("c.png")),
                    "--label must be -1 (every class) or a class in [0, 2), got 2");
   EXPECT_CLI_ERROR(run_sdegen("sample --checkpoint " + run + " --out " + path("c.csv")), "--out must end in .png");
-  EXPECT_CLI_ERROR(run_sdegen("eval --checkpoint " + run), "holds an image model");
-  EXPECT_CLI_ERROR(run_sdegen("plot --checkpoint " + run + " --out " + path("plots")), "holds an image model");
+  // The trajectory strip: a row per class, 5 snapshots of an 8-step solve.
+  const test::Outcome plotted =
+      run_sdegen("plot --checkpoint " + run + " --steps 8 --snapshots 5 --guidance 2 --out " + path("plots"));
+  ASSERT_EQ(plotted.code, 0) << plotted.output;
+  EXPECT_EQ(read_png(path("plots/trajectories.png")).sizes(), torch::IntArrayRef({1, 2 * 10 + 2, 5 * 10 + 2}));
+  EXPECT_TRUE(std::filesystem::exists(path("plots/loss.png")));
+  EXPECT_CLI_ERROR(run_sdegen("plot --checkpoint " + run + " --steps 8 --snapshots 10 --out " + path("plots")),
+                   "the solve has 9 states; 10 snapshots need a solver with more steps");
+}
+
+// sdegen eval on an image model: a folder needs its own classifier; with one, the figures at each
+// guidance weight, bits per dimension, the JSON and a grid.
+TEST_F(ImageCli, EvaluatesWithAClassifierOfTheFolder) {
+  const std::string data = folder(), run = path("run");
+  const test::Outcome trained =
+      run_sdegen("train --data " + data + " --model flow --base-channels 8 --batch 8 --steps 6 --out " + run);
+  ASSERT_EQ(trained.code, 0) << trained.output;
+  EXPECT_CLI_ERROR(run_sdegen("eval --checkpoint " + run),
+                   "train one with sdegen train-classifier --data " + data + " --out CLF");
+  const test::Outcome clf = run_sdegen("train-classifier --data " + data + " --epochs 2 --out " + path("clf"));
+  ASSERT_EQ(clf.code, 0) << clf.output;
+  const std::string eval = "eval --checkpoint " + run + " --classifier " + path("clf") +
+                           " --n 10 --sample-solver euler --sample-steps 3 --guidance 0,2 --likelihood-n 4";
+  EXPECT_CLI_ERROR(run_sdegen(eval + " --samples-out " + path("s.csv")), "must end in .png");
+  const test::Outcome evaluated =
+      run_sdegen(eval + " --out " + path("eval.json") + " --samples-out " + path("eval.png"));
+  ASSERT_EQ(evaluated.code, 0) << evaluated.output;
+  EXPECT_NE(evaluated.output.find("fd_floor (real against real, same n)"), std::string::npos) << evaluated.output;
+  const nlohmann::json j = nlohmann::json::parse(test::read_file(path("eval.json")));
+  ASSERT_EQ(j.at("guidance").size(), 2u);
+  EXPECT_EQ(j["guidance"][1]["weight"].get<double>(), 2.0);
+  EXPECT_EQ(j["guidance"][1]["nfe"].get<int64_t>(), 3);
+  const double accuracy = j["guidance"][1]["class_accuracy"].get<double>();
+  EXPECT_GE(accuracy, 0.0);
+  EXPECT_LE(accuracy, 1.0);
+  const std::vector<int64_t> histogram = j["guidance"][0]["histogram"].get<std::vector<int64_t>>();
+  ASSERT_EQ(histogram.size(), 2u);
+  EXPECT_EQ(histogram[0] + histogram[1], 10);
+  EXPECT_GT(j.at("fd_floor").get<double>(), 0.0);
+  EXPECT_TRUE(j.at("elbo_bits_per_dim").is_number()) << j.dump();
+  EXPECT_TRUE(j.at("likelihood_bits_per_dim").is_number()) << j.dump();
+  EXPECT_EQ(j.at("likelihood_n").get<int64_t>(), 4);
+  // The grid: the first weight's images, one column per class, at most as many rows as columns.
+  EXPECT_EQ(read_png(path("eval.png")).sizes(), torch::IntArrayRef({1, 2 * 10 + 2, 2 * 10 + 2}));
 }
 
 TEST_F(ImageCli, RefusesWhatDoesNotApplyToImages) {

@@ -67,6 +67,10 @@ constexpr double kDivergedPriorRadius = 100.0;
 // InvalidArgument for a model without a probability flow (the general sde model).
 LikelihoodResult model_log_likelihood(const GenerativeModel& model, const Standardizer& st,
                                       const torch::Tensor& y, const LikelihoodOptions& options = {});
+// The same in the model's own units, for points x [n, *model.shape()] in the model's dtype (images:
+// pixels scaled to [-1, 1]), with no standardisation to undo.
+LikelihoodResult model_log_likelihood(const GenerativeModel& model, const torch::Tensor& x,
+                                      const LikelihoodOptions& options = {});
 
 // A validator for train() (train/validation.h): "val_nll", the mean negative log-likelihood of the
 // validation rows (in the model's own, standardised units) through the model's probability flow,

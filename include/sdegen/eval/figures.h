@@ -6,6 +6,7 @@
 
 #include "sdegen/eval/evaluate.h"
 #include "sdegen/io/plot.h"
+#include "sdegen/model/factory.h"
 
 namespace sdegen {
 
@@ -31,12 +32,28 @@ struct PlotModelOptions {
   int steps = 100;          // steps of the trajectory solvers
   std::string data;         // data spec for the reference (default: the model's training data)
   std::string log_csv;      // training log for the loss curves (default: <run_dir>/log.csv)
+  // Image models.
+  double guidance = 1.0;    // classifier-free guidance weight of the trajectories
+  int64_t snapshots = 9;    // times shown per trajectory, from the prior to the image (>= 2)
 };
+
+// The generation of images as snapshots: x_t at `count` states of the solve, evenly spaced in its
+// steps from the prior draw, the last one the finished image (after the final denoising step of a
+// model whose data end stops short of t = 1).
+struct ImageTrajectories {
+  std::vector<double> times;  // [count]
+  torch::Tensor frames;       // [n * count, *shape]: each image's snapshots in a row, in time order
+};
+// Refused: count < 2, or more snapshots than the solve has states.
+ImageTrajectories image_trajectories(const GenerativeModel& model, const torch::Tensor& x0,
+                                     const SamplerOptions& options, const Guidance& guidance, int64_t count);
 
 // Draws into out_dir (created): 1-D: density.png, trajectories.png (probability-flow ODE beside
 // the SDE with the reverse diffusion, or the model's own SDE), fokker_planck.png (the ODE's
 // density over time, where the prior std is at most 3); 2-D: samples.png, density.png,
-// trajectories.png; any dimension: loss.png when the log exists. Returns the PNG paths.
+// trajectories.png; images: trajectories.png, a strip of x_t from the prior to the image for one
+// sample per class (8 when unconditional); any model: loss.png when the log exists. Returns the
+// PNG paths.
 std::vector<std::string> plot_model(const TrainedModel& trained, const std::string& out_dir,
                                     const PlotModelOptions& options = {}, const std::string& run_dir = "");
 

@@ -33,14 +33,14 @@ struct Guidance {
 // Samples from an affine model: integrates to the model's data end and, where that end stops
 // short of t = 1 (b(1) = 0 and a prediction that is singular there), finishes with the model's
 // data prediction, the usual final denoising step. Guidance applies to every step, the final
-// one included.
+// one included. The observer sees the state at each step of the solve (not the final denoising).
 Solution generate(const AffineModel& model, const torch::Tensor& x0, SamplerOptions options,
-                  const Guidance& guidance = {});
+                  const Guidance& guidance = {}, const Observer& observer = {});
 
 // Samples any model from prior draws x0 (an affine model as above; a model with a free drift
 // through sample_sde). A model without a probability flow (sde) refuses deterministic solvers.
 Solution generate(const GenerativeModel& model, const torch::Tensor& x0, SamplerOptions options,
-                  const Guidance& guidance = {});
+                  const Guidance& guidance = {}, const Observer& observer = {});
 
 // n draws from a model's prior, [n, *shape], in the model's dtype on `device`.
 torch::Tensor sample_model_prior(const GenerativeModel& model, int64_t n,

@@ -1,0 +1,110 @@
+// sdegen eval on an image model: generated images against held-out real ones in a classifier's
+// features (eval/image_evaluate.h), printed as a table and written as JSON.
+#include "apps/image_eval.h"
+
+#include <fmt/core.h>
+#include <fmt/ranges.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "sdegen/core/check.h"
+#include "sdegen/eval/classifier_cache.h"
+#include "sdegen/io/csv.h"
+#include "sdegen/io/png.h"
+#include "sdegen/train/classifier_store.h"
+
+namespace sdegen::app {
+namespace {
+
+ImageData subset(const ImageData& d, const torch::Tensor& rows, const std::string& source) {
+  ImageData out = d;
+  out.x = d.x.index_select(0, rows);
+  if (d.labelled()) out.labels = d.labels.index_select(0, rows);
+  out.source = source;
+  return out;
+}
+
+// The reference (held-out) images and an independent real set for the floor: Fashion-MNIST's
+// test and training splits, or two seeded halves of a folder.
+std::pair<ImageData, ImageData> real_images(const std::string& spec, const std::vector<int64_t>& shape,
+                                            uint64_t seed) {
+  if (spec == "fashion-mnist") {
+    ImageData test = load_fashion_mnist("test"), train = load_fashion_mnist("train");
+    test.source = "fashion-mnist:test", train.source = "fashion-mnist:train";
+    return {test, train};
+  }
+  SDEGEN_CHECK(std::filesystem::is_directory(spec), "'", spec,
+               "' is not fashion-mnist or a folder of PNG images; pass the images to compare with as --data");
+  ImageData all = load_image_folder(spec);
+  if (all.shape() != shape && shape[1] == shape[2]) all = load_image_folder(spec, shape[1]);
+  torch::manual_seed(seed);
+  const int64_t n = all.size(), half = n / 2;
+  SDEGEN_CHECK(half >= 2, "'", spec, "' has ", n, " images; comparing with real images needs at least 4");
+  const torch::Tensor order = torch::randperm(n, torch::kLong);
+  return {subset(all, order.narrow(0, 0, half), spec + " (a seeded half)"),
+          subset(all, order.narrow(0, half, half), spec + " (the other half)")};
+}
+
+TrainedClassifier metric_classifier(const ImageEvalArgs& a, const std::string& spec) {
+  if (!a.classifier.empty()) return load_classifier(a.classifier);
+  SDEGEN_CHECK(spec == "fashion-mnist", "the image metrics need a classifier of '", spec,
+               "': train one with sdegen train-classifier --data ", spec, " --out CLF, then pass --classifier CLF");
+  return fashion_mnist_classifier("", a.threads);
+}
+
+std::string figure(const std::optional<Estimate>& e, const std::string& problem) {
+  if (e) return fmt::format("{:.4f} +- {:.4f}", e->mean, e->se);
+  return problem.empty() ? std::string("-") : "untrusted: " + problem;
+}
+
+void print_table(const ImageEvalResult& r, const std::vector<std::string>& class_names) {
+  fmt::print("{} model, {} images of {} from {} ({} steps) against {} images of '{}'\n", r.kind, r.n,
+             fmt::join(r.shape, "x"), r.sampler, r.sampler_steps, r.n, r.source);
+  fmt::print("  fd_floor (real against real, same n)   {:.4f}\n", r.fd_floor);
+  fmt::print("  guidance        fd   fd/floor   class acc   evals   seconds   predicted classes\n");
+  for (const GuidanceRow& g : r.rows)
+    fmt::print("  {:8.2f} {:9.4f} {:10.2f} {:>11} {:7d} {:9.1f}   {}\n", g.weight, g.fd, g.fd / r.fd_floor,
+               g.class_accuracy ? fmt::format("{:.4f}", *g.class_accuracy) : std::string("-"), g.nfe, g.seconds,
+               fmt::join(g.histogram, " "));
+  if (!class_names.empty()) fmt::print("  classes: {}\n", fmt::join(class_names, ", "));
+  fmt::print("bits per dimension of {} dequantised test images (unconditional):\n", r.elbo_n);
+  fmt::print("  from the ELBO (an upper bound)   {}\n", figure(r.elbo_bits_per_dim, r.elbo_problem));
+  if (r.likelihood_n > 0)
+    fmt::print("  probability flow ({} images, Hutchinson, {} evaluations)   {}\n", r.likelihood_n, r.likelihood_nfe,
+               figure(r.likelihood_bits_per_dim, r.likelihood_problem));
+}
+
+}  // namespace
+
+void run_image_eval(const ImageEvalArgs& a, TrainedModel& t) {
+  const std::string spec = a.data.empty() ? t.data : a.data;
+  const std::vector<int64_t> shape = t.model->shape();
+  const TrainedClassifier classifier = metric_classifier(a, spec);
+  auto [reference, other] = real_images(spec, shape, a.options.seed);
+  const bool tty = isatty(fileno(stderr));
+  const auto progress = [tty](double w, int64_t done, int64_t total) {
+    if (tty) fmt::print(stderr, "\rguidance {}: {}/{} images", w, done, total);
+    else if (done == total) fmt::print(stderr, "guidance {}: {} images drawn\n", w, total);
+    if (tty && done == total) fmt::print(stderr, "\n");
+  };
+  Classifier net = classifier.net;
+  const ImageEvalResult r = evaluate_images(*t.model, net, reference, other, a.options, progress);
+  std::vector<std::string> names = classifier.class_names;
+  print_table(r, names);
+  nlohmann::json j = to_json(r);
+  j["checkpoint"] = a.checkpoint;
+  j["classifier"] = a.classifier.empty() ? "cached fashion-mnist classifier" : a.classifier;
+  j["classifier_test_accuracy"] = classifier.test_accuracy;
+  j["classes"] = names;
+  write_file_atomic(a.out, j.dump(2) + "\n");
+  fmt::print("wrote {}\n", a.out);
+  if (!a.grid.empty()) {
+    const int64_t columns = r.classes > 0 ? r.classes : 10;
+    write_image_grid(a.grid, r.first_images.narrow(0, 0, std::min<int64_t>(r.n, columns * columns)), columns);
+    fmt::print("wrote {} (guidance {}, the first {} images)\n", a.grid, r.rows.front().weight,
+               std::min<int64_t>(r.n, columns * columns));
+  }
+}
+
+}  // namespace sdegen::app

@@ -1,0 +1,101 @@
+#pragma once
+// Evaluation of a trained image model: generated images measured in a classifier's features
+// against held-out real images (eval/image_metrics.h), at one or more classifier-free guidance
+// weights, and bits per dimension of dequantised test images from the ELBO and, optionally, from
+// the probability flow with Hutchinson's divergence.
+//
+// The Frechet distance of n images is biased upwards, strongly so for small n, so fd is always
+// reported beside fd_floor: n real images independent of the reference (the training split)
+// against the same n reference images (the test split) that the generated images are compared
+// with. A model is as good as real data by this measure when fd is near fd_floor.
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sdegen/data/images.h"
+#include "sdegen/eval/evaluate.h"
+#include "sdegen/model/generative_model.h"
+#include "sdegen/net/classifier.h"
+#include "sdegen/sample/sampler.h"
+
+namespace sdegen {
+
+struct ImageEvalOptions {
+  int64_t n = 1000;  // images generated per guidance weight; also the floor's and the reference's n
+  // Guidance weights W (math.md: uncond + W (cond - uncond)) measured on a class-conditional model,
+  // with the same prior draws and labels (n / classes per class, in turn) at every weight. An
+  // unconditional model is measured once, without guidance.
+  std::vector<double> guidance{1.0};
+  // 25 Heun steps: 49 network evaluations per image (two per step with guidance above 1, batched).
+  SamplerOptions sampler = [] {
+    SamplerOptions s;
+    s.solver = "heun";
+    s.steps = 25;
+    return s;
+  }();
+  int64_t batch = 500;             // images per sampling solve (memory)
+  int64_t elbo_n = 1000;           // test images for the ELBO's bits per dimension (0: skip)
+  int64_t elbo_time_samples = 4;   // draws of t per image
+  int64_t likelihood_n = 0;        // test images for the probability flow's bits per dimension (0: skip)
+  LikelihoodOptions likelihood = [] {
+    LikelihoodOptions l;
+    l.exact_divergence = false;  // Hutchinson: an exact divergence costs one pass per pixel
+    l.adaptive = AdaptiveOptions{1e-4, 1e-4};
+    return l;
+  }();
+  uint64_t seed = 0;
+};
+
+// The figures at one guidance weight (unconditional models: one row, weight 1).
+struct GuidanceRow {
+  double weight = 1.0;
+  double fd = 0.0;                        // n generated against n reference images
+  std::optional<double> class_accuracy;   // share classified as the label asked for (conditional)
+  std::vector<int64_t> histogram;         // predicted classes of the generated images
+  int64_t nfe = 0;                        // network evaluations per image (a batched pair counts once)
+  double seconds = 0.0;                   // sampling time for the n images
+};
+
+struct ImageEvalResult {
+  std::string kind, source;
+  std::vector<int64_t> shape;
+  int64_t n = 0, classes = 0;
+  std::string sampler;
+  int64_t sampler_steps = 0;
+  double fd_floor = 0.0;  // n images of `other` against the same n reference images
+  std::vector<GuidanceRow> rows;
+  // Bits per dimension of dequantised reference images under the unconditional model: from the
+  // ELBO (an upper bound on the model's figure) and from the probability flow (Hutchinson's
+  // estimate). Absent when skipped or untrustworthy; the *_problem strings then say why.
+  std::optional<Estimate> elbo_bits_per_dim, likelihood_bits_per_dim;
+  int64_t elbo_n = 0, likelihood_n = 0, likelihood_nfe = 0;
+  std::string elbo_problem, likelihood_problem;
+  double elbo_seconds = 0.0, likelihood_seconds = 0.0;
+  torch::Tensor first_images;  // the first row's generated images [n, C, H, W] in [-1, 1]
+};
+
+// Called after each sampling batch: images done and in total, at guidance weight `weight`.
+using ImageEvalProgress = std::function<void(double weight, int64_t done, int64_t total)>;
+
+// Evaluates `model` (images in [-1, 1], eval mode) with `classifier` (the same image shape) against
+// `reference` (held-out real images: the test split) and `other` (real images independent of the
+// reference: the training split), which give fd_floor. Refused (InvalidArgument, naming the
+// problem): images of another shape than the model's or the classifier's, n < 2 or beyond either
+// set, a conditional model whose class count differs from the classifier's, no guidance weight.
+// A sampling solve that fails is a NumericError; samples are clamped to [-1, 1], as a PNG would
+// store them, before they are measured.
+ImageEvalResult evaluate_images(GenerativeModel& model, Classifier& classifier, const ImageData& reference,
+                                const ImageData& other, const ImageEvalOptions& options = {},
+                                const ImageEvalProgress& progress = {});
+
+// Keys: kind, source, shape, n, classes, sampler, sampler_steps, fd_floor, guidance (a list of
+// {weight, fd, fd_over_floor, class_accuracy, histogram, nfe, seconds}), elbo_bits_per_dim(_stderr),
+// likelihood_bits_per_dim(_stderr), their n, problems and seconds; absent figures are null.
+nlohmann::json to_json(const ImageEvalResult& result);
+
+}  // namespace sdegen

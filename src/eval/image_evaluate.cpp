@@ -1,0 +1,194 @@
+#include "sdegen/eval/image_evaluate.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "sdegen/core/check.h"
+#include "sdegen/core/tensor.h"
+#include "sdegen/eval/image_metrics.h"
+#include "sdegen/model/factory.h"
+
+namespace sdegen {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// n images of `images` drawn without replacement by `generator`.
+torch::Tensor draw(const ImageData& images, int64_t n, at::Generator& generator) {
+  const torch::Tensor rows =
+      torch::randperm(images.size(), generator, torch::TensorOptions(torch::kLong)).narrow(0, 0, n);
+  return images.x.index_select(0, rows);
+}
+
+// Per-image bits per dimension from nats per image (data/images.h), as a mean and standard error.
+Estimate bits_estimate(const torch::Tensor& nll_nats, int64_t dims) {
+  const Estimate nats = mean_and_se(nll_nats);
+  return {bits_per_dim(nats.mean, dims), nats.se / (static_cast<double>(dims) * std::log(2.0))};
+}
+
+// The model's generated images at weight w, the same prior draws and labels for every w.
+GuidanceRow sample_row(GenerativeModel& model, Classifier& classifier, const FeatureStats& reference, double w,
+                       const torch::Tensor& labels, const ImageEvalOptions& o, const ImageEvalProgress& progress,
+                       torch::Tensor* first) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(o.seed);
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<torch::Tensor> parts;
+  GuidanceRow row;
+  row.weight = w;
+  for (int64_t done = 0; done < o.n; done += o.batch) {
+    const int64_t m = std::min(o.batch, o.n - done);
+    const torch::Tensor x0 = sample_model_prior(model, m);
+    Guidance guidance;
+    if (labels.defined()) guidance = Guidance{Condition(labels.narrow(0, done, m)), w};
+    const Solution sol = generate(model, x0, o.sampler, guidance);
+    sol.check();
+    row.nfe = sol.nfe;
+    parts.push_back(sol.x.to(torch::kFloat).clamp(-1.0, 1.0));
+    if (progress) progress(w, done + m, o.n);
+  }
+  row.seconds = seconds_since(start);
+  const torch::Tensor images = torch::cat(parts);
+  if (first && !first->defined()) *first = images;
+  row.fd = frechet_distance(feature_stats(image_features(classifier, images), "the generated images' features"),
+                            reference);
+  row.histogram = predicted_class_histogram(classifier, images);
+  if (labels.defined()) row.class_accuracy = class_accuracy(classifier, images, labels);
+  return row;
+}
+
+}  // namespace
+
+ImageEvalResult evaluate_images(GenerativeModel& model, Classifier& classifier, const ImageData& reference,
+                                const ImageData& other, const ImageEvalOptions& o,
+                                const ImageEvalProgress& progress) {
+  const std::vector<int64_t> shape = model.shape();
+  SDEGEN_CHECK(shape.size() == 3, "evaluate_images needs an image model (shape [C, H, W]), got shape ",
+               torch::IntArrayRef(shape));
+  for (const ImageData* set : {&reference, &other})
+    SDEGEN_CHECK(set->x.defined() && set->shape() == shape, "evaluate_images: the model draws images of ",
+                 torch::IntArrayRef(shape), " but '", set->source, "' holds ",
+                 set->x.defined() ? set->x.sizes() : torch::IntArrayRef{});
+  const ClassifierOptions& c = classifier->options;
+  SDEGEN_CHECK(c.in_channels() == shape[0] && c.height() == shape[1] && c.width() == shape[2],
+               "evaluate_images: the classifier takes images of [", c.in_channels(), ", ", c.height(), ", ",
+               c.width(), "], the model draws ", torch::IntArrayRef(shape));
+  const int64_t classes = model.num_classes();
+  SDEGEN_CHECK(classes == 0 || classes == c.num_classes(), "evaluate_images: the model has ", classes,
+               " classes and the classifier ", c.num_classes(), "; they must be the same");
+  SDEGEN_CHECK(o.n >= 2 && o.n <= reference.size() && o.n <= other.size(), "evaluate_images: n = ", o.n,
+               " must be >= 2 and at most the reference's ", reference.size(), " and the other set's ",
+               other.size(), " images");
+  SDEGEN_CHECK(o.batch >= 1, "evaluate_images: batch must be >= 1, got ", o.batch);
+  SDEGEN_CHECK(!o.guidance.empty(), "evaluate_images: no guidance weight to measure");
+  SDEGEN_CHECK(o.elbo_n >= 0 && o.elbo_n <= reference.size() && o.likelihood_n >= 0 &&
+                   o.likelihood_n <= reference.size(),
+               "evaluate_images: elbo_n (", o.elbo_n, ") and likelihood_n (", o.likelihood_n,
+               ") must lie in [0, ", reference.size(), "]");
+
+  ImageEvalResult r;
+  r.kind = model.kind();
+  r.source = reference.source;
+  r.shape = shape;
+  r.n = o.n;
+  r.classes = classes;
+  r.sampler = o.sampler.solver;
+  r.sampler_steps = o.sampler.steps;
+
+  // The reference draw, shared by the floor and every guidance weight.
+  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(o.seed);
+  const torch::Tensor reference_images = draw(reference, o.n, generator);
+  const FeatureStats reference_stats =
+      feature_stats(image_features(classifier, reference_images), "the reference images' features");
+  r.fd_floor = frechet_distance(
+      feature_stats(image_features(classifier, draw(other, o.n, generator)), "the other real images' features"),
+      reference_stats);
+
+  // Labels n / classes per class in turn; an unconditional model is measured once.
+  const torch::Tensor labels = classes > 0 ? torch::arange(o.n, torch::kLong).remainder(classes) : torch::Tensor();
+  const std::vector<double> weights = classes > 0 ? o.guidance : std::vector<double>{1.0};
+  for (const double w : weights)
+    r.rows.push_back(sample_row(model, classifier, reference_stats, w, labels, o, progress, &r.first_images));
+
+  // Bits per dimension of the unconditional model on dequantised reference images.
+  const int64_t dims = example_numel(shape);
+  const auto dtype = model.parameters().empty() ? torch::kFloat : model.parameters().front().scalar_type();
+  torch::manual_seed(o.seed);
+  if (o.elbo_n > 0) {
+    torch::NoGradGuard no_grad;
+    const auto start = std::chrono::steady_clock::now();
+    const torch::Tensor y = dequantize_pixels(reference_images.narrow(0, 0, std::min(o.elbo_n, o.n))).to(dtype);
+    std::vector<torch::Tensor> totals;
+    for (int64_t i = 0; i < y.size(0); i += o.batch)
+      totals.push_back(model.elbo(y.narrow(0, i, std::min(o.batch, y.size(0) - i)), o.elbo_time_samples).total());
+    const torch::Tensor nelbo = -torch::cat(totals).to(torch::kDouble);
+    r.elbo_n = y.size(0);
+    const int64_t bad = nelbo.isfinite().logical_not().sum().item<int64_t>();
+    if (bad == 0) r.elbo_bits_per_dim = bits_estimate(nelbo, dims);
+    else r.elbo_problem = detail::concat(bad, " of ", r.elbo_n, " images have a non-finite ELBO");
+    r.elbo_seconds = seconds_since(start);
+  }
+  if (o.likelihood_n > 0) {
+    const auto start = std::chrono::steady_clock::now();
+    const torch::Tensor y =
+        dequantize_pixels(reference_images.narrow(0, 0, std::min(o.likelihood_n, o.n))).to(dtype);
+    r.likelihood_n = y.size(0);
+    try {
+      const LikelihoodResult l = model_log_likelihood(model, y, o.likelihood);
+      r.likelihood_nfe = l.nfe;
+      const double radius = kDivergedPriorRadius * model.sde(DiffusionSpec{})->prior_std();
+      const int64_t bad = (l.valid.logical_not() | (l.x_prior.flatten(1).square().mean(1).sqrt() > radius))
+                              .sum()
+                              .item<int64_t>();
+      if (bad == 0) r.likelihood_bits_per_dim = bits_estimate(-l.log_prob, dims);
+      else
+        r.likelihood_problem = detail::concat(bad, " of ", r.likelihood_n,
+                                              " images' probability-flow solves failed or diverged");
+    } catch (const NumericError& e) {
+      r.likelihood_problem = std::string("the probability-flow solve failed: ") + e.what();
+    }
+    r.likelihood_seconds = seconds_since(start);
+  }
+  return r;
+}
+
+nlohmann::json to_json(const ImageEvalResult& r) {
+  const auto optional = [](const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); };
+  nlohmann::json rows = nlohmann::json::array();
+  for (const GuidanceRow& g : r.rows)
+    rows.push_back({{"weight", g.weight},
+                    {"fd", g.fd},
+                    {"fd_over_floor", r.fd_floor > 0 ? nlohmann::json(g.fd / r.fd_floor) : nlohmann::json()},
+                    {"class_accuracy", optional(g.class_accuracy)},
+                    {"histogram", g.histogram},
+                    {"nfe", g.nfe},
+                    {"seconds", g.seconds}});
+  const auto mean = [](const std::optional<Estimate>& e) { return e ? nlohmann::json(e->mean) : nlohmann::json(); };
+  const auto se = [](const std::optional<Estimate>& e) { return e ? nlohmann::json(e->se) : nlohmann::json(); };
+  return {{"kind", r.kind},
+          {"source", r.source},
+          {"shape", r.shape},
+          {"n", r.n},
+          {"classes", r.classes},
+          {"sampler", r.sampler},
+          {"sampler_steps", r.sampler_steps},
+          {"fd_floor", r.fd_floor},
+          {"guidance", rows},
+          {"elbo_bits_per_dim", mean(r.elbo_bits_per_dim)},
+          {"elbo_bits_per_dim_stderr", se(r.elbo_bits_per_dim)},
+          {"elbo_n", r.elbo_n},
+          {"elbo_problem", r.elbo_problem},
+          {"elbo_seconds", r.elbo_seconds},
+          {"likelihood_bits_per_dim", mean(r.likelihood_bits_per_dim)},
+          {"likelihood_bits_per_dim_stderr", se(r.likelihood_bits_per_dim)},
+          {"likelihood_n", r.likelihood_n},
+          {"likelihood_nfe", r.likelihood_nfe},
+          {"likelihood_problem", r.likelihood_problem},
+          {"likelihood_seconds", r.likelihood_seconds}};
+}
+
+}  // namespace sdegen
