@@ -199,7 +199,8 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--checkpoint", a->checkpoint, "Run directory of a trained model (from sdegen train)")->required();
   cmd->add_option("--data", a->data,
                   "Data: " + join(density_names()) + ", a mixture JSON or a numeric CSV file; for an image "
-                  "model fashion-mnist or a folder of PNG images (default: the data the model was trained on)");
+                  "model the test images: fashion-mnist (its test split) or a folder (default: the data the model "
+                  "was trained on; its own training folder is split in halves for fd_floor)");
   cmd->add_option("--n", a->n, "Evaluation points, and samples drawn (images: 1000 per guidance weight)")
       ->check(positive());
   cmd->add_option("--solver", a->solver, "Likelihood ODE solver (dopri5 adaptive, or fixed-step)")

@@ -26,18 +26,26 @@ ImageData subset(const ImageData& d, const torch::Tensor& rows, const std::strin
 }
 
 // The reference (held-out) images and an independent real set for the floor: Fashion-MNIST's
-// test and training splits, or two seeded halves of a folder.
-std::pair<ImageData, ImageData> real_images(const std::string& spec, const std::vector<int64_t>& shape,
-                                            uint64_t seed) {
+// test and training splits; a folder and the model's training folder; or, when the folder is the
+// training folder itself, two seeded halves of it.
+std::pair<ImageData, ImageData> real_images(const std::string& spec, const std::string& trained_on,
+                                            const std::vector<int64_t>& shape, uint64_t seed) {
   if (spec == "fashion-mnist") {
     ImageData test = load_fashion_mnist("test"), train = load_fashion_mnist("train");
     test.source = "fashion-mnist:test", train.source = "fashion-mnist:train";
     return {test, train};
   }
-  SDEGEN_CHECK(std::filesystem::is_directory(spec), "'", spec,
-               "' is not fashion-mnist or a folder of PNG images; pass the images to compare with as --data");
-  ImageData all = load_image_folder(spec);
-  if (all.shape() != shape && shape[1] == shape[2]) all = load_image_folder(spec, shape[1]);
+  const auto load = [&](const std::string& dir) {
+    SDEGEN_CHECK(std::filesystem::is_directory(dir), "'", dir,
+                 "' is not fashion-mnist or a folder of PNG images; pass the test images as --data");
+    ImageData images = load_image_folder(dir);
+    if (images.shape() != shape && shape[1] == shape[2]) images = load_image_folder(dir, shape[1]);
+    return images;
+  };
+  const bool own_training_folder =
+      std::filesystem::is_directory(trained_on) && std::filesystem::equivalent(spec, trained_on);
+  if (!own_training_folder && std::filesystem::is_directory(trained_on)) return {load(spec), load(trained_on)};
+  const ImageData all = load(spec);
   torch::manual_seed(seed);
   const int64_t n = all.size(), half = n / 2;
   SDEGEN_CHECK(half >= 2, "'", spec, "' has ", n, " images; comparing with real images needs at least 4");
@@ -81,7 +89,7 @@ void run_image_eval(const ImageEvalArgs& a, TrainedModel& t) {
   const std::string spec = a.data.empty() ? t.data : a.data;
   const std::vector<int64_t> shape = t.model->shape();
   const TrainedClassifier classifier = metric_classifier(a, spec);
-  auto [reference, other] = real_images(spec, shape, a.options.seed);
+  auto [reference, other] = real_images(spec, t.data, shape, a.options.seed);
   const bool tty = isatty(fileno(stderr));
   const auto progress = [tty](double w, int64_t done, int64_t total) {
     if (tty) fmt::print(stderr, "\rguidance {}: {}/{} images", w, done, total);

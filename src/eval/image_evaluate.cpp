@@ -169,6 +169,7 @@ nlohmann::json to_json(const ImageEvalResult& r) {
                     {"seconds", g.seconds}});
   const auto mean = [](const std::optional<Estimate>& e) { return e ? nlohmann::json(e->mean) : nlohmann::json(); };
   const auto se = [](const std::optional<Estimate>& e) { return e ? nlohmann::json(e->se) : nlohmann::json(); };
+  const nlohmann::json& first = rows.front();
   return {{"kind", r.kind},
           {"source", r.source},
           {"shape", r.shape},
@@ -177,18 +178,24 @@ nlohmann::json to_json(const ImageEvalResult& r) {
           {"sampler", r.sampler},
           {"sampler_steps", r.sampler_steps},
           {"fd_floor", r.fd_floor},
+          // The first guidance weight's figures (the default one), then every weight's.
+          {"guidance_weight", first.at("weight")},
+          {"fd", first.at("fd")},
+          {"class_accuracy", first.at("class_accuracy")},
+          {"histogram", first.at("histogram")},
+          {"nfe", first.at("nfe")},
           {"guidance", rows},
+          {"bits_per_dim", mean(r.likelihood_bits_per_dim)},
+          {"bits_per_dim_stderr", se(r.likelihood_bits_per_dim)},
+          {"likelihood_n", r.likelihood_n},
+          {"likelihood_nfe", r.likelihood_nfe},
+          {"likelihood_problem", r.likelihood_problem},
+          {"likelihood_seconds", r.likelihood_seconds},
           {"elbo_bits_per_dim", mean(r.elbo_bits_per_dim)},
           {"elbo_bits_per_dim_stderr", se(r.elbo_bits_per_dim)},
           {"elbo_n", r.elbo_n},
           {"elbo_problem", r.elbo_problem},
-          {"elbo_seconds", r.elbo_seconds},
-          {"likelihood_bits_per_dim", mean(r.likelihood_bits_per_dim)},
-          {"likelihood_bits_per_dim_stderr", se(r.likelihood_bits_per_dim)},
-          {"likelihood_n", r.likelihood_n},
-          {"likelihood_nfe", r.likelihood_nfe},
-          {"likelihood_problem", r.likelihood_problem},
-          {"likelihood_seconds", r.likelihood_seconds}};
+          {"elbo_seconds", r.elbo_seconds}};
 }
 
 }  // namespace sdegen

@@ -156,8 +156,13 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& x, const torch::Tensor& t, 
   for (auto& stage : down_stages_) skips.push_back(h = stage->forward(h, emb));
   h = middle_res2->forward(middle_attention->forward(middle_res1->forward(h, emb)), emb);
   for (auto& stage : up_stages_) {
-    h = stage->forward(torch::cat({h, skips.back()}, 1), emb);
+    // The skip and h are released before the stage runs; without autograd nothing else holds
+    // them (peak memory of a guided call on 2x250 images at base 32: 1373 MB kept, 1193 MB
+    // released, measured with bench/unet.cpp).
+    torch::Tensor input = torch::cat({h, skips.back()}, 1);
     skips.pop_back();
+    h = torch::Tensor();
+    h = stage->forward(input, emb);
   }
   return output_conv->forward(torch::silu(output_norm->forward(h)));
 }

@@ -99,7 +99,11 @@ TEST_F(ImageCli, EvaluatesWithAClassifierOfTheFolder) {
   EXPECT_EQ(histogram[0] + histogram[1], 10);
   EXPECT_GT(j.at("fd_floor").get<double>(), 0.0);
   EXPECT_TRUE(j.at("elbo_bits_per_dim").is_number()) << j.dump();
-  EXPECT_TRUE(j.at("likelihood_bits_per_dim").is_number()) << j.dump();
+  EXPECT_TRUE(j.at("bits_per_dim").is_number()) << j.dump();
+  // The first weight's figures under the names.
+  EXPECT_EQ(j.at("fd").get<double>(), j["guidance"][0]["fd"].get<double>());
+  EXPECT_TRUE(j.at("class_accuracy").is_number()) << j.dump();
+  EXPECT_EQ(j.at("nfe").get<int64_t>(), 3);
   EXPECT_EQ(j.at("likelihood_n").get<int64_t>(), 4);
   // The grid: the first weight's images, one column per class, at most as many rows as columns.
   EXPECT_EQ(read_png(path("eval.png")).sizes(), torch::IntArrayRef({1, 2 * 10 + 2, 2 * 10 + 2}));
