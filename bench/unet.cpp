@@ -1,4 +1,4 @@
-// Workload 6: the image recipe's U-Net (Fashion-MNIST: 1x28x28, 10 classes) in the flow model,
+// Workload 7: the image recipe's U-Net (Fashion-MNIST: 1x28x28, 10 classes) in the flow model,
 // built as `sdegen train --data fashion-mnist` builds it (apps/image_train.cpp): UNetOptions(1, 28,
 // 28), channel_mult {1, 2, 2}, attention at 7x7, base channels --base (32), p_uncond 0.1, float32.
 //   --phase train: one training step, model->loss_and_gradient(y, labels) then Adam (lr 5e-4),
@@ -64,5 +64,5 @@ int main(int argc, char** argv) {
     std::cerr << "bench_unet: --phase must be train or sample, got '" << phase << "'\n";
     return 2;
   }
-  bench::report("6-unet", args.str("case", phase + "-b" + std::to_string(base)), times, extra);
+  bench::report("7-unet", args.str("case", phase + "-b" + std::to_string(base)), times, extra);
 }

@@ -1,4 +1,4 @@
-"""Workload 6: the image recipe's U-Net (Fashion-MNIST, 1x28x28, 10 classes) in PyTorch.
+"""Workload 7: the image recipe's U-Net (Fashion-MNIST, 1x28x28, 10 classes) in PyTorch.
 
 The same network as sdegen::UNet (include/sdegen/net/unet.h, src/net/unet*.cpp) at the recipe's
 options (apps/image_train.cpp): channels base x {1, 2, 2}, two residual blocks per level,
@@ -183,7 +183,7 @@ def main():
     times, outs = common.timed_steps(step, warmup, steps)
     tail = outs[-max(1, steps // 5):]
     metric = sum(tail) / len(tail) if phase == "train" else None
-    common.report("6-unet", common.arg("case", f"{phase}-b{base}"), times, metric=metric, extra={"params": count})
+    common.report("7-unet", common.arg("case", f"{phase}-b{base}"), times, metric=metric, extra={"params": count})
 
 
 if __name__ == "__main__":
