@@ -44,6 +44,12 @@ cases=(
   "likelihood"
   "gemm --width 256 --batch 512"
   "gemm --width 64 --batch 256"
+  # Workload 7, the image recipe's U-Net: a train step at batch 64, a guided sampling call on
+  # 2 x 250 images (about 105 s a round at 2 threads on a shared, loaded 2-core machine).
+  "unet --phase train --base 32 --steps 6"
+  "unet --phase train --base 16 --steps 10"
+  "unet --phase sample --base 32 --steps 2"
+  "unet --phase sample --base 16 --steps 4"
 )
 
 : >"$log"
