@@ -5,6 +5,7 @@
 #include <fmt/core.h>
 #include <fmt/ranges.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 
@@ -91,10 +92,17 @@ void run_image_eval(const ImageEvalArgs& a, TrainedModel& t) {
   const TrainedClassifier classifier = metric_classifier(a, spec);
   auto [reference, other] = real_images(spec, t.data, shape, a.options.seed);
   const bool tty = isatty(fileno(stderr));
-  const auto progress = [tty](double w, int64_t done, int64_t total) {
-    if (tty) fmt::print(stderr, "\rguidance {}: {}/{} images", w, done, total);
-    else if (done == total) fmt::print(stderr, "guidance {}: {} images drawn\n", w, total);
-    if (tty && done == total) fmt::print(stderr, "\n");
+  // A line that updates on a terminal; in a log, a line at each tenth of the images.
+  const auto start = std::chrono::steady_clock::now();
+  const auto progress = [tty, start, last = int64_t{0}](double w, int64_t done, int64_t total) mutable {
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (tty) {
+      fmt::print(stderr, "\rguidance {}: {}/{} images, {:.0f} s", w, done, total, seconds);
+      if (done == total) fmt::print(stderr, "\n");
+    } else if (done == total || 10 * done / total > 10 * last / total) {
+      fmt::print(stderr, "guidance {}: {}/{} images, {:.0f} s\n", w, done, total, seconds);
+    }
+    last = done == total ? 0 : done;
   };
   Classifier net = classifier.net;
   const ImageEvalResult r = evaluate_images(*t.model, net, reference, other, a.options, progress);

@@ -44,7 +44,7 @@ UNetOptions recipe_unet(const std::vector<int64_t>& shape, int64_t classes, int6
     mult.pop_back();
   const int64_t lowest = shape[1] >> (mult.size() - 1);
   u.channel_mult(mult).attention_resolutions({lowest}).num_classes(classes);
-  if (base_channels > 0) u.base_channels(base_channels);
+  u.base_channels(base_channels > 0 ? base_channels : kImageBaseChannels);
   return u;
 }
 
@@ -83,12 +83,13 @@ void run_image_training(TrainArgs& a, const CLI::App& command) {
   // The image recipe: Adam at 5e-4 with a short warm-up, cosine decay, clipping and a 0.999 weight
   // average (the averaged weights are what sampling uses). Batch 64 unless given.
   if (command.count("--batch") == 0) a.options.batch(64);
-  a.options.steps(a.steps > 0 ? a.steps : 10000);
+  a.options.steps(a.steps > 0 ? a.steps : kImageSteps);
   a.options.lr(a.lr > 0 ? a.lr : 5e-4);
   a.options.decay(!a.decay.empty() ? a.decay : "cosine");
   if (command.count("--warmup") == 0) a.options.warmup_steps(std::min<int64_t>(200, a.options.steps() / 10));
   if (command.count("--grad-clip") == 0) a.options.grad_clip(1.0);
-  a.options.val_every(a.val_every >= 0 ? a.val_every : std::max<int64_t>(1, a.options.steps() / kValidationsPerRun));
+  a.options.val_every(a.val_every >= 0 ? a.val_every
+                                        : std::max<int64_t>(1, a.options.steps() / kImageValidationsPerRun));
   a.options.patience(a.patience >= 0 ? a.patience : 0);
   SDEGEN_CHECK(a.val_metric.empty() || a.val_metric == "nelbo", "images are validated by their ELBO (nelbo); ",
                "--val-metric ", a.val_metric, " is for vectors");

@@ -136,7 +136,8 @@ void register_train(CLI::App& app) {
   cmd->add_option("--n-train", a->n_train, "Training points drawn from a built-in density")->check(positive());
   cmd->add_option("--n-val", a->n_val, "Validation points drawn from a built-in density");
   cmd->add_option("--val-fraction", a->val_fraction, "Share of a CSV file held out for validation");
-  cmd->add_option("--steps", a->steps, "Optimiser steps (0: the model's recommended)");
+  cmd->add_option("--steps", a->steps, "Optimiser steps (0: the model's recommended; images: " +
+                                           std::to_string(kImageSteps) + ")");
   cmd->add_option("--batch", a->options.batch(), "Mini-batch size")->check(positive());
   cmd->add_option("--lr", a->lr, "Peak learning rate (0: the model's recommended)");
   cmd->add_option("--optimizer", a->options.optimizer(), "Optimizer")->check(one_of(optimizer_names(), "optimizer"));
@@ -153,7 +154,8 @@ void register_train(CLI::App& app) {
   cmd->add_option("--log-every", a->options.log_every(), "Steps between log rows")->check(positive());
   cmd->add_option("--val-every", a->val_every,
                   "Steps between validations on the held-out rows (0: only at the end; -1: the run's steps / " +
-                      std::to_string(kValidationsPerRun) + ")");
+                      std::to_string(kValidationsPerRun) + ", images / " + std::to_string(kImageValidationsPerRun) +
+                      ")");
   cmd->add_option("--val-metric", a->val_metric,
                   "What validation judges the weights by: nll (likelihood) or nelbo (default: the model's)")
       ->check(one_of(validation_metric_names(), "validation metric"));
@@ -163,7 +165,8 @@ void register_train(CLI::App& app) {
                   "Steps between checkpoints (0: at each validation and at the end)");
   cmd->add_option("--net", a->net, "Network (default: mlp for vectors, unet for images)")
       ->check(one_of(network_names(), "network"));
-  cmd->add_option("--base-channels", a->base_channels, "U-Net channels of the first level (0: the recipe's)");
+  cmd->add_option("--base-channels", a->base_channels, "U-Net channels of the first level (0: the recipe's, " +
+                                                               std::to_string(kImageBaseChannels) + ")");
   cmd->add_option("--image-size", a->image_size, "Resize a folder's images to this size (0: as they are)");
   cmd->add_option("--p-uncond", a->p_uncond,
                   "Labelled images: share of labels dropped, so one network also learns the unconditional model");

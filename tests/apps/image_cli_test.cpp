@@ -109,6 +109,23 @@ TEST_F(ImageCli, EvaluatesWithAClassifierOfTheFolder) {
   EXPECT_EQ(read_png(path("eval.png")).sizes(), torch::IntArrayRef({1, 2 * 10 + 2, 2 * 10 + 2}));
 }
 
+// A flat folder trains an unconditional model: sampling ignores the default guidance and refuses
+// --guidance and --label given on the command line.
+TEST_F(ImageCli, AnUnconditionalModelSamplesWithoutGuidance) {
+  const std::string flat = path("flat"), run = path("run");
+  std::filesystem::create_directories(flat);
+  for (int k = 0; k < 8; ++k) write_png(flat + "/" + std::to_string(k) + ".png", torch::full({1, 8, 8}, 20 * k, torch::kUInt8));
+  const test::Outcome trained =
+      run_sdegen("train --data " + flat + " --model flow --base-channels 8 --batch 4 --steps 3 --out " + run);
+  ASSERT_EQ(trained.code, 0) << trained.output;
+  const std::string sample = "sample --checkpoint " + run + " --solver euler --steps 2 --n 4 --out " + path("u.png");
+  const test::Outcome sampled = run_sdegen(sample);
+  ASSERT_EQ(sampled.code, 0) << sampled.output;
+  EXPECT_NE(sampled.output.find("sampled 4 images"), std::string::npos) << sampled.output;
+  EXPECT_CLI_ERROR(run_sdegen(sample + " --guidance 3"), "--label and --guidance need a class-conditional model");
+  EXPECT_CLI_ERROR(run_sdegen(sample + " --label 0"), "--label must be -1");
+}
+
 TEST_F(ImageCli, RefusesWhatDoesNotApplyToImages) {
   const std::string data = folder();
   EXPECT_CLI_ERROR(run_sdegen("train --data " + data + " --model sde --steps 2 --out " + path("r")),

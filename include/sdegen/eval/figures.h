@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "sdegen/eval/evaluate.h"
+#include "sdegen/eval/image_evaluate.h"
 #include "sdegen/io/plot.h"
 #include "sdegen/model/factory.h"
 
@@ -33,7 +34,7 @@ struct PlotModelOptions {
   std::string data;         // data spec for the reference (default: the model's training data)
   std::string log_csv;      // training log for the loss curves (default: <run_dir>/log.csv)
   // Image models.
-  double guidance = 1.0;    // classifier-free guidance weight of the trajectories
+  double guidance = kDefaultGuidance;  // classifier-free guidance weight of the trajectories
   int64_t snapshots = 9;    // times shown per trajectory, from the prior to the image (>= 2)
 };
 
