@@ -28,7 +28,7 @@ ImageData subset(const ImageData& d, const torch::Tensor& rows, const std::strin
 
 // The reference (held-out) images and an independent real set for the floor: Fashion-MNIST's
 // test and training splits; a folder and the model's training folder; or, when the folder is the
-// training folder itself, two seeded halves of it.
+// training folder itself (or that folder is gone), two seeded halves of the folder.
 std::pair<ImageData, ImageData> real_images(const std::string& spec, const std::string& trained_on,
                                             const std::vector<int64_t>& shape, uint64_t seed) {
   if (spec == "fashion-mnist") {
