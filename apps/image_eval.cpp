@@ -18,14 +18,6 @@
 namespace sdegen::app {
 namespace {
 
-ImageData subset(const ImageData& d, const torch::Tensor& rows, const std::string& source) {
-  ImageData out = d;
-  out.x = d.x.index_select(0, rows);
-  if (d.labelled()) out.labels = d.labels.index_select(0, rows);
-  out.source = source;
-  return out;
-}
-
 // The reference (held-out) images and an independent real set for the floor: Fashion-MNIST's
 // test and training splits; a folder and the model's training folder; or, when the folder is the
 // training folder itself (or that folder is gone), two seeded halves of the folder.
@@ -51,8 +43,8 @@ std::pair<ImageData, ImageData> real_images(const std::string& spec, const std::
   const int64_t n = all.size(), half = n / 2;
   SDEGEN_CHECK(half >= 2, "'", spec, "' has ", n, " images; comparing with real images needs at least 4");
   const torch::Tensor order = torch::randperm(n, torch::kLong);
-  return {subset(all, order.narrow(0, 0, half), spec + " (a seeded half)"),
-          subset(all, order.narrow(0, half, half), spec + " (the other half)")};
+  return {all.select(order.narrow(0, 0, half), spec + " (a seeded half)"),
+          all.select(order.narrow(0, half, half), spec + " (the other half)")};
 }
 
 TrainedClassifier metric_classifier(const ImageEvalArgs& a, const std::string& spec) {

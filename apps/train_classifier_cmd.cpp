@@ -27,14 +27,6 @@ struct ClassifierArgs {
 
 constexpr double kHeldOut = 0.1;  // share of a folder held out for testing when there is no --test
 
-ImageData rows_of(const ImageData& d, const torch::Tensor& rows, const std::string& source) {
-  ImageData out = d;
-  out.x = d.x.index_select(0, rows);
-  if (d.labelled()) out.labels = d.labels.index_select(0, rows);
-  out.source = source;
-  return out;
-}
-
 void run(ClassifierArgs& a) {
   const bool fashion = a.data == "fashion-mnist";
   SDEGEN_CHECK(fashion || (!a.data.empty() && std::filesystem::is_directory(a.data)), "unknown data '", a.data,
@@ -60,8 +52,8 @@ void run(ClassifierArgs& a) {
     SDEGEN_CHECK(n - n_test >= 1, "'", a.data, "' has too few images (", n, ") to hold out a test set");
     torch::manual_seed(a.options.seed());
     const torch::Tensor order = torch::randperm(n, torch::kLong);
-    train = rows_of(all, order.narrow(0, n_test, n - n_test), a.data);
-    test = rows_of(all, order.narrow(0, 0, n_test),
+    train = all.select(order.narrow(0, n_test, n - n_test), a.data);
+    test = all.select(order.narrow(0, 0, n_test),
                    fmt::format("{} (a held-out {:.0f}%, seed {})", a.data, 100 * kHeldOut, a.options.seed()));
   }
   const TrainedClassifier c = train_classifier(train, test, a.options, a.out);

@@ -38,6 +38,14 @@ struct ImageData {
   int64_t size() const { return x.size(0); }
   int64_t num_classes() const { return static_cast<int64_t>(class_names.size()); }
   bool labelled() const { return labels.defined(); }
+  // The images (and labels) at `rows` [k] int64, named `source_name`: a split of this set.
+  ImageData select(const torch::Tensor& rows, const std::string& source_name) const {
+    ImageData out = *this;
+    out.x = x.index_select(0, rows);
+    if (labelled()) out.labels = labels.index_select(0, rows);
+    out.source = source_name;
+    return out;
+  }
   std::vector<int64_t> shape() const { return {x.size(1), x.size(2), x.size(3)}; }  // {C, H, W}
 };
 
