@@ -62,6 +62,16 @@ void run_images(EvalArgs& a, TrainedModel& t, const CLI::App& command) {
   if (command.count("--rtol")) o.likelihood.adaptive.rtol = a.rtol;
   if (command.count("--atol")) o.likelihood.adaptive.atol = a.atol;
   o.seed = a.options.seed;
+  if (!t.model->has_probability_flow()) {
+    // The general sde model: its learned diffusion samples it (Euler-Maruyama, 50 steps, as many
+    // evaluations as the default 25 Heun steps), and its ELBO is its only likelihood.
+    if (!command.count("--sample-solver")) o.sampler.solver = "euler-maruyama";
+    if (!command.count("--sample-steps")) o.sampler.steps = 50;
+    if (o.likelihood_n > 0)
+      fmt::print("the '{}' model has no probability flow: its bits per dimension come from its ELBO only\n",
+                 t.model->kind());
+    o.likelihood_n = 0;
+  }
   SDEGEN_CHECK(!a.no_samples, "--no-samples: an image model's metrics are all about its samples; ",
                "for bits per dimension alone use --n with the test images to use");
   SDEGEN_CHECK(i.grid.empty() || (i.grid.size() > 4 && i.grid.compare(i.grid.size() - 4, 4, ".png") == 0),

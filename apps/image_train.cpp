@@ -1,5 +1,6 @@
-// sdegen train on images: Fashion-MNIST or a folder of PNG images, a U-Net in any affine model,
-// class-conditional (with label dropout for classifier-free guidance) when the images have labels.
+// sdegen train on images: Fashion-MNIST or a folder of PNG images, a U-Net in any model,
+// class-conditional (with label dropout for classifier-free guidance) when the images have labels
+// (the general sde and ode models, which have no prediction to guide, learn them unconditionally).
 #include <fmt/core.h>
 
 #include <filesystem>
@@ -52,9 +53,8 @@ UNetOptions recipe_unet(const std::vector<int64_t>& shape, int64_t classes, int6
 
 void run_image_training(TrainArgs& a, const CLI::App& command) {
   SDEGEN_CHECK(a.net.empty() || a.net == "unet", "images train a U-Net (--net unet), got --net ", a.net);
-  SDEGEN_CHECK(a.model != "sde" && a.model != "ode", "the '", a.model,
-               "' model needs an MLP (its training uses the MLP's closed-form derivatives); "
-               "train images with --model flow, diffusion, score or vdm");
+  // The general models (sde, ode) have no prediction to guide: they learn the images without labels.
+  const bool general = a.model == "sde" || a.model == "ode";
   SDEGEN_CHECK(a.p_uncond >= 0 && a.p_uncond <= 1, "--p-uncond must lie in [0, 1], got ", a.p_uncond);
   SDEGEN_CHECK(a.steps >= 0 && a.lr >= 0 && a.base_channels >= 0 && a.image_size >= 0,
                "--steps, --lr, --base-channels and --image-size must be >= 0 (0: the recipe's)");
@@ -67,9 +67,12 @@ void run_image_training(TrainArgs& a, const CLI::App& command) {
   torch::manual_seed(a.options.seed());
   const torch::Tensor order = torch::randperm(n, torch::kLong);
   const torch::Tensor train_rows = order.narrow(0, n_val, n - n_val), val_rows = order.narrow(0, 0, n_val);
-  const bool labelled = images.labels.defined();
+  const bool labelled = images.labels.defined() && !general;
+  if (images.labels.defined() && general)
+    fmt::print("the '{}' model is unconditional: it learns the images of '{}' without their labels\n", a.model,
+               a.data);
 
-  const UNetOptions unet = recipe_unet(images.shape(), images.num_classes(), a.base_channels);
+  const UNetOptions unet = recipe_unet(images.shape(), labelled ? images.num_classes() : 0, a.base_channels);
   check_unet_options(unet);
   nlohmann::json overrides = a.model_overrides;
   if (!a.schedule.empty()) overrides["schedule"] = a.schedule;
@@ -77,7 +80,7 @@ void run_image_training(TrainArgs& a, const CLI::App& command) {
   nlohmann::json net = to_json(unet);
   if (overrides.contains("net")) net.update(overrides["net"]);
   overrides["net"] = net;
-  overrides["p_uncond"] = a.p_uncond;
+  if (!general) overrides["p_uncond"] = a.p_uncond;
   const nlohmann::json config = model_config(a.model, 1, overrides);
 
   // The image recipe: Adam at 5e-4 with a short warm-up, cosine decay, clipping and a 0.999 weight

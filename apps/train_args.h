@@ -46,8 +46,8 @@ constexpr int64_t kImageValidationsPerRun = 8;
 // "fashion-mnist" or a directory (of PNG images).
 bool is_image_data(const std::string& spec);
 
-// sdegen train on images: a U-Net in an affine model, class-conditional when the images are
-// labelled, with the image recipe's defaults for whatever was not given.
+// sdegen train on images: a U-Net in any model (class-conditional when the images are labelled,
+// except the general sde and ode), with the image recipe's defaults for whatever was not given.
 void run_image_training(TrainArgs& a, const CLI::App& command);
 
 }  // namespace sdegen::app

@@ -139,12 +139,13 @@ void plot_image_trajectories(const TrainedModel& trained, const std::string& png
   const int64_t classes = model.num_classes();
   torch::manual_seed(0);
   const torch::Tensor x0 = sample_model_prior(model, classes > 0 ? classes : 8);
-  SamplerOptions ode;
-  ode.solver = "heun";
-  ode.steps = o.steps;
+  // The probability flow, or for the general sde model (which has none) its learned diffusion.
+  SamplerOptions sampler;
+  sampler.solver = model.has_probability_flow() ? "heun" : "euler-maruyama";
+  sampler.steps = o.steps;
   const Guidance guidance = classes > 0 ? Guidance{Condition(torch::arange(classes, torch::kLong)), o.guidance}
                                         : Guidance{};
-  const ImageTrajectories t = image_trajectories(model, x0, ode, guidance, o.snapshots);
+  const ImageTrajectories t = image_trajectories(model, x0, sampler, guidance, o.snapshots);
   write_image_grid(png, t.frames.to(torch::kFloat), static_cast<int64_t>(t.times.size()));
 }
 

@@ -85,6 +85,9 @@ ImageEvalResult evaluate_images(GenerativeModel& model, Classifier& classifier, 
                other.size(), " images");
   SDEGEN_CHECK(o.batch >= 1, "evaluate_images: batch must be >= 1, got ", o.batch);
   SDEGEN_CHECK(!o.guidance.empty(), "evaluate_images: no guidance weight to measure");
+  SDEGEN_CHECK(o.likelihood_n == 0 || model.has_probability_flow(), "evaluate_images: the '", model.kind(),
+               "' model has no probability flow to give bits per dimension; set likelihood_n to 0 (its ELBO ",
+               "gives elbo_bits_per_dim)");
   SDEGEN_CHECK(o.elbo_n >= 0 && o.elbo_n <= reference.size() && o.likelihood_n >= 0 &&
                    o.likelihood_n <= reference.size(),
                "evaluate_images: elbo_n (", o.elbo_n, ") and likelihood_n (", o.likelihood_n,

@@ -28,12 +28,12 @@ nlohmann::json default_config(const std::string& kind, int64_t dim) {
   SDEGEN_CHECK(dim >= 1, "model dimension must be >= 1, got ", dim);
   if (kind == "sde") {
     SdeModelOptions o;
-    o.net = default_net(dim);
+    o.net = to_json(default_net(dim));
     return to_json(o);
   }
   if (kind == "ode") {
     OdeModelOptions o;
-    o.net = default_net(dim);
+    o.net = to_json(default_net(dim));
     return to_json(o);
   }
   AffineModelOptions o = affine_model_defaults(kind, dim);
@@ -100,13 +100,12 @@ nlohmann::json model_config(const std::string& kind, int64_t dim, const nlohmann
     } else if (item.key() == "net" && item.value().is_object() && item.value().contains("type") &&
                item.value()["type"] != config["net"]["type"]) {
       // Another kind of network (a U-Net for images): its own complete configuration, checked
-      // by make_network. Only the affine models hold any network; sde and ode need the MLP's
-      // closed-form derivatives.
-      SDEGEN_CHECK(kind != "sde" && kind != "ode", "the '", kind, "' model needs an MLP (its training uses the ",
-                   "MLP's closed-form derivatives); got a net of type ", item.value()["type"].dump());
+      // by make_network.
       config["net"] = item.value();
       // Images train in float32 unless the overrides say otherwise (AffineModelOptions::dtype).
       if (!overrides.contains("dtype")) config["dtype"] = "float32";
+      // Only the MLP has a closed-form Jacobian; another network's divergence is Hutchinson's.
+      if (kind == "ode" && !overrides.contains("exact_divergence")) config["exact_divergence"] = false;
     } else if (item.key() == "net" && item.value().is_object()) {
       check_keys(item.value(), config["net"]);
       config["net"].update(item.value());
@@ -132,28 +131,25 @@ ModelPtr make_model(const nlohmann::json& config) {
   check_name("model", kind, model_names());
   SDEGEN_CHECK(config.contains("net"), "model configuration has no 'net'");
   check_keys(config, default_config(kind, 1));
-  ModelPtr model;
   if (kind == "sde") {
     SdeModelOptions o;
-    o.net = mlp_options_from_json(config.at("net"));
+    o.net = config.at("net");  // make_network checks it
     o.b1 = get<double>(config, "b1");
     o.delta = get<double>(config, "delta");
     o.sigma_knots = get<int64_t>(config, "sigma_knots");
     o.time_sampling = get<std::string>(config, "time_sampling");
-    model = std::make_shared<SdeModel>(o);
-    model->to(torch::kDouble);
-    return model;
+    if (config.contains("dtype")) o.dtype = get<std::string>(config, "dtype");  // absent before images
+    return std::make_shared<SdeModel>(o);  // in o.dtype
   }
   if (kind == "ode") {
     OdeModelOptions o;
-    o.net = mlp_options_from_json(config.at("net"));
+    o.net = config.at("net");  // make_network checks it
     o.steps = get<int>(config, "steps");
     o.solver = get<std::string>(config, "solver");
     o.exact_divergence = get<bool>(config, "exact_divergence");
     o.probes = get<int64_t>(config, "probes");
-    model = std::make_shared<OdeModel>(o);
-    model->to(torch::kDouble);
-    return model;
+    if (config.contains("dtype")) o.dtype = get<std::string>(config, "dtype");  // absent before images
+    return std::make_shared<OdeModel>(o);  // in o.dtype
   }
   AffineModelOptions o = affine_model_defaults(kind, 1);
   o.net = config.at("net");  // make_network checks it

@@ -26,21 +26,20 @@ enum Slot : size_t { kState, kNext, kStage, kSlopes, kTimes, kEll, kLambda, kGra
 }  // namespace
 
 bool OdeModel::has_fused_step(const torch::Tensor& y) const {
-  return is_cpu_double(y) && options_.exact_divergence &&
-         MlpKernel::supports(*net_);
+  return is_cpu_double(y) && options_.exact_divergence && mlp_ && MlpKernel::supports(*mlp_);
 }
 
 double OdeModel::loss_and_gradient(const torch::Tensor& y_in, const Condition& condition) {
   check_unconditional(*this, condition);
+  if (!has_fused_step(y_in)) return autograd_loss_and_gradient(*this, y_in);  // likelihood() checks the shape
   SDEGEN_CHECK(y_in.dim() == 2 && y_in.size(1) == dim(), "ode model expects data of shape [batch, ", dim(),
                "], got ", y_in.sizes());
-  if (!has_fused_step(y_in)) return autograd_loss_and_gradient(*this, y_in);
   const torch::Tensor y = y_in.contiguous();
   const int64_t n = y.size(0), d = dim(), nd = n * d, S = options_.steps;
   const ButcherTableau tab = butcher_tableau(options_.solver);
   const int64_t s = tab.stages();
   zero_gradients(parameters());
-  const MlpKernel net(*net_);
+  const MlpKernel net(*mlp_);
   const Directions dirs{false, true};  // the value and the Jacobian's columns
 
   double* x = workspace_.get(kState, nd);

@@ -23,15 +23,16 @@ enum Slot : size_t { kBeta, kQ, kX, kG, kGradF, kGradX, kGradQ, kSigma, kWeight,
 }  // namespace
 
 bool SdeModel::has_fused_step(const torch::Tensor& y) const {
-  return is_cpu_double(y) && MlpKernel::supports(*inference_) && MlpKernel::supports(*drift_) &&
+  return is_cpu_double(y) && inference_mlp_ && drift_mlp_ && MlpKernel::supports(*inference_mlp_) &&
+         MlpKernel::supports(*drift_mlp_) &&
          is_raw_double(log_sigma_knots_);
 }
 
 double SdeModel::loss_and_gradient(const torch::Tensor& y_in, const Condition& condition) {
   check_unconditional(*this, condition);
+  if (!has_fused_step(y_in)) return autograd_loss_and_gradient(*this, y_in);  // elbo() checks the shape
   SDEGEN_CHECK(y_in.dim() == 2 && y_in.size(1) == dim(), "sde model expects data of shape [batch, ", dim(),
                "], got ", y_in.sizes());
-  if (!has_fused_step(y_in)) return autograd_loss_and_gradient(*this, y_in);
   const torch::Tensor y = y_in.contiguous();
   const int64_t n = y.size(0), d = dim(), K = options_.sigma_knots;
   // The same draws in the same order as loss() = -elbo(y, 1): the times, then the noise.
@@ -42,7 +43,7 @@ double SdeModel::loss_and_gradient(const torch::Tensor& y_in, const Condition& c
   const double b1 = std::exp(*log_b1_.data_ptr<double>()), delta = std::exp(*log_delta_.data_ptr<double>());
   const double* knots = log_sigma_knots_.data_ptr<double>();
 
-  const MlpKernel inference(*inference_), drift(*drift_);
+  const MlpKernel inference(*inference_mlp_), drift(*drift_mlp_);
   MlpTape& q_tape = workspace_.tape(0);
   MlpTape& f_tape = workspace_.tape(1);
   inference.forward(Y, t, n, {true, false}, q_tape);

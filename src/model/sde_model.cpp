@@ -1,8 +1,10 @@
 #include "sdegen/model/sde_model.h"
 
 #include <cmath>
+#include <tuple>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/error.h"
 #include "sdegen/core/tensor.h"
 #include "sdegen/objective/elbo.h"
 
@@ -41,11 +43,55 @@ torch::Tensor piecewise_log_linear(const torch::Tensor& log_knots, const torch::
   return torch::exp(lo + w * (hi - lo));
 }
 
+// t [batch] (or 0-dim) as a column [batch, 1, ...] that broadcasts against like [batch, *shape].
+torch::Tensor column(const torch::Tensor& t, const torch::Tensor& like) {
+  std::vector<int64_t> sizes(static_cast<size_t>(like.dim()), 1);
+  sizes[0] = like.size(0);
+  return (t.dim() == 0 ? t.expand({like.size(0)}) : t).to(like.dtype()).reshape(sizes);
+}
+
+// A network's output at (y, t) and its derivative in t, for a network without closed-form
+// tangents. Each example's output depends on its own time only (every layer here acts per
+// example), so d out / dt is a Jacobian-vector product with a tangent of ones, formed by reverse
+// mode twice: w(u) = (d out / dt)^T u is linear in a dummy cotangent u, and d <w(u), 1> / du is
+// d out / dt, example by example. create_graph keeps both trainable when gradients are on.
+std::pair<torch::Tensor, torch::Tensor> value_and_time_derivative(NetworkImpl& net, const torch::Tensor& y,
+                                                                  const torch::Tensor& t) {
+  const bool train = torch::GradMode::is_enabled();
+  torch::AutoGradMode grad_on(true);
+  const torch::Tensor times = (t.dim() == 0 ? t.expand({y.size(0)}) : t).detach().clone().requires_grad_(true);
+  const torch::Tensor out = net.forward(y, times);
+  const torch::Tensor u = torch::zeros_like(out).requires_grad_(true);
+  const torch::Tensor w = torch::autograd::grad({out}, {times}, {u}, /*retain_graph=*/true, /*create_graph=*/true)[0];
+  const torch::Tensor d_dt =
+      torch::autograd::grad({w}, {u}, {torch::ones_like(w)}, /*retain_graph=*/train, /*create_graph=*/train)[0];
+  if (train) return {out, d_dt};
+  return {out.detach(), d_dt.detach()};
+}
+
+// `net` with `factor` times its input's size of outputs (1: the drift F; 2: the inference
+// network, A and B stacked along dimension 1), which each network type names its own way.
+nlohmann::json with_outputs(nlohmann::json net, int64_t factor) {
+  const std::string type = net.value("type", "");
+  if (type == "mlp") {
+    const MlpOptions m = mlp_options_from_json(net);
+    return to_json(MlpOptions(m).out_dim(factor * m.in_dim()));
+  }
+  if (type == "unet") {
+    SDEGEN_CHECK(net.contains("in_channels") && net["in_channels"].is_number_integer(),
+                 "sde model: the U-Net configuration has no integer in_channels: ", net.dump());
+    net["out_channels"] = factor * net["in_channels"].get<int64_t>();
+    return net;
+  }
+  throw InvalidArgument(detail::concat("sde model: a network of type '", type, "' cannot hold the inference ",
+                                       "process (A and B stacked); use mlp or unet"));
+}
+
 // Holds the drift network and the sigma knots themselves (shared with the model), so it stays
 // valid on its own and sees the weights the model loads.
 class LearnedSde final : public GenerativeSde {
  public:
-  LearnedSde(Mlp drift, torch::Tensor log_sigma_knots)
+  LearnedSde(NetworkPtr drift, torch::Tensor log_sigma_knots)
       : drift_(std::move(drift)), log_sigma_knots_(std::move(log_sigma_knots)) {}
   torch::Tensor drift(const torch::Tensor& x, double t) const override {
     return drift_->forward(x, torch::full({x.size(0)}, t, x.options()));
@@ -56,11 +102,18 @@ class LearnedSde final : public GenerativeSde {
   double prior_std() const override { return 1.0; }
 
  private:
-  mutable Mlp drift_;
+  NetworkPtr drift_;
   torch::Tensor log_sigma_knots_;
 };
 
 }  // namespace
+
+void SdeModel::check_shape(const torch::Tensor& y) const {
+  std::vector<int64_t> sizes{y.dim() > 0 ? y.size(0) : 0};
+  sizes.insert(sizes.end(), shape_.begin(), shape_.end());
+  SDEGEN_CHECK(y.sizes() == torch::IntArrayRef(sizes), "sde model expects data of shape [batch, ",
+               torch::IntArrayRef(shape_), "], got ", y.sizes());
+}
 
 SdeModel::SdeModel(SdeModelOptions o) : options_(std::move(o)) {
   SDEGEN_CHECK(options_.b1 > 0 && options_.b1 < 1, "sde model: b1 (beta at t = 1) must lie in (0, 1), got ",
@@ -68,10 +121,15 @@ SdeModel::SdeModel(SdeModelOptions o) : options_(std::move(o)) {
   SDEGEN_CHECK(options_.delta > 0, "sde model: initial delta must be positive, got ", options_.delta);
   SDEGEN_CHECK(options_.sigma_knots >= 2, "sde model: sigma_knots must be >= 2, got ", options_.sigma_knots);
   check_name("time sampling", options_.time_sampling, {"uniform", "antithetic"});
-  const int64_t d = options_.net.in_dim();
-  SDEGEN_CHECK(options_.net.num_classes() == 0, "sde model: class-conditional nets are not supported");
-  inference_ = register_module("inference", Mlp(MlpOptions(options_.net).out_dim(2 * d)));
-  drift_ = register_module("drift", Mlp(MlpOptions(options_.net).out_dim(d)));
+  check_name("dtype", options_.dtype, {"float32", "float64"});
+  SDEGEN_CHECK(options_.net.is_object(), "sde model: the net configuration must be a JSON object, got ",
+               options_.net.dump());
+  inference_ = register_module("inference", make_network(with_outputs(options_.net, 2)));
+  drift_ = register_module("drift", make_network(with_outputs(options_.net, 1)));
+  inference_mlp_ = std::dynamic_pointer_cast<MlpImpl>(inference_);
+  drift_mlp_ = std::dynamic_pointer_cast<MlpImpl>(drift_);
+  shape_ = drift_->shape();
+  SDEGEN_CHECK(drift_->num_classes() == 0, "sde model: class-conditional nets are not supported");
   log_b1_ = register_parameter("log_b1", torch::full({}, std::log(options_.b1), torch::kDouble));
   log_delta_ = register_parameter("log_delta", torch::full({}, std::log(options_.delta), torch::kDouble));
   // Start at sigma^2 = 2 beta |beta'| of the path beta = 1 - t (1 - b1): the diffusion for which
@@ -81,16 +139,24 @@ SdeModel::SdeModel(SdeModelOptions o) : options_(std::move(o)) {
   const double slope = 1.0 - options_.b1;
   const torch::Tensor sigma2 = 2.0 * (1.0 - knots * slope) * slope;
   log_sigma_knots_ = register_parameter("log_sigma_knots", 0.5 * torch::log(sigma2));
+  to(options_.dtype == "float32" ? torch::kFloat : torch::kDouble);
 }
 
 ProcessMoments SdeModel::moments(const torch::Tensor& y, const torch::Tensor& t) {
-  SDEGEN_CHECK(y.dim() == 2 && y.size(1) == dim(), "sde model expects data of shape [batch, ", dim(), "], got ",
-               y.sizes());
-  const int64_t d = dim();
-  const auto out = inference_->forward_with_tangents(y, t, /*time_derivative=*/true, /*jacobian=*/false);
-  const torch::Tensor A = out.out.slice(1, 0, d), B = out.out.slice(1, d);
-  const torch::Tensor dA = out.d_dt.slice(1, 0, d), dB = out.d_dt.slice(1, d);
-  const torch::Tensor tt = (t.dim() == 0 ? t.expand({y.size(0)}) : t).to(y.dtype()).unsqueeze(1);
+  check_shape(y);
+  torch::Tensor out, d_dt;
+  if (inference_mlp_) {
+    const auto tangents = inference_mlp_->forward_with_tangents(y, t, /*time_derivative=*/true, /*jacobian=*/false);
+    out = tangents.out;
+    d_dt = tangents.d_dt;
+  } else {
+    std::tie(out, d_dt) = value_and_time_derivative(*inference_, y, t);
+  }
+  // A and B are the two halves of the outputs along dimension 1 (features or channels).
+  const int64_t half = y.size(1);
+  const torch::Tensor A = out.slice(1, 0, half), B = out.slice(1, half);
+  const torch::Tensor dA = d_dt.slice(1, 0, half), dB = d_dt.slice(1, half);
+  const torch::Tensor tt = column(t, y);
   const torch::Tensor b1 = torch::exp(log_b1_).to(y.dtype());
   const torch::Tensor bridge = tt * (1.0 - tt), dbridge = 1.0 - 2.0 * tt;
   const torch::Tensor c = 1.0 - tt + tt * b1;  // beta's envelope, from 1 at t = 0 to b1 at t = 1
@@ -113,7 +179,7 @@ std::shared_ptr<const VariationalProcess> SdeModel::process() { return std::make
 torch::Tensor SdeModel::drift_integrand(const torch::Tensor& y, const torch::Tensor& t, const torch::Tensor& eps) {
   const ProcessMoments m = moments(y, t);
   const torch::Tensor x = m.alpha + m.beta * eps;
-  const torch::Tensor s = sigma(t).unsqueeze(1);
+  const torch::Tensor s = column(sigma(t), y);
   // g = alpha' + beta' (x - alpha) / beta - (sigma^2 / 2)(x - alpha) / beta^2, with
   // (x - alpha) / beta = eps (VariationalProcess::conditional_drift for this process).
   const torch::Tensor g = m.dalpha + (m.dbeta - s * s / (2.0 * m.beta)) * eps;
@@ -128,8 +194,7 @@ torch::Tensor SdeModel::sample_times(int64_t n, const torch::TensorOptions& to) 
 
 ElboTerms SdeModel::elbo(const torch::Tensor& y, int64_t time_samples, const Condition& condition) {
   check_unconditional(*this, condition);
-  SDEGEN_CHECK(y.dim() == 2 && y.size(1) == dim(), "sde model expects data of shape [batch, ", dim(), "], got ",
-               y.sizes());
+  check_shape(y);
   const int64_t n = y.size(0);
   ElboTerms terms;
   const ProcessMoments end = moments(y, torch::ones({n}, y.options()));
@@ -166,7 +231,8 @@ nlohmann::json to_json(const SdeModelOptions& options_) {
           {"delta", options_.delta},
           {"sigma_knots", options_.sigma_knots},
           {"time_sampling", options_.time_sampling},
-          {"net", to_json(options_.net)}};
+          {"dtype", options_.dtype},
+          {"net", options_.net}};
 }
 
 }  // namespace sdegen

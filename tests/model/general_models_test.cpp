@@ -14,7 +14,7 @@ using test::max_abs_diff;
 
 std::shared_ptr<SdeModel> tiny_sde(int64_t dim = 2) {
   SdeModelOptions o;
-  o.net = MlpOptions(dim).width(16).depth(2).activation("tanh").time_embedding("fourier").fourier_scale(1.0);
+  o.net = to_json(MlpOptions(dim).width(16).depth(2).activation("tanh").time_embedding("fourier").fourier_scale(1.0));
   auto m = std::make_shared<SdeModel>(o);
   m->to(torch::kDouble);
   return m;
@@ -22,7 +22,7 @@ std::shared_ptr<SdeModel> tiny_sde(int64_t dim = 2) {
 
 std::shared_ptr<OdeModel> tiny_ode(int64_t dim = 2, bool exact = true) {
   OdeModelOptions o;
-  o.net = MlpOptions(dim).width(16).depth(2).activation("tanh");
+  o.net = to_json(MlpOptions(dim).width(16).depth(2).activation("tanh"));
   o.steps = 20;
   o.solver = "rk4";
   o.exact_divergence = exact;
@@ -84,7 +84,7 @@ TEST(SdeModel, SigmaIsPiecewiseLogLinearAndStartsAtTheReverseDiffusion) {
 
 TEST(OdeModel, ZeroVelocityIsTheIdentityFlow) {
   OdeModelOptions o;
-  o.net = MlpOptions(3).width(8).zero_init_output(true);
+  o.net = to_json(MlpOptions(3).width(8).zero_init_output(true));
   o.steps = 3;
   OdeModel m(o);
   m.to(torch::kDouble);

@@ -135,7 +135,7 @@ TEST(NetworkModels, LabelsAreDroppedAtTheUnconditionalRate) {
   EXPECT_THROW_WITH(vector_model("flow", 0)->loss(y, labels), InvalidArgument,
                     "Mlp is unconditional (num_classes = 0) but was given labels");
   SdeModelOptions so;
-  so.net = MlpOptions(2).width(8);
+  so.net = to_json(MlpOptions(2).width(8));
   SdeModel sde(so);
   EXPECT_THROW_WITH(sde.loss(y, labels), InvalidArgument, "the 'sde' model is unconditional but was given labels");
 }

@@ -50,7 +50,9 @@ struct ImageEvalOptions {
   int64_t batch = 50;
   int64_t elbo_n = 1000;           // test images for the ELBO's bits per dimension (0: skip)
   int64_t elbo_time_samples = 4;   // draws of t per image
-  int64_t likelihood_n = 0;        // test images for the probability flow's bits per dimension (0: skip)
+  // Test images for the probability flow's bits per dimension (0: skip; must be 0 for a model
+  // without a probability flow, the general sde model, whose ELBO alone gives bits).
+  int64_t likelihood_n = 0;
   LikelihoodOptions likelihood = [] {
     LikelihoodOptions l;
     l.exact_divergence = false;  // Hutchinson: an exact divergence costs one pass per pixel
