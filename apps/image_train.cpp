@@ -77,6 +77,7 @@ void run_image_training(TrainArgs& a, const CLI::App& command) {
   nlohmann::json overrides = a.model_overrides;
   if (!a.schedule.empty()) overrides["schedule"] = a.schedule;
   if (!a.prediction.empty()) overrides["prediction"] = a.prediction;
+  add_coupling_overrides(a, overrides);
   nlohmann::json net = to_json(unet);
   if (overrides.contains("net")) net.update(overrides["net"]);
   overrides["net"] = net;

@@ -15,6 +15,8 @@ struct TrainArgs {
   std::string model = "flow";
   std::string schedule;    // empty: the model's default
   std::string prediction;  // empty: the model's default
+  std::string coupling;    // empty: independent (objective/coupling.h)
+  double sinkhorn_epsilon = 0.0;  // 0: the coupling's default
   std::string config_file;
   std::string model_config;  // JSON text: any other key of the model's config
   nlohmann::json model_overrides = nlohmann::json::object();
@@ -42,6 +44,10 @@ struct TrainArgs {
 constexpr int64_t kImageSteps = 8000;
 constexpr int64_t kImageBaseChannels = 16;
 constexpr int64_t kImageValidationsPerRun = 8;
+
+// --coupling and --sinkhorn-epsilon as model overrides; refused for the general models, which
+// draw no pairs (sde, ode).
+void add_coupling_overrides(const TrainArgs& a, nlohmann::json& overrides);
 
 // "fashion-mnist" or a directory (of PNG images).
 bool is_image_data(const std::string& spec);

@@ -13,6 +13,7 @@
 #include "sdegen/eval/evaluate.h"
 #include "sdegen/eval/metrics.h"
 #include "sdegen/model/factory.h"
+#include "sdegen/objective/coupling.h"
 #include "sdegen/train/checkpoint.h"
 #include "sdegen/train/recipe.h"
 #include "sdegen/train/trainer.h"
@@ -63,6 +64,7 @@ void run(TrainArgs& a, const CLI::App& command) {
   if (!overrides.contains("net")) overrides["net"] = nlohmann::json::object();
   if (!a.schedule.empty()) overrides["schedule"] = a.schedule;
   if (!a.prediction.empty()) overrides["prediction"] = a.prediction;
+  add_coupling_overrides(a, overrides);
   nlohmann::json& net = overrides["net"];
   if (a.width > 0) net["width"] = a.width;
   if (a.depth >= 0) net["depth"] = a.depth;
@@ -113,6 +115,14 @@ void run(TrainArgs& a, const CLI::App& command) {
 
 }  // namespace
 
+void add_coupling_overrides(const TrainArgs& a, nlohmann::json& overrides) {
+  if (a.coupling.empty() && a.sinkhorn_epsilon == 0) return;
+  SDEGEN_CHECK(a.model != "sde" && a.model != "ode", "--coupling and --sinkhorn-epsilon pair data with prior draws; ",
+               "the '", a.model, "' model draws no pairs (use flow, diffusion, score or vdm)");
+  if (!a.coupling.empty()) overrides["coupling"] = a.coupling;
+  if (a.sinkhorn_epsilon > 0) overrides["coupling_epsilon"] = a.sinkhorn_epsilon;
+}
+
 void register_train(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   CLI::App* cmd = app.add_subcommand("train", "Train a model on a built-in density or a CSV file");
@@ -126,6 +136,13 @@ void register_train(CLI::App& app) {
       ->check(one_of(schedule_names(), "schedule"));
   cmd->add_option("--pred", a->prediction, "What the network predicts (default: the model's)")
       ->check(one_of(prediction_names(), "prediction"));
+  cmd->add_option("--coupling", a->coupling,
+                  "Pairs of data and prior draws in training: independent, ot (exact minibatch optimal transport) "
+                  "or ot-sinkhorn (default: independent)")
+      ->check(one_of(coupling_names(), "coupling"));
+  cmd->add_option("--sinkhorn-epsilon", a->sinkhorn_epsilon,
+                  "ot-sinkhorn's regularisation relative to the mean cost (0: 0.05)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--width", a->width, "Hidden units per layer (0: the model's recommended)");
   cmd->add_option("--depth", a->depth, "Hidden layers (-1: the model's recommended)");
   cmd->add_option("--activation", a->activation, "Activation (default: the model's)")

@@ -17,6 +17,7 @@ packages=(
   libpng-dev              # PNG images in and out
   zlib1g-dev              # CRC-32 checksums of checkpoint files, gzipped IDX files
   libarmadillo-dev        # Gaussian mixtures (k-means and EM) for the classical baselines
+  liblemon-dev            # network simplex: exact minibatch optimal-transport couplings
   gnuplot-nox             # plots
   dataset-fashion-mnist   # real images: Fashion-MNIST's IDX files in /usr/share/datasets/fashion-mnist
 )

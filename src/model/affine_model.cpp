@@ -5,6 +5,7 @@
 
 #include "sdegen/core/check.h"
 #include "sdegen/core/tensor.h"
+#include "sdegen/objective/coupling.h"
 #include "sdegen/process/loglinear.h"
 
 namespace sdegen {
@@ -69,6 +70,7 @@ AffineModel::AffineModel(AffineModelOptions o, NetworkPtr net) : options_(std::m
                "EDM preconditioning wraps a data prediction; got prediction '", prediction_name(options_.prediction),
                "'");
   SDEGEN_CHECK(options_.sigma_data > 0, "sigma_data must be positive, got ", options_.sigma_data);
+  check_coupling(coupling());
   field_ = std::make_shared<PredictionField>(
       native_fn(Condition{}), options_.prediction, schedule_,
       mlp_ ? raw_prediction(Mlp(mlp_), schedule_, options_.precondition, options_.sigma_data) : RawPredictionFactory{});
@@ -223,11 +225,18 @@ ElboTerms AffineModel::end_terms(const torch::Tensor& y) const {
   return terms;
 }
 
+CouplingOptions AffineModel::coupling() const {
+  CouplingOptions c;
+  c.kind = options_.coupling;
+  c.epsilon = options_.coupling_epsilon;
+  return c;
+}
+
 torch::Tensor AffineModel::loss(const torch::Tensor& y, const Condition& condition) {
   check_data(y);
   check_learned_endpoints();
   const torch::Tensor t = sample_times(y.size(0), y.options());
-  const torch::Tensor eps = torch::randn_like(y);
+  const torch::Tensor eps = couple(y, torch::randn_like(y), condition.labels, coupling());
   torch::Tensor total = drift_terms(y, t, eps, drop_labels(condition, y.size(0))).loss.mean();
   if (options_.weighting == Weighting::Elbo) {
     // The drift term of the negative ELBO: an unbiased estimate of its integral over the time range.
@@ -272,6 +281,8 @@ nlohmann::json to_json(const AffineModelOptions& options_) {
                       {"precondition", options_.precondition},
                       {"sigma_data", options_.sigma_data},
                       {"p_uncond", options_.p_uncond},
+                      {"coupling", options_.coupling},
+                      {"coupling_epsilon", options_.coupling_epsilon},
                       {"dtype", options_.dtype},
                       {"net", options_.net}};
   // Only vdm learns its schedule; its config also says how, so a checkpoint rebuilds it.

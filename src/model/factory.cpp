@@ -165,6 +165,9 @@ ModelPtr make_model(const nlohmann::json& config) {
   // Absent from configurations written before classifier-free guidance and float32 images.
   if (config.contains("p_uncond")) o.p_uncond = get<double>(config, "p_uncond");
   if (config.contains("dtype")) o.dtype = get<std::string>(config, "dtype");
+  // Absent from configurations written before minibatch couplings.
+  if (config.contains("coupling")) o.coupling = get<std::string>(config, "coupling");
+  if (config.contains("coupling_epsilon")) o.coupling_epsilon = get<double>(config, "coupling_epsilon");
   if (kind == "vdm") {
     o.learn_endpoints = get<bool>(config, "learn_endpoints");
     o.schedule_options.lambda_min = get<double>(config, "lambda_min");

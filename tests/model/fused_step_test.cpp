@@ -68,6 +68,8 @@ std::vector<FusedCase> cases() {
       {"vdm_data_1d", "vdm", {{"prediction", "data"}}, 1},
       {"vdm_fixed_endpoints", "vdm", {{"learn_endpoints", false}}},
       {"flow_1d", "flow", nlohmann::json::object(), 1},
+      {"flow_ot", "flow", {{"coupling", "ot"}}},
+      {"flow_ot_sinkhorn", "flow", {{"coupling", "ot-sinkhorn"}, {"coupling_epsilon", 0.1}}},
       {"sde", "sde", nlohmann::json::object()},
       {"sde_1d_uniform_tanh", "sde", {{"time_sampling", "uniform"}, {"sigma_knots", 3},
                                       {"net", {{"activation", "tanh"}, {"time_embedding", "raw"}}}}, 1},

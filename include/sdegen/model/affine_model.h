@@ -21,6 +21,7 @@
 #include "sdegen/net/mlp.h"
 #include "sdegen/net/mlp_kernel.h"
 #include "sdegen/net/network.h"
+#include "sdegen/objective/coupling.h"
 #include "sdegen/objective/weighting.h"
 
 namespace sdegen {
@@ -48,6 +49,10 @@ struct AffineModelOptions {
   // Conditional nets (num_classes > 0): each training label becomes kNullLabel with this
   // probability, so the same weights learn the unconditional model (classifier-free guidance).
   double p_uncond = 0.1;
+  // How training pairs each data row with a prior draw (objective/coupling.h): independent, or
+  // minibatch optimal transport (ot, ot-sinkhorn with coupling_epsilon), within each class.
+  std::string coupling = "independent";
+  double coupling_epsilon = 0.05;
   // float64 for vectors (the fused kernels and the likelihood's tolerances need it); float32 for
   // image networks, where double precision would halve the speed for nothing.
   std::string dtype = "float64";
@@ -122,6 +127,8 @@ class AffineModel final : public GenerativeModel {
   // The network's native prediction at (x, t) (EDM's preconditioning included).
   torch::Tensor predict_native(const torch::Tensor& x, const torch::Tensor& t, const Condition& condition = {});
   NetworkImpl& net() const { return *net_; }
+  // How loss() pairs the data with prior draws (options().coupling and coupling_epsilon).
+  CouplingOptions coupling() const;
 
  private:
   torch::Tensor sample_times(int64_t n, const torch::TensorOptions& options) const;
