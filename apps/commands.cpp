@@ -31,6 +31,19 @@ CLI::Validator one_of(const std::vector<std::string>& names, const std::string& 
       "{" + join(names, ",") + "}");
 }
 
+void add_stochastic_sampler_options(CLI::App* cmd, EdmOptions& edm, PcOptions& pc) {
+  cmd->add_option("--churn", edm.churn,
+                  "edm: S_churn, noise added per step (gamma = min(churn / steps, sqrt 2 - 1); 0: EDM's "
+                  "deterministic Heun sampler)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--s-tmin", edm.s_tmin, "edm: S_tmin, churn only where sigma = b / a >= s-tmin")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--s-tmax", edm.s_tmax, "edm: S_tmax, churn only where sigma = b / a <= s-tmax");
+  cmd->add_option("--s-noise", edm.s_noise, "edm: S_noise, scale of the churn noise")->check(positive());
+  cmd->add_option("--pc-predictor", pc.predictor, "pc: the predictor step (the Langevin corrector follows it)")
+      ->check(one_of(pc_predictor_names(), "pc predictor"));
+}
+
 CLI::Validator positive() {
   return CLI::Validator(
       [](std::string& value) -> std::string {

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "sdegen/sample/sampler.h"
+
 namespace sdegen::app {
 
 void register_commands(CLI::App& app);
@@ -29,6 +31,10 @@ CLI::Validator thread_count();
 // Accepts a seed that fits: a whole number in [0, 2^64 - 1], written in decimal digits. Without
 // it a negative seed would wrap and a huge one saturate, silently giving another run's seed.
 CLI::Validator seed_value();
+
+// The options of the stochastic samplers, each with its default in --help: --churn, --s-tmin,
+// --s-tmax, --s-noise (edm) and --pc-predictor (pc).
+void add_stochastic_sampler_options(CLI::App* cmd, EdmOptions& edm, PcOptions& pc);
 
 // Refuses a --data value that is neither a built-in density, a mixture JSON file (*.json) nor,
 // where csv_ok, a numeric CSV file (*.csv); the message lists all that is accepted.

@@ -27,6 +27,8 @@ struct EvalArgs {
   double rtol = 1e-5, atol = 1e-5;
   std::string sample_solver;  // empty: dopri5, or euler-maruyama for the sde model
   int sample_steps = 100;
+  EdmOptions edm;  // --sample-solver edm
+  PcOptions pc;    // --sample-solver pc
   bool no_samples = false, no_likelihood = false;
   int threads = 1;
   std::string out = "eval.json";
@@ -53,6 +55,8 @@ void run_images(EvalArgs& a, TrainedModel& t, const CLI::App& command) {
   o.guidance = a.guidance;
   if (command.count("--sample-solver")) o.sampler.solver = a.sample_solver;
   if (command.count("--sample-steps")) o.sampler.steps = a.sample_steps;
+  o.sampler.edm = a.edm;
+  o.sampler.pc = a.pc;
   o.elbo_n = o.n;
   o.elbo_time_samples = a.options.elbo_time_samples;
   o.likelihood_n = a.no_likelihood ? 0 : std::min(a.likelihood_n, o.n);
@@ -185,6 +189,8 @@ void run(EvalArgs& a, const CLI::App& command) {
   o.likelihood_options.adaptive.atol = a.atol;
   o.sampler.solver = a.sample_solver;
   o.sampler.steps = a.sample_steps;
+  o.sampler.edm = a.edm;
+  o.sampler.pc = a.pc;
   const EvalResult r = evaluate(*t.model, t.standardizer, data, o);
   print_table(r);
   nlohmann::json j = to_json(r);
@@ -231,6 +237,7 @@ void register_eval(CLI::App& app) {
       ->check(one_of(sampler_names(), "solver"));
   cmd->add_option("--sample-steps", a->sample_steps, "Steps of a fixed-step sampler (images: heun, 25 steps)")
       ->check(positive());
+  add_stochastic_sampler_options(cmd, a->edm, a->pc);
   cmd->add_option("--projections", a->options.projections, "Sliced Wasserstein directions")->check(positive());
   cmd->add_flag("--no-likelihood", a->no_likelihood, "Skip the likelihood");
   cmd->add_flag("--no-samples", a->no_samples, "Skip sampling and the sample metrics");

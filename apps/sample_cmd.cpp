@@ -158,12 +158,13 @@ void register_sample(CLI::App& app) {
                   "Data: " + join(density_names()) + ", or a mixture JSON file");
   cmd->add_option("--schedule", args->schedule, "Affine schedule")
       ->check(one_of(schedule_names(), "schedule"));
-  cmd->add_option("--solver", args->sampler.solver, "Solver")->check(one_of(sampler_names(), "solver"));
+  cmd->add_option("--solver", args->sampler.solver,
+                  "Solver (ddpm, reverse-diffusion and edm draw their own noise and take no --sigma)")->check(one_of(sampler_names(), "solver"));
   cmd->add_option("--steps", args->sampler.steps, "Steps of a fixed-step solver")
       ->check(positive());
   cmd->add_option("--grid", args->sampler.grid,
                   "Time grid: uniform, lambda, edm or flow (uniform in a/(a+b)) (default: lambda for "
-                  "ddim/dpm++2m/dpm++3m/unipc, flow for abm3/abm4, else uniform)")
+                  "ddim/dpm++2m/dpm++3m/unipc, flow for abm3/abm4, edm for edm, else uniform)")
       ->check(one_of(grid_kind_names(), "time grid"));
   cmd->add_option("--time", args->sampler.time,
                   "Variable the fixed-grid ODE solvers step in: schedule (t) or flow (a/(a+b), the linear "
@@ -174,6 +175,7 @@ void register_sample(CLI::App& app) {
                   "Diffusion of the SDE solvers: a number (constant sigma), 'reverse' (sigma^2 = b^2 "
                   "lambda'; infinite where a = 0, so refused from t = 0 under linear, trig and vp-cosine: "
                   "use --t0 > 0) or 'reverse:SCALE'");
+  add_stochastic_sampler_options(cmd, args->sampler.edm, args->sampler.pc);
   cmd->add_option("--rtol", args->sampler.adaptive.rtol, "dopri5 relative tolerance")->check(positive());
   cmd->add_option("--atol", args->sampler.adaptive.atol, "dopri5 absolute tolerance")->check(positive());
   cmd->add_option("--max-steps", args->sampler.adaptive.max_steps, "dopri5 step limit")->check(positive());

@@ -16,8 +16,13 @@ namespace {
 using Run = std::function<Solution(const MarginalField&, const torch::Tensor&, const SamplerOptions&,
                                    const Observer&)>;
 
+// What noise a solver draws: none (an ODE solver), the diffusion of the options (the SDE
+// solvers), or the noise its own method defines (ddpm, reverse-diffusion, edm), which takes no
+// diffusion.
+enum class Noise { None, Diffusion, Own };
+
 struct Entry {
-  bool stochastic;
+  Noise noise;
   Run run;
 };
 
@@ -30,6 +35,10 @@ void check_time_span(const SamplerOptions& o) {
 }
 
 bool is_adams(const std::string& name) { return name == "abm3" || name == "abm4"; }
+
+bool has_own_noise(const std::string& name) {
+  return name == "ddpm" || name == "reverse-diffusion" || name == "edm";
+}
 
 bool is_exponential(const std::string& name) {
   return name == "ddim" || name == "dpm++2m" || name == "dpm++3m" || name == "unipc";
@@ -89,32 +98,46 @@ const std::map<std::string, Entry>& registry() {
   static const std::map<std::string, Entry> r = [] {
     std::map<std::string, Entry> m;
     for (const auto& name : fixed_grid_ode_names())
-      m[name] = {false, [name](const MarginalField& f, const torch::Tensor& x0, const SamplerOptions& o,
+      m[name] = {Noise::None, [name](const MarginalField& f, const torch::Tensor& x0, const SamplerOptions& o,
                                const Observer& obs) { return run_fixed_ode(name, f, x0, o, obs); }};
-    m["dopri5"] = {false, [](const MarginalField& f, const torch::Tensor& x0, const SamplerOptions& o,
+    m["dopri5"] = {Noise::None, [](const MarginalField& f, const torch::Tensor& x0, const SamplerOptions& o,
                              const Observer& obs) {
                      return solve_ode_adaptive(probability_flow(f), x0, o.t0, o.t1, o.adaptive, obs);
                    }};
-    m["euler-maruyama"] = {true, [](const MarginalField& f, const torch::Tensor& x0,
+    m["euler-maruyama"] = {Noise::Diffusion, [](const MarginalField& f, const torch::Tensor& x0,
                                     const SamplerOptions& o, const Observer& obs) {
                              const SdeFields s{MarginalSde(borrow(f), o.diffusion)};
                              return solve_sde_euler_maruyama(s.drift(), s.diffusion(), x0,
                                                              sampler_grid(f.schedule(), o), obs);
                            }};
-    m["pc"] = {true, [](const MarginalField& f, const torch::Tensor& x0, const SamplerOptions& o,
-                        const Observer& obs) {
+    m["pc"] = {Noise::Diffusion, [](const MarginalField& f, const torch::Tensor& x0, const SamplerOptions& o,
+                                    const Observer& obs) {
                  const SdeFields s{MarginalSde(borrow(f), o.diffusion)};
                  const VectorField score = [&f](double t, const torch::Tensor& x) {
                    return f.predict(x, t, Prediction::Score);
                  };
-                 return solve_sde_pc(s.drift(), s.diffusion(), score, x0, sampler_grid(f.schedule(), o),
-                                     o.pc, obs);
+                 const TimeGrid grid = sampler_grid(f.schedule(), o);
+                 if (o.pc.predictor == "reverse-diffusion")
+                   return solve_pc(reverse_diffusion_predictor(f, grid), score, x0, grid, o.pc, obs);
+                 return solve_sde_pc(s.drift(), s.diffusion(), score, x0, grid, o.pc, obs);
                }};
-    m["ddim"] = {false, [](const MarginalField& f, const torch::Tensor& x0, const SamplerOptions& o,
+    m["ddpm"] = {Noise::Own, [](const MarginalField& f, const torch::Tensor& x0, const SamplerOptions& o,
+                                const Observer& obs) {
+                   return solve_ddpm(f, x0, sampler_grid(f.schedule(), o), obs);
+                 }};
+    m["reverse-diffusion"] = {Noise::Own, [](const MarginalField& f, const torch::Tensor& x0,
+                                             const SamplerOptions& o, const Observer& obs) {
+                                return solve_reverse_diffusion(f, x0, sampler_grid(f.schedule(), o), obs);
+                              }};
+    m["edm"] = {Noise::Own, [](const MarginalField& f, const torch::Tensor& x0, const SamplerOptions& o,
+                               const Observer& obs) {
+                  return solve_edm(f, x0, sampler_grid(f.schedule(), o), o.edm, obs);
+                }};
+    m["ddim"] = {Noise::None, [](const MarginalField& f, const torch::Tensor& x0, const SamplerOptions& o,
                            const Observer& obs) {
                    return solve_ddim(f, x0, sampler_grid(f.schedule(), o), obs);
                  }};
-    m["dpm++2m"] = {false, [](const MarginalField& f, const torch::Tensor& x0, const SamplerOptions& o,
+    m["dpm++2m"] = {Noise::None, [](const MarginalField& f, const torch::Tensor& x0, const SamplerOptions& o,
                               const Observer& obs) {
                       return solve_dpmpp_2m(f, x0, sampler_grid(f.schedule(), o), obs);
                     }};
@@ -122,7 +145,7 @@ const std::map<std::string, Entry>& registry() {
       MultistepOptions ms;
       ms.order = 3;
       ms.corrector = name == "unipc";
-      m[name] = {false, [ms](const MarginalField& f, const torch::Tensor& x0, const SamplerOptions& o,
+      m[name] = {Noise::None, [ms](const MarginalField& f, const torch::Tensor& x0, const SamplerOptions& o,
                              const Observer& obs) {
                    return solve_exponential_multistep(f, x0, sampler_grid(f.schedule(), o), ms, obs);
                  }};
@@ -137,7 +160,7 @@ const std::map<std::string, Entry>& registry() {
 Solution sample_sde(const GenerativeSde& sde, const torch::Tensor& x0, const SamplerOptions& o,
                     const Observer& observer) {
   check_name("solver", o.solver, sampler_names());
-  SDEGEN_CHECK(o.solver != "pc" && !is_exponential(o.solver), "solver '", o.solver,
+  SDEGEN_CHECK(o.solver != "pc" && !is_exponential(o.solver) && !has_own_noise(o.solver), "solver '", o.solver,
                "' needs a model of predictions (score or data); this model has a free drift: use one of ",
                join(fixed_grid_ode_names()), ", dopri5 or euler-maruyama");
   SDEGEN_CHECK(o.grid.empty() || o.grid == "uniform", "a model with a free drift has no schedule to place a '",
@@ -164,7 +187,7 @@ VectorField probability_flow(const MarginalField& model) {
 
 std::vector<std::string> sampler_names() {
   return {"euler", "midpoint", "heun", "rk4", "abm3", "abm4", "dopri5", "euler-maruyama", "pc",
-          "ddim", "dpm++2m", "dpm++3m", "unipc"};
+          "ddim", "dpm++2m", "dpm++3m", "unipc", "ddpm", "reverse-diffusion", "edm"};
 }
 
 std::vector<std::string> sampling_time_names() { return {"schedule", "flow"}; }
@@ -177,12 +200,15 @@ std::string sampler_time(const SamplerOptions& o) {
 std::vector<std::string> ode_sampler_names() {
   std::vector<std::string> out;
   for (const auto& n : sampler_names())
-    if (!registry().at(n).stochastic) out.push_back(n);
+    if (registry().at(n).noise == Noise::None) out.push_back(n);
   return out;
 }
 
 TimeGrid sampler_grid(const AffineSchedule& schedule, const SamplerOptions& o) {
-  const std::string fallback = is_exponential(o.solver) ? "lambda" : is_adams(o.solver) ? "flow" : "uniform";
+  const std::string fallback = is_exponential(o.solver) ? "lambda"
+                               : is_adams(o.solver)    ? "flow"
+                               : o.solver == "edm"     ? "edm"
+                                                       : "uniform";
   GridOptions g;
   g.kind = grid_kind_from_name(o.grid.empty() ? fallback : o.grid);
   g.t0 = o.t0;
@@ -195,16 +221,26 @@ Solution sample(const MarginalField& model, const torch::Tensor& x0, const Sampl
                 const Observer& observer) {
   check_name("solver", o.solver, sampler_names());
   const Entry& e = registry().at(o.solver);
-  SDEGEN_CHECK(e.stochastic || o.diffusion.is_zero(), "solver '", o.solver,
+  SDEGEN_CHECK(e.noise != Noise::None || o.diffusion.is_zero(), "solver '", o.solver,
                "' is deterministic and ignores the diffusion; use euler-maruyama or pc for sigma = ",
                diffusion_name(o.diffusion));
+  const bool own_noise = e.noise == Noise::Own || (o.solver == "pc" && o.pc.predictor == "reverse-diffusion");
+  SDEGEN_CHECK(!own_noise || o.diffusion.is_zero(), "solver '", o.solver,
+               o.solver == "pc" ? "' with the reverse-diffusion predictor" : "'",
+               " draws the noise its own method defines and takes no diffusion; use euler-maruyama or pc ",
+               "(predictor euler-maruyama) for sigma = ", diffusion_name(o.diffusion));
+  SDEGEN_CHECK(o.solver == "edm" || o.edm == EdmOptions(), "churn, s_tmin, s_tmax and s_noise are options of ",
+               "the edm solver; solver '", o.solver, "' takes none of them");
+  check_name("pc predictor", o.pc.predictor, pc_predictor_names());
+  SDEGEN_CHECK(o.solver == "pc" || o.pc.predictor == PcOptions().predictor, "the predictor '", o.pc.predictor,
+               "' is an option of the pc solver, not of '", o.solver, "'");
   check_time_span(o);
   if (!o.time.empty()) check_name("sampling time", o.time, sampling_time_names());
   const auto grid_solvers = fixed_grid_ode_names();
   SDEGEN_CHECK(sampler_time(o) == "schedule" ||
                    std::find(grid_solvers.begin(), grid_solvers.end(), o.solver) != grid_solvers.end(),
                "flow time is for the fixed-grid ODE solvers (", join(grid_solvers), "), not '", o.solver, "'");
-  if (e.stochastic) {
+  if (e.noise == Noise::Diffusion) {
     // Euler-Maruyama and pc draw sigma(t) sqrt(dt) noise at every point but the last.
     const TimeGrid grid = sampler_grid(model.schedule(), o);
     for (size_t i = 0; i + 1 < grid.size(); ++i)
@@ -213,6 +249,17 @@ Solution sample(const MarginalField& model, const torch::Tensor& x0, const Sampl
                    model.schedule().name(), "' schedule (a = 0 there, so sigma^2 = b^2 lambda' is infinite and ",
                    "its integral diverges): no step can start there; start at t0 > 0 or use a constant sigma");
   }
+  // The reverse-diffusion step divides by r = a_i / a_{i+1}, edm by a (sigma = b / a): both are
+  // the reverse diffusion's infinity at a = 0 in another form.
+  const bool needs_a = o.solver == "reverse-diffusion" || o.solver == "edm" ||
+                       (o.solver == "pc" && o.pc.predictor == "reverse-diffusion");
+  const bool edm = o.solver == "edm";
+  SDEGEN_CHECK(!needs_a || model.schedule().a(o.t0) > 0, "solver '", o.solver,
+               o.solver == "pc" ? "' with the reverse-diffusion predictor" : "'",
+               edm ? " works in sigma = b / a, which is infinite" : " divides by a(t), which is 0", " at t = ", o.t0,
+               " under the '", model.schedule().name(),
+               "' schedule (a = 0 there): start at t0 > 0 or use the ve or edm schedule",
+               edm ? "" : ", or use ddpm, which starts anywhere");
   return e.run(model, x0, o, observer);
 }
 

@@ -77,17 +77,32 @@ Solution solve_sde_euler_maruyama(const VectorField& drift, const DiffusionField
   return detail::march(grid, x0, step, observer);
 }
 
+std::vector<std::string> pc_predictor_names() { return {"euler-maruyama", "reverse-diffusion"}; }
+
 Solution solve_sde_pc(const VectorField& drift, const DiffusionField& diffusion,
                       const VectorField& score, const torch::Tensor& x0, const TimeGrid& grid,
                       const PcOptions& options, const Observer& observer) {
   check_fields(drift, diffusion);
+  check_name("pc predictor", options.predictor, pc_predictor_names());
+  SDEGEN_CHECK(options.predictor == "euler-maruyama", "the pc predictor '", options.predictor,
+               "' steps a schedule's forward chain, which a drift and a diffusion do not give: sample a ",
+               "marginal field with sample() (sample/sampler.h), or use the euler-maruyama predictor");
+  const PredictorStep predictor = [&](double t, double t_next, const torch::Tensor& x, int64_t& nfe) {
+    return euler_maruyama_step(drift, diffusion, t, t_next, x, nfe);
+  };
+  return solve_pc(predictor, score, x0, grid, options, observer);
+}
+
+Solution solve_pc(const PredictorStep& predictor, const VectorField& score, const torch::Tensor& x0,
+                  const TimeGrid& grid, const PcOptions& options, const Observer& observer) {
+  SDEGEN_CHECK(static_cast<bool>(predictor), "solve_pc: the predictor is empty");
   SDEGEN_CHECK(static_cast<bool>(score), "solve_sde_pc: the score is empty");
   SDEGEN_CHECK(options.corrector_steps >= 0, "corrector_steps must be >= 0, got ",
                options.corrector_steps);
   SDEGEN_CHECK(options.snr > 0 && std::isfinite(options.snr),
                "snr must be positive and finite, got ", options.snr);
   const auto step = [&](double t, double t_next, const torch::Tensor& x, int64_t& nfe) {
-    torch::Tensor next = euler_maruyama_step(drift, diffusion, t, t_next, x, nfe);
+    torch::Tensor next = predictor(t, t_next, x, nfe);
     // By default the solve ends on a predictor step, as Song et al.'s sampler does (it
     // corrects before predicting); final_corrector adds Langevin steps at the end time too.
     const bool correct = options.final_corrector || t_next != grid.back();

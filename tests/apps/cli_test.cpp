@@ -33,6 +33,31 @@ TEST_F(Cli, OracleSampleWritesOneRowPerSample) {
   EXPECT_NE(r.output.find("sliced Wasserstein"), std::string::npos);
 }
 
+// The stochastic samplers' options, with their defaults, in sample's and eval's help; ddpm and
+// edm with churn end to end on the oracle (vp: a > 0 at t = 0, which edm needs).
+TEST_F(Cli, StochasticSamplersSampleAndShowTheirOptions) {
+  for (const std::string command : {"sample", "eval"}) {
+    const Outcome h = sdegen(command + " --help");
+    EXPECT_EQ(h.code, 0);
+    for (const std::string flag : {"--churn FLOAT:NONNEGATIVE=0", "--s-tmin FLOAT:NONNEGATIVE=0", "--s-tmax FLOAT=inf",
+                                   "--s-noise FLOAT:POSITIVE=1", "--pc-predictor TEXT:{euler-maruyama,"})
+      EXPECT_NE(h.output.find(flag), std::string::npos) << command << ": " << flag << "\n" << h.output;
+  }
+  for (const std::string solver : {"ddpm --steps 30", "edm --steps 15 --churn 5 --s-tmax 10",
+                                   "pc --pc-predictor reverse-diffusion --steps 30"}) {
+    const Outcome r = sdegen("sample --oracle --data gmm1d --schedule vp --n 200 --solver " + solver + " --out " +
+                             path("s.csv"));
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_EQ(rows(path("s.csv")), 200);
+  }
+  const Outcome refused = sdegen("sample --oracle --solver edm --out " + path("s.csv"));
+  EXPECT_NE(refused.code, 0);
+  EXPECT_NE(refused.output.find("start at t0 > 0 or use the ve or edm schedule"), std::string::npos) << refused.output;
+  const Outcome churn = sdegen("sample --oracle --solver heun --churn 2 --out " + path("s.csv"));
+  EXPECT_NE(churn.code, 0);
+  EXPECT_NE(churn.output.find("options of the edm solver"), std::string::npos) << churn.output;
+}
+
 TEST_F(Cli, FokkerPlanckWritesTheDensityBesideTheExactOne) {
   const Outcome r = sdegen("fokker-planck --data gmm1d --schedule linear --sigma 1 --times 0.5 --cells 200 --out " +
                        path("fp.csv"));

@@ -38,6 +38,11 @@ struct Case {
 std::string expected_refusal(const Case& c) {
   const bool a_vanishes_at_0 = c.schedule == "linear" || c.schedule == "trig" || c.schedule == "vp-cosine";
   if (c.sigma == "reverse" && a_vanishes_at_0) return "is infinite at t = 0 under the '" + c.schedule + "' schedule";
+  // The same infinity in other forms: edm's sigma = b / a, reverse-diffusion's 1 / r = a_{i+1} / a_i.
+  if (c.solver == "edm" && a_vanishes_at_0)
+    return "works in sigma = b / a, which is infinite at t = 0 under the '" + c.schedule + "' schedule";
+  if (c.solver == "reverse-diffusion" && a_vanishes_at_0)
+    return "divides by a(t), which is 0 at t = 0 under the '" + c.schedule + "' schedule";
   return "";
 }
 
@@ -84,7 +89,9 @@ void check_case(const Case& c) {
   const Counting counted(oracle);
   SamplerOptions o;
   o.solver = c.solver;
-  o.steps = c.solver == "euler" || c.solver == "ddim" || c.solver == "euler-maruyama" ? 200 : 50;
+  const bool first_order =
+      c.solver == "euler" || c.solver == "ddim" || c.solver == "euler-maruyama" || c.solver == "reverse-diffusion";
+  o.steps = first_order ? 200 : 50;
   o.diffusion = parse_diffusion(c.sigma);
   const double floor = floor_of(c.data);
   // The same prior draws and the same data sample for every combination of a data set, drawn

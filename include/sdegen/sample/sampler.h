@@ -4,6 +4,9 @@
 //     predictor-correctors abm3, abm4 (one evaluation per step)
 //   SDE (dx = [v + sigma^2/2 s] dt + sigma dW):  euler-maruyama, pc
 //   diffusion multistep on the data prediction:  ddim, dpm++2m, dpm++3m, unipc
+//   stochastic samplers with their own noise (sample/stochastic.cpp): ddpm (ancestral),
+//     reverse-diffusion (Song et al.'s predictor, also pc's with PcOptions::predictor) and edm
+//     (Karras et al.'s Algorithm 2: Heun in sigma = b / a with churn; deterministic at churn 0)
 // The fixed-grid ODE solvers integrate in schedule time t or in flow time r = a / (a + b)
 // (sample/flow_time.h), where every affine schedule's flow is the linear schedule's.
 // The model is anything that gives predictions (a MarginalField): a trained network or the
@@ -21,6 +24,9 @@
 // Refused before any evaluation, as ill-posed: an SDE solver (euler-maruyama, pc) with the
 // reverse diffusion sigma^2 = b^2 lambda' from a time where a = 0 (t = 0 under linear, trig and
 // vp-cosine): sigma is infinite there and its integral diverges, so no step can start there.
+// For the same reason reverse-diffusion (and pc with its predictor) and edm refuse to start where
+// a = 0: the first needs a_i / a_{i+1} > 0, the second sigma = b / a finite.
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -31,12 +37,24 @@
 
 namespace sdegen {
 
+// EDM's stochastic sampler (Karras et al. 2022, Algorithm 2), in its noise level sigma = b / a.
+// At churn 0 it is EDM's deterministic Heun sampler.
+struct EdmOptions {
+  double churn = 0.0;   // S_churn: the noise added per step is gamma = min(churn / steps, sqrt 2 - 1)
+  double s_tmin = 0.0;  // S_tmin, S_tmax: churn only where s_tmin <= sigma <= s_tmax
+  double s_tmax = std::numeric_limits<double>::infinity();
+  double s_noise = 1.0;  // S_noise: scale of the added noise (> 0)
+  bool operator==(const EdmOptions& o) const {
+    return churn == o.churn && s_tmin == o.s_tmin && s_tmax == o.s_tmax && s_noise == o.s_noise;
+  }
+};
+
 struct SamplerOptions {
   std::string solver = "heun";
   int steps = 50;                 // fixed-step solvers: number of steps
   std::string grid;               // uniform | lambda | edm | flow; empty: lambda for ddim,
-                                  // dpm++2m, dpm++3m and unipc, flow for abm3 and abm4,
-                                  // uniform otherwise
+                                  // dpm++2m, dpm++3m and unipc, flow for abm3 and abm4, edm
+                                  // for edm, uniform otherwise
   std::string time;               // schedule | flow: the variable the fixed-grid ODE solvers step
                                   // in; empty: flow for abm3 and abm4, schedule otherwise
   double t0 = 0.0;
@@ -45,6 +63,7 @@ struct SamplerOptions {
   DiffusionSpec diffusion;        // sigma of the SDE solvers; must be zero for ODE solvers
   AdaptiveOptions adaptive;       // dopri5
   PcOptions pc;                   // pc
+  EdmOptions edm;                 // edm (refused for other solvers unless left at its defaults)
 };
 
 std::vector<std::string> sampler_names();
@@ -77,6 +96,20 @@ Solution solve_ddim(const MarginalField& model, const torch::Tensor& x0, const T
                     const Observer& observer = {});
 Solution solve_dpmpp_2m(const MarginalField& model, const torch::Tensor& x0, const TimeGrid& grid,
                         const Observer& observer = {});
+
+// The stochastic samplers (sample/stochastic.cpp), on a grid from the model's predictions. Each
+// step follows the forward chain that the grid discretises, x_i = r x_{i+1} + G z with
+// r = a_i / a_{i+1} and G^2 = b_i^2 - r^2 b_{i+1}^2: ddpm draws from its Gaussian posterior given
+// y_hat, reverse-diffusion from Song et al.'s reverse of it (neither adds noise on the last step).
+Solution solve_ddpm(const MarginalField& model, const torch::Tensor& x0, const TimeGrid& grid,
+                    const Observer& observer = {});
+Solution solve_reverse_diffusion(const MarginalField& model, const torch::Tensor& x0, const TimeGrid& grid,
+                                 const Observer& observer = {});
+// The reverse-diffusion step as pc's predictor, on that grid (it needs a(t) > 0 where it starts).
+PredictorStep reverse_diffusion_predictor(const MarginalField& model, const TimeGrid& grid);
+// EDM's Algorithm 2 on x / a and sigma = b / a; needs a > 0 at the grid's start.
+Solution solve_edm(const MarginalField& model, const torch::Tensor& x0, const TimeGrid& grid,
+                   const EdmOptions& options = {}, const Observer& observer = {});
 
 // Exponential Adams methods on the data prediction: y_hat is extrapolated by the polynomial (in
 // lambda) through the last `order` predictions and integrated exactly. order 3 is
