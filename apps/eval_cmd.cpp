@@ -120,6 +120,9 @@ void print_table(const EvalResult& r) {
     row("sliced Wasserstein", r.metrics.sliced_w);
     row("MMD (RBF, median)", r.metrics.mmd);
     row("energy distance", r.metrics.energy);
+    if (r.straightness)
+      fmt::print("straightness of the probability flow (0: straight paths at constant speed)   {:.5f}\n",
+                 *r.straightness);
   }
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "sdegen/core/check.h"
+#include "sdegen/model/factory.h"
 
 namespace sdegen {
 namespace {
@@ -129,6 +130,7 @@ EvalResult evaluate(GenerativeModel& model, const Standardizer& st, const EvalDa
     r.sample_nfe = sol.nfe;
     const torch::Tensor reference = data.reference.defined() ? data.reference : target;
     r.metrics = sample_metrics(sol.x, target, reference, o.projections, o.seed);
+    if (model.has_probability_flow()) r.straightness = flow_straightness(model, sample_model_prior(model, target.size(0)));
     r.sample_seconds = seconds_since(start);
   }
   return r;
@@ -172,6 +174,7 @@ nlohmann::json to_json(const EvalResult& r) {
   metric("energy", r.metrics.energy);
   j["sampler"] = r.sampler.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.sampler);
   j["sample_nfe"] = r.sample_nfe;
+  j["straightness"] = r.straightness ? nlohmann::json(*r.straightness) : nlohmann::json(nullptr);
   j["seconds"] = {{"likelihood", r.likelihood_seconds}, {"elbo", r.elbo_seconds}, {"samples", r.sample_seconds}};
   return j;
 }

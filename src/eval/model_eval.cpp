@@ -1,6 +1,8 @@
 // The model-level pieces of evaluation: likelihood, ELBO and samples in data units.
 #include <cmath>
 #include <limits>
+#include <utility>
+#include <vector>
 
 #include "sdegen/core/check.h"
 #include "sdegen/core/tensor.h"
@@ -8,6 +10,7 @@
 #include "sdegen/eval/metrics.h"
 #include "sdegen/model/affine_model.h"
 #include "sdegen/model/factory.h"
+#include "sdegen/solver/ode.h"
 #include "sdegen/train/checkpoint.h"
 #include "sdegen/train/recipe.h"
 
@@ -173,6 +176,42 @@ SampleMetrics sample_metrics(const torch::Tensor& samples, const torch::Tensor& 
   m.mmd = both([h](const torch::Tensor& a, const torch::Tensor& b) { return mmd_rbf(a, b, h); });
   m.energy = both([](const torch::Tensor& a, const torch::Tensor& b) { return energy_distance(a, b); });
   return m;
+}
+
+double flow_straightness(const VectorField& velocity, const torch::Tensor& x0, double t0, double t1, int steps) {
+  SDEGEN_CHECK(steps >= 1 && t0 < t1, "flow_straightness needs steps >= 1 and t0 < t1, got ", steps, " steps on [",
+               t0, ", ", t1, "]");
+  torch::NoGradGuard no_grad;
+  GridOptions g;
+  g.t0 = t0;
+  g.t1 = t1;
+  std::vector<std::pair<double, torch::Tensor>> path;
+  const Solution sol = solve_ode(velocity, x0, make_time_grid(steps, g), *make_ode_stepper("rk4"),
+                                 [&](double t, const torch::Tensor& x) { path.emplace_back(t, x); });
+  sol.check();
+  const torch::Tensor chord = (sol.x - x0) / (t1 - t0);
+  SDEGEN_CHECK(path.size() == static_cast<size_t>(steps) + 1, "flow_straightness: the observer saw ", path.size(),
+               " points of a ", steps, "-step grid");
+  // The trapezoid rule over the grid's points: every interior point weighs h, the ends h / 2.
+  const double h = (t1 - t0) / steps;
+  double total = 0.0;
+  for (size_t k = 0; k < path.size(); ++k) {
+    const double weight = k == 0 || k + 1 == path.size() ? h / 2 : h;
+    const torch::Tensor gap = chord - velocity(path[k].first, path[k].second);
+    total += weight * gap.flatten(1).pow(2).sum(1).mean().item<double>();
+  }
+  return total;
+}
+
+double flow_straightness(const GenerativeModel& model, const torch::Tensor& x0, int steps) {
+  SDEGEN_CHECK(model.has_probability_flow(), "the '", model.kind(), "' model has no probability flow to measure the ",
+               "straightness of");
+  double t1 = 1.0;
+  if (const auto* affine = dynamic_cast<const AffineModel*>(&model))
+    if (affine->options().prediction != Prediction::Velocity) t1 = affine->time_range().second;
+  const std::shared_ptr<const GenerativeSde> flow = model.sde(DiffusionSpec{});
+  const VectorField velocity = [flow](double t, const torch::Tensor& x) { return flow->drift(x, t); };
+  return flow_straightness(velocity, x0, 0.0, t1, steps);
 }
 
 }  // namespace sdegen

@@ -95,6 +95,16 @@ Solution draw_samples(const GenerativeModel& model, const Standardizer& st, int6
 // The solver draw_samples uses for options.solver (resolves the empty default).
 std::string sampler_for(const GenerativeModel& model, const SamplerOptions& options);
 
+// The straightness of the probability flow dx/dt = v(x, t) (Liu et al., math.md):
+//   S = int_{t0}^{t1} E |(x_1 - x_0) / (t1 - t0) - v(x_t, t)|^2 dt
+// along the flow's own paths from the prior draws x0 [n, *shape], with `steps` rk4 steps on a
+// uniform grid and the trapezoid rule over its points (in the model's own, standardised units).
+// 0 for paths that are straight lines run at constant speed. A model's flow runs from t = 0 to
+// the end of its time range (to 1 - t_eps where its prediction is singular at the data end).
+// Refuses a model without a probability flow (sde); a failed solve throws NumericError.
+double flow_straightness(const GenerativeModel& model, const torch::Tensor& x0, int steps = 100);
+double flow_straightness(const VectorField& velocity, const torch::Tensor& x0, double t0, double t1, int steps);
+
 // A distance of the model's samples to the data, beside that of a second data sample.
 struct SampleDistance {
   double model = 0.0, reference = 0.0;
@@ -143,6 +153,7 @@ struct EvalResult {
   SampleMetrics metrics;
   std::string sampler;
   int64_t sample_nfe = 0;
+  std::optional<double> straightness;  // of the probability flow, from n prior draws (flow_straightness)
   torch::Tensor samples;  // [n, d] data units (undefined when samples were not drawn)
   double likelihood_seconds = 0, elbo_seconds = 0, sample_seconds = 0;
 };
@@ -155,7 +166,7 @@ EvalResult evaluate(GenerativeModel& model, const Standardizer& st, const EvalDa
 // likelihood_nfe, bits_per_dim, elbo, elbo_stderr, elbo_bits_per_dim, elbo_terms
 // {reconstruction, prior, drift}, elbo_terms_stderr, true_log_likelihood,
 // true_log_likelihood_stderr, likelihood_gap (true - model), w1, ks, sliced_w, mmd, energy, each
-// with <key>_reference, sampler, sample_nfe, seconds {likelihood, elbo, samples}. A value that
+// with <key>_reference, sampler, sample_nfe, straightness, seconds {likelihood, elbo, samples}. A value that
 // does not exist for this model or data is null.
 nlohmann::json to_json(const EvalResult& result);
 
