@@ -36,8 +36,10 @@ void check_time_span(const SamplerOptions& o) {
 
 bool is_adams(const std::string& name) { return name == "abm3" || name == "abm4"; }
 
-bool has_own_noise(const std::string& name) {
-  return name == "ddpm" || name == "reverse-diffusion" || name == "edm";
+// pc with the reverse-diffusion predictor steps the schedule's forward chain as reverse-diffusion
+// does: it draws that chain's noise and divides by a(t).
+bool reverse_diffusion_pc(const SamplerOptions& o) {
+  return o.solver == "pc" && o.pc.predictor == "reverse-diffusion";
 }
 
 bool is_exponential(const std::string& name) {
@@ -160,7 +162,8 @@ const std::map<std::string, Entry>& registry() {
 Solution sample_sde(const GenerativeSde& sde, const torch::Tensor& x0, const SamplerOptions& o,
                     const Observer& observer) {
   check_name("solver", o.solver, sampler_names());
-  SDEGEN_CHECK(o.solver != "pc" && !is_exponential(o.solver) && !has_own_noise(o.solver), "solver '", o.solver,
+  SDEGEN_CHECK(o.solver != "pc" && !is_exponential(o.solver) && registry().at(o.solver).noise != Noise::Own,
+               "solver '", o.solver,
                "' needs a model of predictions (score or data); this model has a free drift: use one of ",
                join(fixed_grid_ode_names()), ", dopri5 or euler-maruyama");
   SDEGEN_CHECK(o.grid.empty() || o.grid == "uniform", "a model with a free drift has no schedule to place a '",
@@ -224,9 +227,9 @@ Solution sample(const MarginalField& model, const torch::Tensor& x0, const Sampl
   SDEGEN_CHECK(e.noise != Noise::None || o.diffusion.is_zero(), "solver '", o.solver,
                "' is deterministic and ignores the diffusion; use euler-maruyama or pc for sigma = ",
                diffusion_name(o.diffusion));
-  const bool own_noise = e.noise == Noise::Own || (o.solver == "pc" && o.pc.predictor == "reverse-diffusion");
-  SDEGEN_CHECK(!own_noise || o.diffusion.is_zero(), "solver '", o.solver,
-               o.solver == "pc" ? "' with the reverse-diffusion predictor" : "'",
+  const bool chain = reverse_diffusion_pc(o);
+  const char* with_predictor = chain ? "' with the reverse-diffusion predictor" : "'";
+  SDEGEN_CHECK((e.noise != Noise::Own && !chain) || o.diffusion.is_zero(), "solver '", o.solver, with_predictor,
                " draws the noise its own method defines and takes no diffusion; use euler-maruyama or pc ",
                "(predictor euler-maruyama) for sigma = ", diffusion_name(o.diffusion));
   SDEGEN_CHECK(o.solver == "edm" || o.edm == EdmOptions(), "churn, s_tmin, s_tmax and s_noise are options of ",
@@ -251,11 +254,9 @@ Solution sample(const MarginalField& model, const torch::Tensor& x0, const Sampl
   }
   // The reverse-diffusion step divides by r = a_i / a_{i+1}, edm by a (sigma = b / a): both are
   // the reverse diffusion's infinity at a = 0 in another form.
-  const bool needs_a = o.solver == "reverse-diffusion" || o.solver == "edm" ||
-                       (o.solver == "pc" && o.pc.predictor == "reverse-diffusion");
   const bool edm = o.solver == "edm";
-  SDEGEN_CHECK(!needs_a || model.schedule().a(o.t0) > 0, "solver '", o.solver,
-               o.solver == "pc" ? "' with the reverse-diffusion predictor" : "'",
+  const bool needs_a = o.solver == "reverse-diffusion" || edm || chain;
+  SDEGEN_CHECK(!needs_a || model.schedule().a(o.t0) > 0, "solver '", o.solver, with_predictor,
                edm ? " works in sigma = b / a, which is infinite" : " divides by a(t), which is 0", " at t = ", o.t0,
                " under the '", model.schedule().name(),
                "' schedule (a = 0 there): start at t0 > 0 or use the ve or edm schedule",
