@@ -8,6 +8,7 @@
 #include "sdegen/core/limits.h"
 #include "sdegen/data/density.h"
 #include "sdegen/core/vmath.h"
+#include "sdegen/model/consistency_model.h"
 
 namespace sdegen::app {
 
@@ -19,6 +20,14 @@ void register_commands(CLI::App& app) {
   register_plot(app);
   register_compare(app);
   register_train_classifier(app);
+  register_reflow(app);
+  register_distill(app);
+}
+
+std::vector<std::string> solver_names_with_consistency() {
+  std::vector<std::string> names = sampler_names();
+  names.push_back(consistency_solver_name());
+  return names;
 }
 
 CLI::Validator one_of(const std::vector<std::string>& names, const std::string& what) {

@@ -18,6 +18,11 @@ void register_eval(CLI::App& app);
 void register_plot(CLI::App& app);
 void register_compare(CLI::App& app);
 void register_train_classifier(CLI::App& app);
+void register_reflow(CLI::App& app);
+void register_distill(CLI::App& app);
+
+// The solvers sample and eval take: sampler_names() and "consistency" (consistency models).
+std::vector<std::string> solver_names_with_consistency();
 
 // Validators shared by the commands: the message names the valid choices.
 CLI::Validator one_of(const std::vector<std::string>& names, const std::string& what);

@@ -104,6 +104,8 @@ void print_table(const EvalResult& r) {
   if (r.elbo_failed > 0)
     fmt::print("  ELBO                  untrusted: {} of {} rows non-finite (terms below: the others)\n", r.elbo_failed,
                r.n);
+  else if (!r.elbo)
+    fmt::print("  ELBO                         -  (none: the model is a map from noise to data, not an SDE)\n");
   else
     fmt::print("  ELBO                {}\n", opt(r.elbo));
   fmt::print("    reconstruction    {}\n", opt(r.reconstruction));
@@ -192,6 +194,8 @@ void run(EvalArgs& a, const CLI::App& command) {
   o.likelihood_options.adaptive.atol = a.atol;
   o.sampler.solver = a.sample_solver;
   o.sampler.steps = a.sample_steps;
+  // A consistency model generates in one evaluation unless told otherwise.
+  if (!t.model->has_elbo() && !command.count("--sample-steps")) o.sampler.steps = 1;
   o.sampler.edm = a.edm;
   o.sampler.pc = a.pc;
   const EvalResult r = evaluate(*t.model, t.standardizer, data, o);
@@ -236,9 +240,11 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--quantization", a->options.quantization,
                   "Bin width of the data's quantisation (data units); > 0 reports bits per dimension");
   cmd->add_option("--sample-solver", a->sample_solver,
-                  "Sampler for the sample metrics (default: dopri5, or euler-maruyama for sde)")
-      ->check(one_of(sampler_names(), "solver"));
-  cmd->add_option("--sample-steps", a->sample_steps, "Steps of a fixed-step sampler (images: heun, 25 steps)")
+                  "Sampler for the sample metrics (default: dopri5, euler-maruyama for sde, consistency for a "
+                  "consistency model)")
+      ->check(one_of(solver_names_with_consistency(), "solver"));
+  cmd->add_option("--sample-steps", a->sample_steps,
+                  "Steps of a fixed-step sampler (images: heun, 25 steps; a consistency model: 1)")
       ->check(positive());
   add_stochastic_sampler_options(cmd, a->edm, a->pc);
   cmd->add_option("--projections", a->options.projections, "Sliced Wasserstein directions")->check(positive());

@@ -159,7 +159,9 @@ void register_sample(CLI::App& app) {
   cmd->add_option("--schedule", args->schedule, "Affine schedule")
       ->check(one_of(schedule_names(), "schedule"));
   cmd->add_option("--solver", args->sampler.solver,
-                  "Solver (ddpm, reverse-diffusion and edm draw their own noise and take no --sigma)")->check(one_of(sampler_names(), "solver"));
+                  "Solver (ddpm, reverse-diffusion and edm draw their own noise and take no --sigma; consistency, "
+                  "with --steps K evaluations, samples a consistency model)")
+      ->check(one_of(solver_names_with_consistency(), "solver"));
   cmd->add_option("--steps", args->sampler.steps, "Steps of a fixed-step solver")
       ->check(positive());
   cmd->add_option("--grid", args->sampler.grid,

@@ -40,6 +40,9 @@ Dataset load_data(const TrainArgs& a) {
 }
 
 void run(TrainArgs& a, const CLI::App& command) {
+  const bool consistency = a.model == "consistency";
+  SDEGEN_CHECK(!consistency || !is_image_data(a.data), "consistency training on images is not built yet; train it on ",
+               "vectors or a table");
   if (is_image_data(a.data)) return run_image_training(a, command);
   SDEGEN_CHECK(a.net.empty() || a.net == "mlp", "--net ", a.net, " is for images; vectors and tables use the mlp");
   const Dataset data = load_data(a);
@@ -53,7 +56,8 @@ void run(TrainArgs& a, const CLI::App& command) {
   SDEGEN_CHECK(a.steps >= 0 && a.lr >= 0 && a.width >= 0 && a.fourier_scale >= 0,
                "--steps, --lr, --width and --fourier-scale must be positive (or 0 for the model's recommended)");
   SDEGEN_CHECK(a.val_every >= -1 && a.patience >= -1, "--val-every and --patience must be >= 0 (or -1 for the recipe's)");
-  const Recipe recipe = recommended_recipe(a.model, data.train.size(0), data.train.size(1));
+  // Consistency training takes the flow recipe's steps, learning rate and network (not measured on its own).
+  const Recipe recipe = recommended_recipe(consistency ? "flow" : a.model, data.train.size(0), data.train.size(1));
   a.options.steps(a.steps > 0 ? a.steps : recipe.options.steps());
   a.options.lr(a.lr > 0 ? a.lr : recipe.options.lr());
   a.options.decay(!a.decay.empty() ? a.decay : recipe.options.decay());
@@ -63,7 +67,11 @@ void run(TrainArgs& a, const CLI::App& command) {
   nlohmann::json overrides = recipe.model;
   if (!overrides.contains("net")) overrides["net"] = nlohmann::json::object();
   if (!a.schedule.empty()) overrides["schedule"] = a.schedule;
+  SDEGEN_CHECK(!consistency || a.prediction.empty(), "--pred: a consistency model predicts the data end by its "
+               "boundary parameterisation; it takes no prediction");
   if (!a.prediction.empty()) overrides["prediction"] = a.prediction;
+  // The discretisation curriculum spans the whole run.
+  if (consistency) overrides["curriculum_steps"] = a.options.steps();
   add_coupling_overrides(a, overrides);
   nlohmann::json& net = overrides["net"];
   if (a.width > 0) net["width"] = a.width;
@@ -79,8 +87,10 @@ void run(TrainArgs& a, const CLI::App& command) {
   torch::manual_seed(a.options.seed());
   ModelPtr model = make_model(config);
   TrainSetup setup;
-  setup.val = data.val.size(0) > 0 ? st.transform(data.val) : torch::Tensor();
-  if (data.val.size(0) > 0)
+  // A consistency model has no likelihood or ELBO to validate by: it keeps its last (averaged) weights.
+  const bool validating = data.val.size(0) > 0 && !consistency;
+  setup.val = validating ? st.transform(data.val) : torch::Tensor();
+  if (validating)
     setup.validator = make_validator(a.val_metric.empty() ? recipe.validation : a.val_metric, data.val.size(0));
   setup.resume = a.resume;
   setup.overwrite = a.overwrite;
@@ -117,7 +127,7 @@ void run(TrainArgs& a, const CLI::App& command) {
 
 void add_coupling_overrides(const TrainArgs& a, nlohmann::json& overrides) {
   if (a.coupling.empty() && a.sinkhorn_epsilon == 0) return;
-  SDEGEN_CHECK(a.model != "sde" && a.model != "ode", "--coupling and --sinkhorn-epsilon pair data with prior draws; ",
+  SDEGEN_CHECK(a.model != "sde" && a.model != "ode" && a.model != "consistency", "--coupling and --sinkhorn-epsilon pair data with prior draws; ",
                "the '", a.model, "' model draws no pairs (use flow, diffusion, score or vdm)");
   if (!a.coupling.empty()) overrides["coupling"] = a.coupling;
   if (a.sinkhorn_epsilon > 0) overrides["coupling_epsilon"] = a.sinkhorn_epsilon;
@@ -131,7 +141,10 @@ void register_train(CLI::App& app) {
                   "Data: " + join(density_names()) +
                       ", a numeric CSV file (*.csv), fashion-mnist, or a folder of PNG images (DIR/<class>/*.png "
                       "for labels)");
-  cmd->add_option("--model", a->model, "Model")->check(one_of(model_names(), "model"));
+  std::vector<std::string> models = model_names();
+  models.push_back("consistency");
+  cmd->add_option("--model", a->model, "Model (consistency: consistency training, a few-step map from noise to data)")
+      ->check(one_of(models, "model"));
   cmd->add_option("--schedule", a->schedule, "Affine schedule (default: the model's)")
       ->check(one_of(schedule_names(), "schedule"));
   cmd->add_option("--pred", a->prediction, "What the network predicts (default: the model's)")

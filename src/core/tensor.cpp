@@ -68,4 +68,11 @@ void seed_default_generator(uint64_t seed) {
   generator.set_current_seed(seed);
 }
 
+uint64_t stream_seed(uint64_t seed, uint64_t stream) {
+  uint64_t z = seed + stream * 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
 }  // namespace sdegen

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/tensor.h"
 #include "sdegen/model/factory.h"
 
 namespace sdegen {
@@ -41,6 +42,9 @@ EvalData eval_data_from_rows(const torch::Tensor& rows, const std::string& sourc
   return d;
 }
 
+// The stream of evaluate()'s model draws (core/tensor.h: stream_seed).
+constexpr uint64_t kModelStream = 1;
+
 EvalData make_eval_data(const std::string& spec, int64_t n, uint64_t seed) {
   SDEGEN_CHECK(n > 0, "number of evaluation points must be positive, got ", n);
   EvalData d;
@@ -65,7 +69,11 @@ EvalResult evaluate(GenerativeModel& model, const Standardizer& st, const EvalDa
   check_dimension(model.dim(), data.x.size(1), data.source);
   check_dimension(model.dim(), st.dim(), "the standardizer");
   SDEGEN_CHECK(o.quantization >= 0 && std::isfinite(o.quantization), "quantization must be >= 0, got ", o.quantization);
-  torch::manual_seed(o.seed);
+  // The model's draws (times, noise, prior points) on a stream of their own: seeded like the data
+  // of make_eval_data, a sampler's prior draws would replay the data's noise and correlate the
+  // samples with the points they are compared with (a consistency model's re-noising drew the
+  // reference data's noise and scored below the two-sample floor).
+  torch::manual_seed(stream_seed(o.seed, kModelStream));
   model.eval();
   EvalResult r;
   r.kind = model.kind();
@@ -106,18 +114,20 @@ EvalResult evaluate(GenerativeModel& model, const Standardizer& st, const EvalDa
   }
 
   auto start = std::chrono::steady_clock::now();
-  const ElboTerms terms = model_elbo(model, st, data.x, o.elbo_time_samples);
-  const torch::Tensor total = terms.total();
-  const torch::Tensor finite = total.isfinite();
-  r.elbo_failed = r.n - finite.sum().item<int64_t>();
-  if (r.elbo_failed == 0) r.elbo = mean_and_se(total);
-  if (r.elbo_failed < r.n) {
-    r.reconstruction = mean_and_se(terms.reconstruction.index({finite}));
-    r.prior = mean_and_se(terms.prior.index({finite}));
-    r.drift = mean_and_se(terms.drift.index({finite}));
+  if (model.has_elbo()) {
+    const ElboTerms terms = model_elbo(model, st, data.x, o.elbo_time_samples);
+    const torch::Tensor total = terms.total();
+    const torch::Tensor finite = total.isfinite();
+    r.elbo_failed = r.n - finite.sum().item<int64_t>();
+    if (r.elbo_failed == 0) r.elbo = mean_and_se(total);
+    if (r.elbo_failed < r.n) {
+      r.reconstruction = mean_and_se(terms.reconstruction.index({finite}));
+      r.prior = mean_and_se(terms.prior.index({finite}));
+      r.drift = mean_and_se(terms.drift.index({finite}));
+    }
+    if (o.quantization > 0 && r.elbo) r.elbo_bits_per_dim = bpd(r.elbo->mean);
+    r.elbo_seconds = seconds_since(start);
   }
-  if (o.quantization > 0 && r.elbo) r.elbo_bits_per_dim = bpd(r.elbo->mean);
-  r.elbo_seconds = seconds_since(start);
 
   if (data.density && data.density->has_log_prob()) r.true_log_likelihood = mean_and_se(data.density->log_prob(data.x));
 

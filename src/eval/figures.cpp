@@ -163,6 +163,9 @@ void plot_loss(const GenerativeModel& model, const std::string& out_dir, const P
 
 std::vector<std::string> plot_model(const TrainedModel& trained, const std::string& out_dir,
                                     const PlotModelOptions& o, const std::string& run_dir) {
+  SDEGEN_CHECK(trained.model->has_elbo(), "sdegen plot draws a model's density, paths and Fokker-Planck check; the '",
+               trained.model->kind(), "' model is a map from noise to data with none of them: draw its samples with ",
+               "sdegen sample --solver consistency");
   if (!trained.images.is_null()) {
     fs::create_directories(out_dir);
     std::vector<std::string> written{(fs::path(out_dir) / "trajectories.png").string()};

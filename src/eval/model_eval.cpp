@@ -125,6 +125,7 @@ ElboTerms model_elbo(GenerativeModel& model, const Standardizer& st, const torch
 
 std::string sampler_for(const GenerativeModel& model, const SamplerOptions& options) {
   if (!options.solver.empty()) return options.solver;
+  if (!model.has_elbo()) return "consistency";  // a map, not an SDE
   return model.has_probability_flow() ? "dopri5" : "euler-maruyama";
 }
 

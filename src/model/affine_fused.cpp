@@ -156,7 +156,7 @@ double AffineModel::loss_and_gradient(const torch::Tensor& y_in, const Condition
   check_learned_endpoints();
   // The same draws in the same order as loss(): the times, then the noise.
   const torch::Tensor t = sample_times(n, y.options()).contiguous();
-  const torch::Tensor eps = couple(y, torch::randn_like(y), torch::Tensor(), coupling()).contiguous();
+  const torch::Tensor eps = prior_pairs(y, condition).contiguous();
   zero_gradients(parameters());
 
   RawCoefficients c;

@@ -232,11 +232,19 @@ CouplingOptions AffineModel::coupling() const {
   return c;
 }
 
+torch::Tensor AffineModel::prior_pairs(const torch::Tensor& y, const Condition& condition) const {
+  if (!condition.source.defined()) return couple(y, torch::randn_like(y), condition.labels, coupling());
+  SDEGEN_CHECK(condition.source.sizes() == y.sizes() && condition.source.scalar_type() == y.scalar_type(),
+               "the '", kind(), "' model's given prior points must match the data: ", y.sizes(), " ",
+               y.scalar_type(), ", got ", condition.source.sizes(), " ", condition.source.scalar_type());
+  return condition.source;
+}
+
 torch::Tensor AffineModel::loss(const torch::Tensor& y, const Condition& condition) {
   check_data(y);
   check_learned_endpoints();
   const torch::Tensor t = sample_times(y.size(0), y.options());
-  const torch::Tensor eps = couple(y, torch::randn_like(y), condition.labels, coupling());
+  const torch::Tensor eps = prior_pairs(y, condition);
   torch::Tensor total = drift_terms(y, t, eps, drop_labels(condition, y.size(0))).loss.mean();
   if (options_.weighting == Weighting::Elbo) {
     // The drift term of the negative ELBO: an unbiased estimate of its integral over the time range.

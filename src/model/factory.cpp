@@ -4,6 +4,7 @@
 #include <type_traits>
 
 #include "sdegen/core/check.h"
+#include "sdegen/model/consistency_model.h"
 #include "sdegen/model/ode_model.h"
 #include "sdegen/model/sde_model.h"
 
@@ -86,7 +87,14 @@ void unit_init_scale_for_wide_inputs(nlohmann::json& config, const nlohmann::jso
 }  // namespace
 
 nlohmann::json model_config(const std::string& kind, int64_t dim, const nlohmann::json& overrides) {
-  nlohmann::json config = default_config(kind, dim);
+  nlohmann::json config;
+  if (kind == "consistency") {
+    ConsistencyOptions o;
+    o.net = to_json(default_net(dim));
+    config = to_json(o);
+  } else {
+    config = default_config(kind, dim);
+  }
   if (overrides.is_null()) {
     unit_init_scale_for_wide_inputs(config, overrides);
     return config;
@@ -128,6 +136,7 @@ nlohmann::json model_config(const std::string& kind, int64_t dim, const nlohmann
 ModelPtr make_model(const nlohmann::json& config) {
   SDEGEN_CHECK(config.is_object(), "model configuration must be a JSON object, got ", config.dump());
   const std::string kind = get<std::string>(config, "kind");
+  if (kind == "consistency") return std::make_shared<ConsistencyModel>(consistency_options_from_json(config));
   check_name("model", kind, model_names());
   SDEGEN_CHECK(config.contains("net"), "model configuration has no 'net'");
   check_keys(config, default_config(kind, 1));
@@ -195,6 +204,15 @@ Solution generate(const AffineModel& model, const torch::Tensor& x0, SamplerOpti
 
 Solution generate(const GenerativeModel& model, const torch::Tensor& x0, SamplerOptions options,
                   const Guidance& guidance, const Observer& observer) {
+  const bool consistency_solver = options.solver == consistency_solver_name();
+  if (const auto* cm = dynamic_cast<const ConsistencyModel*>(&model)) {
+    SDEGEN_CHECK(consistency_solver, "a consistency model maps noise to data in one or a few evaluations: sample it ",
+                 "with --solver consistency --steps K, not '", options.solver, "'");
+    SDEGEN_CHECK(guidance.weight == 1.0, "a consistency model learns no unconditional map to guide by; use guidance 1");
+    return consistency_sample(*cm, x0, options.steps, guidance.condition);
+  }
+  SDEGEN_CHECK(!consistency_solver, "the consistency solver samples a consistency model (sdegen train --model ",
+               "consistency, or sdegen distill); the '", model.kind(), "' model integrates its SDE or ODE");
   if (const auto* affine = dynamic_cast<const AffineModel*>(&model))
     return generate(*affine, x0, options, guidance, observer);
   check_unconditional(model, guidance.condition);
@@ -211,7 +229,8 @@ Solution generate(const GenerativeModel& model, const torch::Tensor& x0, Sampler
 }
 
 torch::Tensor sample_model_prior(const GenerativeModel& model, int64_t n, const torch::Device& device) {
-  const double prior_std = model.sde(DiffusionSpec{})->prior_std();
+  const auto* cm = dynamic_cast<const ConsistencyModel*>(&model);
+  const double prior_std = cm ? cm->prior_std() : model.sde(DiffusionSpec{})->prior_std();
   std::vector<int64_t> sizes{n};
   for (const int64_t s : model.shape()) sizes.push_back(s);
   const auto dtype = model.parameters().empty() ? torch::kDouble : model.parameters().front().scalar_type();

@@ -19,14 +19,8 @@ namespace sdegen {
 
 namespace {
 
-// Independent seeds for the batch, noise, validation and probe streams (splitmix64 of seed and stream).
+// Independent seeds for the batch, noise, validation and probe streams (core/tensor.h).
 enum Stream : uint64_t { kBatches = 1, kNoise = 2, kValidation = 3, kProbe = 4 };
-uint64_t stream_seed(uint64_t seed, Stream stream) {
-  uint64_t z = seed + static_cast<uint64_t>(stream) * 0x9E3779B97F4A7C15ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
 
 class ThreadsGuard {
  public:
@@ -147,6 +141,10 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
   const bool validating = setup.val.defined() && static_cast<bool>(setup.validator.fn);
   const torch::Tensor val = validating ? checked_rows(setup.val, *model, params[0], "validation") : torch::Tensor();
   const torch::Tensor labels = checked_labels(setup.labels, x.size(0), model->num_classes(), "training");
+  const torch::Tensor sources = setup.sources.defined() ? checked_rows(setup.sources, *model, params[0], "source")
+                                                        : torch::Tensor();
+  SDEGEN_CHECK(!sources.defined() || sources.size(0) == x.size(0), "train: ", sources.defined() ? sources.size(0) : 0,
+               " source rows for ", x.size(0), " training rows; each row needs its prior point");
   const torch::Tensor val_labels =
       validating ? checked_labels(setup.val_labels, val.size(0), model->num_classes(), "validation") : torch::Tensor();
   if (!setup.resume && !setup.overwrite && has_checkpoint(out_dir))
@@ -235,7 +233,8 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
 
     const torch::Tensor rows = batches.next().to(x.device());
     const torch::Tensor y = x.index_select(0, rows);
-    const Condition condition(labels.defined() ? labels.index_select(0, rows) : torch::Tensor());
+    Condition condition(labels.defined() ? labels.index_select(0, rows) : torch::Tensor());
+    if (sources.defined()) condition.source = sources.index_select(0, rows);
     const double loss_value = options.fused() ? model->loss_and_gradient(y, condition)
                                               : autograd_loss_and_gradient(*model, y, condition);
     if (!std::isfinite(loss_value)) fail(step, "loss", loss_value);

@@ -38,5 +38,9 @@ void zero_gradients(const std::vector<torch::Tensor>& params);
 torch::Tensor default_generator_state();
 void set_default_generator_state(const torch::Tensor& state);
 void seed_default_generator(uint64_t seed);
+// An independent seed for stream `stream` of a run seeded with `seed` (splitmix64 of the two):
+// where one seed drives several kinds of draws (data, noise, batches), each gets its own stream,
+// so that no draw replays another's random numbers.
+uint64_t stream_seed(uint64_t seed, uint64_t stream);
 
 }  // namespace sdegen

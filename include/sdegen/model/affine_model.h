@@ -129,6 +129,9 @@ class AffineModel final : public GenerativeModel {
   NetworkImpl& net() const { return *net_; }
   // How loss() pairs the data with prior draws (options().coupling and coupling_epsilon).
   CouplingOptions coupling() const;
+  // The prior draws paired with y in training: condition.source when given (reflow), else fresh
+  // draws coupled by coupling().
+  torch::Tensor prior_pairs(const torch::Tensor& y, const Condition& condition) const;
 
  private:
   torch::Tensor sample_times(int64_t n, const torch::TensorOptions& options) const;

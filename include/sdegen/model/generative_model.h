@@ -16,7 +16,7 @@ namespace sdegen {
 
 class GenerativeModel : public torch::nn::Module {
  public:
-  // "sde", "ode", "flow", "diffusion", "score", "vdm".
+  // "sde", "ode", "flow", "diffusion", "score", "vdm", "consistency".
   virtual std::string kind() const = 0;
   // Elements of one example (d for vectors, C*H*W for images) and its shape ({d}, {C, H, W}).
   virtual int64_t dim() const = 0;
@@ -52,6 +52,8 @@ class GenerativeModel : public torch::nn::Module {
   // likelihoods and deterministic samples. False for the general sde model, whose marginal
   // score is unknown: it samples with its own learned diffusion and reports only its ELBO.
   virtual bool has_probability_flow() const { return true; }
+  // Whether elbo() gives the model's ELBO. False for a consistency model, a map with no SDE.
+  virtual bool has_elbo() const { return true; }
 
   // The marginal field (predictions at (x, t)) when the model has one; samplers that need
   // predictions (ddim, dpm++2m, pc) use it. nullptr for models with a free drift.

@@ -29,6 +29,10 @@ struct Condition {
   Condition() = default;
   /* implicit */ Condition(torch::Tensor labels) : labels(std::move(labels)) {}
   torch::Tensor labels;  // [B] int64: a class in [0, num_classes) or kNullLabel; undefined: none
+  // Training only, never seen by a network: the prior point each row is paired with, [B, *shape]
+  // (a given coupling: reflow's pairs, train/reflow.h); undefined: the model draws its own.
+  torch::Tensor source;
+  // No labels (a source alone conditions no network).
   bool empty() const { return !labels.defined(); }
 };
 

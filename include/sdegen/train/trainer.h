@@ -28,6 +28,9 @@ struct TrainSetup {
   // Class-conditional models: the label of each training row [n] and validation row [m] (int64
   // in [0, num_classes)); undefined for unconditional ones.
   torch::Tensor labels, val_labels;
+  // A given coupling (reflow, train/reflow.h): the prior point paired with each training row,
+  // [n, *shape]; undefined: the model draws its own.
+  torch::Tensor sources;
   bool resume = false;       // continue from out_dir's checkpoint (refused when there is none)
   bool overwrite = false;    // let a fresh run replace a checkpoint already in out_dir
   nlohmann::json extra = nlohmann::json::object();  // stored in the checkpoint: data statistics, spec

@@ -1,0 +1,262 @@
+// sdegen reflow and sdegen distill: few-step students of a trained teacher (math.md, "Few-step
+// generation"). reflow trains a flow on the teacher's own coupling of noise and data (rectified
+// flow); distill --method consistency trains a consistency model along the teacher's probability
+// flow. Both write an ordinary run directory that sample, eval and plot read.
+#include <fmt/core.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "apps/commands.h"
+#include "sdegen/core/check.h"
+#include "sdegen/data/csv_data.h"
+#include "sdegen/data/density.h"
+#include "sdegen/eval/evaluate.h"
+#include "sdegen/io/csv.h"
+#include "sdegen/model/consistency_model.h"
+#include "sdegen/model/factory.h"
+#include "sdegen/train/checkpoint.h"
+#include "sdegen/train/reflow.h"
+#include "sdegen/train/trainer.h"
+
+namespace sdegen::app {
+namespace {
+
+// What both commands share: the teacher, the run directory and the student's training.
+struct StudentArgs {
+  std::string checkpoint;
+  std::string out;
+  double guidance = 1.0;
+  TrainOptions options = TrainOptions().steps(20000).lr(1e-3).decay("cosine").ema_decay(0.0);
+  bool resume = false, overwrite = false;
+};
+
+void add_student_options(CLI::App* cmd, StudentArgs& a) {
+  cmd->add_option("--checkpoint", a.checkpoint, "Run directory of the teacher (sdegen train, or an earlier reflow)")
+      ->required();
+  cmd->add_option("--out", a.out, "Run directory of the student")->required();
+  cmd->add_option("--guidance", a.guidance, "Class-conditional teachers: classifier-free guidance weight");
+  cmd->add_option("--steps", a.options.steps(), "Optimiser steps of the student")->check(positive());
+  cmd->add_option("--batch", a.options.batch(), "Mini-batch size")->check(positive());
+  cmd->add_option("--lr", a.options.lr(), "Peak learning rate")->check(positive());
+  cmd->add_option("--decay", a.options.decay(), "Learning-rate decay")->check(one_of(lr_decay_names(), "decay"));
+  cmd->add_option("--ema", a.options.ema_decay(), "EMA decay of the weights (0: off)");
+  cmd->add_option("--grad-clip", a.options.grad_clip(), "Max gradient norm (0: off)");
+  cmd->add_option("--seed", a.options.seed(), "Random seed (pairs or noise, batches)")->check(seed_value());
+  cmd->add_option("--threads", a.options.threads(), "Intra-op threads")->check(thread_count());
+  cmd->add_option("--log-every", a.options.log_every(), "Steps between log rows")->check(positive());
+  cmd->add_option("--checkpoint-every", a.options.checkpoint_every(), "Steps between checkpoints (0: only at the end)");
+  cmd->add_flag("--resume", a.resume, "Continue from the checkpoint in --out");
+  cmd->add_flag("--overwrite", a.overwrite, "Replace a checkpoint already in --out");
+}
+
+// Refused before any expensive work, as train() would refuse it after.
+void check_out_dir(const StudentArgs& a) {
+  SDEGEN_CHECK(a.resume || a.overwrite || !has_checkpoint(a.out), "output directory '", a.out,
+               "' already holds a checkpoint; pass --resume or --overwrite, or choose another directory");
+  SDEGEN_CHECK(!a.resume || has_checkpoint(a.out), "cannot resume: no checkpoint in '", a.out, "'");
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// ---- reflow ----
+
+struct ReflowArgs {
+  StudentArgs student;
+  int64_t pairs = 10000;
+  SamplerOptions solver = [] {
+    SamplerOptions o;
+    o.solver = "dopri5";
+    return o;
+  }();
+  bool warm_start = true;
+};
+
+const char* kPairsFile = "pairs.pt";
+
+void save_pairs(const std::string& dir, const ReflowPairs& p) {
+  std::filesystem::create_directories(dir);
+  const std::string path = (std::filesystem::path(dir) / kPairsFile).string(), tmp = path + ".tmp";
+  std::vector<torch::Tensor> v = {p.z, p.x};
+  if (p.labels.defined()) v.push_back(p.labels);
+  torch::save(v, tmp);
+  std::filesystem::rename(tmp, path);
+}
+
+ReflowPairs load_pairs(const std::string& dir) {
+  const std::string path = (std::filesystem::path(dir) / kPairsFile).string();
+  SDEGEN_CHECK(std::filesystem::exists(path), "cannot resume the reflow: '", path, "' (its pairs) is missing");
+  std::vector<torch::Tensor> v;
+  try {
+    torch::load(v, path);
+  } catch (const c10::Error& e) {
+    throw IoError("cannot read the reflow pairs '" + path + "': " + e.what_without_backtrace());
+  }
+  SDEGEN_CHECK(v.size() == 2 || v.size() == 3, "'", path, "' holds ", v.size(), " tensors, not reflow pairs");
+  ReflowPairs p;
+  p.z = v[0], p.x = v[1];
+  if (v.size() == 3) p.labels = v[2];
+  return p;
+}
+
+// The straightness of a flow model from n prior draws (vectors: 1000; images: 16, each a 100-step solve).
+double straightness_of(const GenerativeModel& model) {
+  const int64_t n = model.shape().size() > 1 ? 16 : 1000;
+  torch::NoGradGuard no_grad;
+  return flow_straightness(model, sample_model_prior(model, n));
+}
+
+void run_reflow(ReflowArgs& a) {
+  StudentArgs& s = a.student;
+  SDEGEN_CHECK(a.pairs >= 1, "--pairs must be at least 1, got ", a.pairs);
+  check_out_dir(s);
+  const TrainedModel teacher = load_trained_model(s.checkpoint);
+  SDEGEN_CHECK(teacher.model->has_probability_flow(), "reflow couples prior draws with the ends of the teacher's ",
+               "probability-flow ODE; the '", teacher.model->kind(), "' model in '", s.checkpoint, "' has none");
+  torch::manual_seed(s.options.seed());
+  ReflowPairs pairs;
+  if (s.resume) {
+    pairs = load_pairs(s.out);
+  } else {
+    const auto start = std::chrono::steady_clock::now();
+    fmt::print("drawing {} pairs through the teacher's probability flow with {}...\n", a.pairs, a.solver.solver);
+    std::fflush(stdout);
+    pairs = draw_reflow_pairs(*teacher.model, a.pairs, a.solver, s.guidance);
+    fmt::print("  {} evaluations per batch, {:.1f} s\n", pairs.nfe, seconds_since(start));
+    save_pairs(s.out, pairs);
+  }
+  ModelPtr student = make_model(reflow_student_config(*teacher.model));
+  const bool warm = !s.resume && a.warm_start && warm_start_from_teacher(*student, *teacher.model);
+  TrainSetup setup;
+  setup.sources = pairs.z;
+  setup.labels = pairs.labels;
+  setup.resume = s.resume;
+  setup.overwrite = s.overwrite;
+  nlohmann::json extra = teacher.config.at("extra");
+  const int64_t k = extra.contains("reflow") ? extra["reflow"].value("k", 0) + 1 : 1;
+  extra["reflow"] = {{"teacher", s.checkpoint}, {"k", k},        {"pairs", a.pairs},
+                     {"solver", a.solver.solver}, {"guidance", s.guidance}, {"warm_start", warm}};
+  setup.extra = extra;
+  const TrainResult r = train(student, pairs.x, s.options, s.out, setup);
+  fmt::print("{}-rectified flow from {} ({} pairs{}): {} steps in {:.1f} s, final loss {:.4f}\n", k, s.checkpoint,
+             a.pairs, warm ? ", started from the teacher's weights" : "", r.steps, r.seconds, r.final_loss);
+  const TrainedModel trained = load_trained_model(s.out);
+  const double before = straightness_of(*teacher.model), after = straightness_of(*trained.model);
+  fmt::print("straightness (0: straight paths): teacher {:.5f}, student {:.5f}\n", before, after);
+  fmt::print("checkpoint: {}\n", r.checkpoint);
+}
+
+// ---- distill ----
+
+struct DistillArgs {
+  StudentArgs student;
+  std::string method = "consistency";
+  std::string data;         // empty: the teacher's
+  int64_t n_train = 10000;  // rows drawn from a built-in density
+  int64_t levels = 18;      // N: the discretisation's levels
+  SamplerOptions step = [] {
+    SamplerOptions o;
+    o.solver = "heun";
+    o.steps = 1;
+    return o;
+  }();
+  std::string distance = "pseudo-huber";
+};
+
+// The data distillation noises: the teacher's own data (or --data), in the teacher's units.
+torch::Tensor distill_data(const DistillArgs& a, const TrainedModel& t) {
+  const std::string spec = a.data.empty() ? t.data : a.data;
+  SDEGEN_CHECK(!spec.empty(), "the teacher records no data; pass --data SPEC|FILE.csv");
+  torch::Tensor x;
+  const std::string ext = ".csv";
+  if (spec.size() > ext.size() && spec.compare(spec.size() - ext.size(), ext.size(), ext) == 0) {
+    x = load_csv(spec).x;
+  } else {
+    check_data_spec(spec, /*csv_ok=*/false);
+    x = make_density(spec)->sample(a.n_train);
+  }
+  check_dimension(t.model->dim(), x.size(1), spec);
+  return t.standardizer.transform(x.to(torch::kDouble));
+}
+
+void run_distill(DistillArgs& a) {
+  StudentArgs& s = a.student;
+  check_out_dir(s);
+  const TrainedModel teacher = load_trained_model(s.checkpoint);
+  SDEGEN_CHECK(teacher.images.is_null(), "distill: image teachers are not supported yet; distil a vector model");
+  auto affine = std::dynamic_pointer_cast<const AffineModel>(teacher.model);
+  SDEGEN_CHECK(teacher.model->has_probability_flow() && affine,
+               "consistency distillation follows the teacher's probability flow from points x_t = a y + b eps of its "
+               "path; the '", teacher.model->kind(), "' model in '", s.checkpoint, "' has ",
+               teacher.model->has_probability_flow() ? "no affine path (distil flow, diffusion or score)"
+                                                     : "no probability flow");
+  SDEGEN_CHECK(a.levels >= 2, "--levels must be at least 2, got ", a.levels);
+  torch::manual_seed(s.options.seed());
+  const torch::Tensor y = distill_data(a, teacher);
+  ConsistencyOptions o;
+  o.schedule = affine->options().schedule;
+  o.schedule_options = affine->options().schedule_options;
+  o.net = affine->options().net;
+  o.dtype = affine->options().dtype;
+  o.method = "distillation";
+  o.levels_start = a.levels - 1;
+  o.levels_end = a.levels - 1;
+  o.level_sampling = "uniform";
+  o.distance = a.distance;
+  auto student = std::make_shared<ConsistencyModel>(o);
+  student->set_teacher(affine, a.step, s.guidance);
+  TrainSetup setup;
+  setup.resume = s.resume;
+  setup.overwrite = s.overwrite;
+  nlohmann::json extra = teacher.config.at("extra");
+  extra["distill"] = {{"teacher", s.checkpoint}, {"method", a.method},   {"levels", a.levels},
+                      {"solver", a.step.solver},  {"solver_steps", a.step.steps}, {"guidance", s.guidance}};
+  setup.extra = extra;
+  const TrainResult r = train(student, y, s.options, s.out, setup);
+  fmt::print("consistency distillation of {} ({} levels, teacher step {} x {}): {} steps in {:.1f} s, final loss "
+             "{:.5f}\n",
+             s.checkpoint, a.levels, a.step.solver, a.step.steps, r.steps, r.seconds, r.final_loss);
+  fmt::print("checkpoint: {}\n", r.checkpoint);
+}
+
+}  // namespace
+
+void register_reflow(CLI::App& app) {
+  auto a = std::make_shared<ReflowArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "reflow", "Rectified flow: train a flow on the teacher's coupling of noise and data (repeat for k-rectified)");
+  cmd->option_defaults()->always_capture_default();
+  add_student_options(cmd, a->student);
+  cmd->add_option("--pairs", a->pairs, "Pairs (z, ODE(z)) drawn through the teacher")->check(positive());
+  cmd->add_option("--solver", a->solver.solver, "ODE solver that draws the pairs")
+      ->check(one_of(ode_sampler_names(), "ODE solver"));
+  cmd->add_option("--solver-steps", a->solver.steps, "Steps of a fixed-step pair solver")->check(positive());
+  cmd->add_option("--rtol", a->solver.adaptive.rtol, "dopri5 relative tolerance")->check(positive());
+  cmd->add_option("--atol", a->solver.adaptive.atol, "dopri5 absolute tolerance")->check(positive());
+  cmd->add_option("--warm-start", a->warm_start,
+                  "Start from the teacher's weights when it is a velocity flow on the linear path (Liu et al.)");
+  cmd->callback([a] { run_reflow(*a); });
+}
+
+void register_distill(CLI::App& app) {
+  auto a = std::make_shared<DistillArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "distill", "Distil a teacher with a probability flow into a few-step student (consistency distillation)");
+  cmd->option_defaults()->always_capture_default();
+  add_student_options(cmd, a->student);
+  cmd->add_option("--method", a->method, "Distillation method")->check(one_of({"consistency"}, "method"));
+  cmd->add_option("--data", a->data, "Data to noise (default: the teacher's; a built-in density or a CSV file)");
+  cmd->add_option("--n-train", a->n_train, "Rows drawn from a built-in density")->check(positive());
+  cmd->add_option("--levels", a->levels, "Levels N of the discretisation (EDM's rho = 7 grid in sigma = b / a)")
+      ->check(positive());
+  cmd->add_option("--teacher-solver", a->step.solver, "ODE solver of the teacher's step between adjacent levels")
+      ->check(one_of(ode_sampler_names(), "ODE solver"));
+  cmd->add_option("--teacher-steps", a->step.steps, "Steps of that solver between adjacent levels")->check(positive());
+  cmd->add_option("--distance", a->distance, "Distance between the student's outputs")
+      ->check(one_of({"pseudo-huber", "l2"}, "distance"));
+  cmd->callback([a] { run_distill(*a); });
+}
+
+}  // namespace sdegen::app
