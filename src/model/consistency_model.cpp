@@ -293,7 +293,7 @@ ConsistencyOptions consistency_options_from_json(const nlohmann::json& j) {
 
 std::vector<double> consistency_sampling_times(const ConsistencyModel& model, int64_t steps) {
   std::vector<double> times;
-  const double hi = 0.5, lo = 0.05;
+  const double hi = 1.0, lo = 0.25;
   for (int64_t k = 1; k < steps; ++k) {
     const double f = steps == 2 ? 0.5 : static_cast<double>(k - 1) / static_cast<double>(steps - 2);
     const double sigma = hi * std::pow(lo / hi, f);

@@ -9,6 +9,7 @@
 #include "sdegen/eval/metrics.h"
 #include "sdegen/train/trainer.h"
 #include "support/support.h"
+#include "train/tiny_model.h"
 
 namespace sdegen {
 namespace {
@@ -126,9 +127,10 @@ TEST(Consistency, TrainingLearnsAOneStepMapToTheData) {
                              0.05 * torch::randn({2000, 2}, torch::kDouble);
   TrainOptions opts;
   opts.steps(1500).batch(128).lr(2e-3).decay("cosine").ema_decay(0.0).log_every(500);
+  const test::TempDir dir("consistency_training");
   TrainSetup setup;
   setup.progress = nullptr;
-  train(model, data, opts, test::temp_path("consistency_training"), setup);
+  train(model, data, opts, dir.str(), setup);
   model->eval();
   torch::manual_seed(1);
   for (const int64_t steps : {1, 2}) {
@@ -145,15 +147,15 @@ TEST(Consistency, TrainingLearnsAOneStepMapToTheData) {
   }
 }
 
-TEST(Consistency, ReNoisesAtLevelsGeometricInSigmaFromHalfToAtwentieth) {
+TEST(Consistency, ReNoisesAtLevelsGeometricInSigmaFromOneToAQuarter) {
   auto model = tiny("linear");
   EXPECT_TRUE(consistency_sampling_times(*model, 1).empty());
   const std::vector<double> two = consistency_sampling_times(*model, 2);
   ASSERT_EQ(two.size(), 1u);
-  EXPECT_NEAR((1 - two[0]) / two[0], std::sqrt(0.5 * 0.05), 1e-12);  // sigma = (1 - t) / t
+  EXPECT_NEAR((1 - two[0]) / two[0], 0.5, 1e-12);  // sigma = (1 - t) / t
   const std::vector<double> four = consistency_sampling_times(*model, 4);
   ASSERT_EQ(four.size(), 3u);
-  const double expected[] = {0.5, std::sqrt(0.5 * 0.05), 0.05};
+  const double expected[] = {1.0, 0.5, 0.25};
   for (int k = 0; k < 3; ++k) EXPECT_NEAR((1 - four[k]) / four[k], expected[k], 1e-12);
 }
 

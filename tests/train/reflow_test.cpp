@@ -9,6 +9,7 @@
 #include "sdegen/train/reflow.h"
 #include "sdegen/train/trainer.h"
 #include "support/support.h"
+#include "train/tiny_model.h"
 
 namespace sdegen {
 namespace {
@@ -104,10 +105,11 @@ TEST(Reflow, WithAnExactTeacherTheReflowedFlowIsStraighter) {
       "flow", 2, {{"net", {{"width", 64}, {"depth", 2}, {"activation", "silu"}, {"x_init_scale", 1.0}}}}));
   TrainOptions opts;
   opts.steps(2000).batch(256).lr(3e-3).decay("cosine").ema_decay(0.0).log_every(1000);
+  const test::TempDir dir("reflow_oracle");
   TrainSetup setup;
   setup.sources = z;
   setup.progress = nullptr;
-  train(student, x, opts, test::temp_path("reflow_oracle"), setup);
+  train(student, x, opts, dir.str(), setup);
   student->eval();
   torch::manual_seed(6);
   const torch::Tensor x0 = torch::randn({2000, 2}, torch::kDouble);

@@ -154,10 +154,11 @@ class ConsistencyModel final : public GenerativeModel {
 ConsistencyOptions consistency_options_from_json(const nlohmann::json& config);
 nlohmann::json to_json(const ConsistencyOptions& options);
 
-// The re-noising times of K-step sampling: K - 1 levels geometric in sigma = b / a from 0.5 down
-// to 0.05 (K = 2: sigma = sqrt(0.5 * 0.05) = 0.16), in the data's standardised units. Measured on
-// moons and 8gaussians with distilled and trained models (README, "Few-step generation"): a
-// second step at sigma 0.05 to 0.3 helps, at sigma 1 (t = 0.5 under linear) it hurts.
+// The re-noising times of K-step sampling: K - 1 levels geometric in sigma = b / a from 1 down to
+// 0.25 (K = 2: sigma = 0.5), in the data's standardised units. Measured with the distilled and
+// the trained model on moons, 8gaussians and checkerboard (README, "Few-step generation"): a
+// second step at sigma 0.5 to 0.7 gave the lowest summed distance of the six; each model's own
+// best lies between 0.05 and 1.
 std::vector<double> consistency_sampling_times(const ConsistencyModel& model, int64_t steps);
 
 // Multistep consistency sampling from prior draws x0 [n, *shape]: y = F(x0 start_scale, t_start),
