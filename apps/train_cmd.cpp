@@ -69,6 +69,8 @@ void run(TrainArgs& a, const CLI::App& command) {
   if (!a.schedule.empty()) overrides["schedule"] = a.schedule;
   SDEGEN_CHECK(!consistency || a.prediction.empty(), "--pred: a consistency model predicts the data end by its "
                "boundary parameterisation; it takes no prediction");
+  SDEGEN_CHECK(!consistency || a.val_metric.empty(), "--val-metric: a consistency model has no likelihood or ELBO to ",
+               "validate by; it keeps its last (averaged) weights");
   if (!a.prediction.empty()) overrides["prediction"] = a.prediction;
   // The discretisation curriculum spans the whole run.
   if (consistency) overrides["curriculum_steps"] = a.options.steps();

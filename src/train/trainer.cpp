@@ -145,6 +145,11 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
                                                         : torch::Tensor();
   SDEGEN_CHECK(!sources.defined() || sources.size(0) == x.size(0), "train: ", sources.defined() ? sources.size(0) : 0,
                " source rows for ", x.size(0), " training rows; each row needs its prior point");
+  // Only the affine models pair data with prior draws; another model would ignore the pairs.
+  const std::string kind = model->kind();
+  SDEGEN_CHECK(!sources.defined() || kind == "flow" || kind == "diffusion" || kind == "score" || kind == "vdm",
+               "train: given prior points (a reflow's pairs) train flow, diffusion, score or vdm; the '", kind,
+               "' model draws no prior points to replace");
   const torch::Tensor val_labels =
       validating ? checked_labels(setup.val_labels, val.size(0), model->num_classes(), "validation") : torch::Tensor();
   if (!setup.resume && !setup.overwrite && has_checkpoint(out_dir))

@@ -190,9 +190,13 @@ TEST_F(Cli, QuickCompareTrainsEvaluatesAndPlotsEveryModel) {
   EXPECT_NEAR(truth, -3.0, 0.15);  // laplace5's average log density
   for (const auto& m : record["models"]) {
     const std::string kind = m["model"];
-    // Plausible for a few seconds of training: within a few nats of the truth, never above it by much.
-    const double elbo = m["elbo"].get<double>();
-    EXPECT_TRUE(std::isfinite(elbo) && elbo < truth + 0.3 && elbo > truth - 4.0) << kind << " ELBO " << elbo;
+    // Plausible for a few seconds of training: within a few nats of the truth, never above it by
+    // much. The ELBO is a Monte Carlo estimate (a few draws of t per point), so "much" allows three
+    // of its standard errors beyond 0.3: the flow's drift term is heavy-tailed, and one draw
+    // of it came out 0.31 above the truth on a loaded machine.
+    const double elbo = m["elbo"].get<double>(), se = m["elbo_stderr"].get<double>();
+    EXPECT_TRUE(std::isfinite(elbo) && elbo < truth + 0.3 + 3.0 * se && elbo > truth - 4.0)
+        << kind << " ELBO " << elbo << " +- " << se;
     if (kind == "sde") {
       EXPECT_TRUE(m["log_likelihood"].is_null());
     } else {

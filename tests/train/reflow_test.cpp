@@ -76,6 +76,18 @@ TEST(Reflow, AGivenCouplingIsWhatTheLossTrainsOn) {
   EXPECT_THROW_WITH(model->loss(y, c), InvalidArgument, "given prior points must match the data");
 }
 
+TEST(Reflow, TheTrainerRefusesGivenPairsForAModelThatDrawsNone) {
+  const ModelPtr ode = make_model(model_config("ode", 2, {{"net", {{"width", 8}}}}));
+  TrainOptions opts;
+  opts.steps(1);
+  TrainSetup setup;
+  setup.sources = torch::randn({20, 2}, torch::kDouble);
+  setup.progress = nullptr;
+  const test::TempDir dir("reflow_refused");
+  EXPECT_THROW_WITH(train(ode, torch::randn({20, 2}, torch::kDouble), opts, dir.str(), setup), InvalidArgument,
+                    "the 'ode' model draws no prior points");
+}
+
 TEST(Reflow, WarmStartCopiesALinearFlowOnly) {
   torch::manual_seed(1);
   const ModelPtr teacher = tiny_flow();
