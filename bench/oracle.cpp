@@ -24,10 +24,6 @@
 
 namespace {
 
-double distance(const torch::Tensor& a, const torch::Tensor& b) {
-  return a.size(1) == 1 ? sdegen::wasserstein1(a, b) : sdegen::sliced_wasserstein(a, b, 256, 0);
-}
-
 struct Config {
   std::string solver, grid, time;  // empty grid/time: the solver's default
   std::string label() const {
@@ -61,10 +57,7 @@ constexpr int64_t kChunk = 1000, kChunks = 10;
 
 // The mean distance between matching chunks of a and b.
 double chunked_distance(const torch::Tensor& a, const torch::Tensor& b) {
-  double sum = 0.0;
-  for (int64_t k = 0; k < kChunks; ++k)
-    sum += distance(a.slice(0, k * kChunk, (k + 1) * kChunk), b.slice(0, k * kChunk, (k + 1) * kChunk));
-  return sum / kChunks;
+  return sdegen::chunked_sample_distance(a, b, kChunk, kChunks);
 }
 
 void stochastic_samplers() {
@@ -148,7 +141,7 @@ int main(int argc, char** argv) {
           }
           refused.clear();
           if (!sol.ok()) continue;
-          dist = distance(sol.x, reference.x);
+          dist = sdegen::sample_distance(sol.x, reference.x);
           if (dist < tol) {
             nfe = sol.nfe;
             break;

@@ -150,4 +150,20 @@ double energy_distance(const torch::Tensor& a, const torch::Tensor& b) {
   return std::max(e, 0.0);
 }
 
+double sample_distance(const torch::Tensor& a, const torch::Tensor& b) {
+  return a.dim() == 2 && a.size(1) == 1 ? wasserstein1(a, b) : sliced_wasserstein(a, b);
+}
+
+double chunked_sample_distance(const torch::Tensor& a, const torch::Tensor& b, int64_t chunk, int64_t chunks) {
+  SDEGEN_CHECK(chunk >= 1 && chunks >= 1, "chunked_sample_distance needs chunk >= 1 and chunks >= 1, got ", chunk,
+               " and ", chunks);
+  SDEGEN_CHECK(a.size(0) >= chunk * chunks && b.size(0) >= chunk * chunks, "chunked_sample_distance: ", chunks,
+               " chunks of ", chunk, " rows need ", chunk * chunks, " rows in each sample, got ", a.size(0), " and ",
+               b.size(0));
+  double sum = 0.0;
+  for (int64_t k = 0; k < chunks; ++k)
+    sum += sample_distance(a.slice(0, k * chunk, (k + 1) * chunk), b.slice(0, k * chunk, (k + 1) * chunk));
+  return sum / static_cast<double>(chunks);
+}
+
 }  // namespace sdegen

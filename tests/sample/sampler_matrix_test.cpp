@@ -46,16 +46,9 @@ std::string expected_refusal(const Case& c) {
   return "";
 }
 
-double distance(const torch::Tensor& a, const torch::Tensor& b) {
-  return a.size(1) == 1 ? wasserstein1(a, b) : sliced_wasserstein(a, b);
-}
-
 // The mean distance between matching chunks of kChunk rows of a and b.
 double chunked_distance(const torch::Tensor& a, const torch::Tensor& b) {
-  double sum = 0.0;
-  for (int64_t k = 0; k < kChunks; ++k)
-    sum += distance(a.slice(0, k * kChunk, (k + 1) * kChunk), b.slice(0, k * kChunk, (k + 1) * kChunk));
-  return sum / kChunks;
+  return chunked_sample_distance(a, b, kChunk, kChunks);
 }
 
 // The two-sample floor: the mean distance between two independent data samples of kChunk
@@ -66,7 +59,7 @@ double floor_of(const std::string& name) {
   const DensityPtr data = make_density(name);
   torch::manual_seed(kSeed + 1);
   double sum = 0.0;
-  for (int k = 0; k < 64; ++k) sum += distance(data->sample(kChunk), data->sample(kChunk));
+  for (int k = 0; k < 64; ++k) sum += sample_distance(data->sample(kChunk), data->sample(kChunk));
   return cache[name] = sum / 64;
 }
 

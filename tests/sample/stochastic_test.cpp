@@ -130,21 +130,13 @@ TEST(ReverseDiffusion, StepIsSongsPredictorWithTheTweedieMean) {
   EXPECT_LT(test::max_abs_diff(sol.x, song(0.5, 0.8, seen.at(1), false)), 1e-10);
 }
 
-// Distance between samples: 1-D Wasserstein or, in 2-D, sliced Wasserstein.
-double distance(const torch::Tensor& a, const torch::Tensor& b) {
-  return a.size(1) == 1 ? wasserstein1(a, b) : sliced_wasserstein(a, b);
-}
-
 // As sampler_matrix_test: the mean distance over 16 chunks of 200 points against as many fresh
 // data points, beside the two-sample floor (the mean over 64 pairs of data samples of 200); one
 // distance alone spreads by +-40%, the mean of 16 by about 10%.
 constexpr int64_t kChunk = 200, kChunks = 16;
 
 double chunked_distance(const torch::Tensor& a, const torch::Tensor& b) {
-  double sum = 0.0;
-  for (int64_t k = 0; k < kChunks; ++k)
-    sum += distance(a.slice(0, k * kChunk, (k + 1) * kChunk), b.slice(0, k * kChunk, (k + 1) * kChunk));
-  return sum / kChunks;
+  return chunked_sample_distance(a, b, kChunk, kChunks);
 }
 
 // Within 1.5 times the floor at `many` steps, and beyond few_factor times it at `few`, so the
@@ -157,7 +149,7 @@ void expect_converges(const SamplerOptions& base, const std::string& schedule, i
     const DensityPtr data = make_density(name);
     const GmmOracle oracle(*data->mixture(), make_schedule(schedule));
     double floor = 0.0;
-    for (int k = 0; k < 64; ++k) floor += distance(data->sample(kChunk), data->sample(kChunk)) / 64;
+    for (int k = 0; k < 64; ++k) floor += sample_distance(data->sample(kChunk), data->sample(kChunk)) / 64;
     const int64_t n = kChunk * kChunks;
     const torch::Tensor x0 = oracle.schedule().prior_std() * torch::randn({n, data->dim()}, torch::kDouble);
     SamplerOptions o = base;

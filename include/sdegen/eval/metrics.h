@@ -18,6 +18,14 @@ double ks_statistic(const torch::Tensor& a, const torch::Tensor& b);
 double sliced_wasserstein(const torch::Tensor& a, const torch::Tensor& b, int64_t projections = 256,
                           uint64_t seed = 0);
 
+// Wasserstein-1 for samples of one column, sliced Wasserstein (256 directions, seed 0) otherwise.
+double sample_distance(const torch::Tensor& a, const torch::Tensor& b);
+
+// The mean sample_distance between matching chunks of `chunk` rows of a and b, over `chunks`
+// chunks (each sample needs chunk * chunks rows): one distance between a few hundred points
+// spreads by tens of percent, the mean of many chunks far less.
+double chunked_sample_distance(const torch::Tensor& a, const torch::Tensor& b, int64_t chunk, int64_t chunks);
+
 // Kernel and distance based two-sample statistics for samples of any dimension. Both are
 // V-statistics (every pair, the diagonal included), so two identical samples give exactly 0
 // and the value is never negative. The pairwise terms are summed in blocks of at most
