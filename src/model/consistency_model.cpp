@@ -145,15 +145,31 @@ void ConsistencyModel::set_teacher(std::shared_ptr<const AffineModel> teacher, S
   top_ = velocity ? 1.0 : teacher_->time_range().second;
 }
 
+const ConsistencyModel::Discretisation& ConsistencyModel::discretisation(int64_t n) const {
+  if (n == cached_n_ && top_ == cached_top_) return cached_;
+  Discretisation d;
+  d.levels = consistency_levels(*schedule_, n, options_.sigma_max, options_.sigma_min, options_.rho, top_);
+  // Pairs (i, i + 1): uniform, or in proportion to the log-normal mass of [log sigma_{i+1}, log sigma_i].
+  std::vector<double> p(n - 1, 1.0);
+  if (options_.level_sampling == "lognormal") {
+    const double s = std::sqrt(2.0) * options_.lognormal_std;
+    for (int64_t i = 0; i + 1 < n; ++i)
+      p[i] = std::erf((std::log(d.levels.sigma[i]) - options_.lognormal_mean) / s) -
+             std::erf((std::log(d.levels.sigma[i + 1]) - options_.lognormal_mean) / s);
+  }
+  d.pair_probabilities = torch::tensor(p, torch::TensorOptions(torch::kDouble));
+  cached_ = std::move(d);
+  cached_n_ = n;
+  cached_top_ = top_;
+  return cached_;
+}
+
 torch::Tensor ConsistencyModel::next_state(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& eps,
-                                           const std::vector<int64_t>& level, const ConsistencyLevels& L,
-                                           const Condition& condition) const {
+                                           const torch::Tensor& t_next, const std::vector<int64_t>& level,
+                                           const ConsistencyLevels& L, const Condition& condition) const {
   const int64_t n = x.size(0);
   if (!teacher_) {
-    std::vector<double> t(n);
-    for (int64_t i = 0; i < n; ++i) t[i] = L.t[level[i] + 1];
-    const ScheduleCoefficients c =
-        schedule_->coefficients(torch::tensor(t, torch::TensorOptions(torch::kDouble)).to(x.scalar_type())).like(x);
+    const ScheduleCoefficients c = schedule_->coefficients(t_next).like(x);
     return c.a * y + c.b * eps;
   }
   // The teacher's step from t_i to t_{i+1}, one solve for the rows at each level.
@@ -182,29 +198,21 @@ torch::Tensor ConsistencyModel::loss(const torch::Tensor& y, const Condition& co
   SDEGEN_CHECK(options_.method == "training" || teacher_, "consistency distillation needs its teacher (set_teacher)");
   int64_t step = steps_.item<int64_t>();
   if (is_training()) steps_.fill_(step + 1);
-  const int64_t n_levels = consistency_level_count(options_, step);
-  const ConsistencyLevels L =
-      consistency_levels(*schedule_, n_levels, options_.sigma_max, options_.sigma_min, options_.rho, top_);
-  // Pairs (i, i + 1): uniform, or in proportion to the log-normal mass of [log sigma_{i+1}, log sigma_i].
-  std::vector<double> p(n_levels - 1, 1.0);
-  if (options_.level_sampling == "lognormal") {
-    const double s = std::sqrt(2.0) * options_.lognormal_std;
-    for (int64_t i = 0; i + 1 < n_levels; ++i)
-      p[i] = std::erf((std::log(L.sigma[i]) - options_.lognormal_mean) / s) -
-             std::erf((std::log(L.sigma[i + 1]) - options_.lognormal_mean) / s);
-  }
+  const Discretisation& disc = discretisation(consistency_level_count(options_, step));
+  const ConsistencyLevels& L = disc.levels;
   const int64_t n = y.size(0);
-  const torch::Tensor draw =
-      torch::multinomial(torch::tensor(p, torch::TensorOptions(torch::kDouble)), n, /*replacement=*/true);
-  std::vector<int64_t> level(n);
-  std::vector<double> t(n), weight(n);
+  const torch::Tensor draw = torch::multinomial(disc.pair_probabilities, n, /*replacement=*/true).contiguous();
+  const int64_t* drawn = draw.data_ptr<int64_t>();
+  const std::vector<int64_t> level(drawn, drawn + n);
+  std::vector<double> t(n), t_next(n), weight(n);
   for (int64_t i = 0; i < n; ++i) {
-    level[i] = draw[i].item<int64_t>();
     t[i] = L.t[level[i]];
+    t_next[i] = L.t[level[i] + 1];
     weight[i] = 1.0 / (L.sigma[level[i]] - L.sigma[level[i] + 1]);
   }
   const auto opts = torch::TensorOptions(y.scalar_type()).device(y.device());
   const torch::Tensor tt = torch::tensor(t, torch::TensorOptions(torch::kDouble)).to(opts);
+  const torch::Tensor tt_next = torch::tensor(t_next, torch::TensorOptions(torch::kDouble)).to(opts);
   const torch::Tensor eps = torch::randn_like(y);
   const ScheduleCoefficients c = schedule_->coefficients(tt).like(y);
   const torch::Tensor x = c.a * y + c.b * eps;
@@ -212,10 +220,8 @@ torch::Tensor ConsistencyModel::loss(const torch::Tensor& y, const Condition& co
   {
     // The teacher network: the student with stopped gradients, at the next level.
     torch::NoGradGuard no_grad;
-    std::vector<double> t_next(n);
-    for (int64_t i = 0; i < n; ++i) t_next[i] = L.t[level[i] + 1];
-    const torch::Tensor x_next = next_state(x, y, eps, level, L, condition);
-    target = map(x_next, torch::tensor(t_next, torch::TensorOptions(torch::kDouble)).to(opts), condition);
+    const torch::Tensor x_next = next_state(x, y, eps, tt_next, level, L, condition);
+    target = map(x_next, tt_next, condition);
   }
   const torch::Tensor d = distance(map(x, tt, condition) - target);
   return (torch::tensor(weight, torch::TensorOptions(torch::kDouble)).to(opts) * d).mean();

@@ -134,10 +134,19 @@ class ConsistencyModel final : public GenerativeModel {
   double prior_std() const { return schedule_->prior_std(); }
 
  private:
-  // x_{t_{i+1}} for the batch: the same noise (training) or the teacher's step (distillation).
+  // The levels at N and the probability of each adjacent pair (i, i + 1), computed once per N
+  // and top: the curriculum keeps N for thousands of steps, and the levels cost one inverse of
+  // lambda each.
+  struct Discretisation {
+    ConsistencyLevels levels;
+    torch::Tensor pair_probabilities;  // [N - 1], double
+  };
+  const Discretisation& discretisation(int64_t n) const;
+  // x_{t_{i+1}} at times t_next [B] for the batch: the same noise (training) or the teacher's step
+  // (distillation).
   torch::Tensor next_state(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& eps,
-                           const std::vector<int64_t>& level, const ConsistencyLevels& levels,
-                           const Condition& condition) const;
+                           const torch::Tensor& t_next, const std::vector<int64_t>& level,
+                           const ConsistencyLevels& levels, const Condition& condition) const;
   torch::Tensor distance(const torch::Tensor& u) const;
 
   ConsistencyOptions options_;
@@ -149,6 +158,9 @@ class ConsistencyModel final : public GenerativeModel {
   std::shared_ptr<const AffineModel> teacher_;
   SamplerOptions teacher_step_;
   double guidance_ = 1.0;
+  mutable Discretisation cached_;  // for cached_n_ levels below cached_top_ (0: none yet)
+  mutable int64_t cached_n_ = 0;
+  mutable double cached_top_ = 0.0;
 };
 
 ConsistencyOptions consistency_options_from_json(const nlohmann::json& config);
