@@ -12,6 +12,7 @@
 #include "sdegen/core/tensor.h"
 #include "sdegen/io/csv.h"
 #include "sdegen/io/integrity.h"
+#include "sdegen/model/factory.h"
 #include "sdegen/train/optim.h"
 
 namespace sdegen {
@@ -196,6 +197,22 @@ nlohmann::json read_config(const fs::path& dir) {
   return parse_checkpoint_config(text.str(), file.string());
 }
 
+// A stored model configuration as this version reads it: options added since the checkpoint was
+// written (such as the flow's coupling) take their defaults, which reproduce the older behaviour.
+// Null when it does not make a model. Building the model draws initial weights; the default
+// generator's state is put back so that reading a checkpoint draws nothing.
+nlohmann::json as_read_now(const nlohmann::json& stored) {
+  const torch::Tensor state = default_generator_state();
+  nlohmann::json config;
+  try {
+    config = make_model(stored)->config();
+  } catch (const std::exception&) {
+    config = nullptr;
+  }
+  set_default_generator_state(state);
+  return config;
+}
+
 }  // namespace
 
 std::string checkpoint_dir(const std::string& out_dir) { return (fs::path(out_dir) / "checkpoint").string(); }
@@ -302,7 +319,7 @@ void check_checkpoint_matches(const nlohmann::json& config, const GenerativeMode
   SDEGEN_CHECK(dim == model.dim(), "checkpoint '", where, "' was trained on ", dim,
                "-D data, this run has ", model.dim(), "-D");
   const nlohmann::json mine = model.config();
-  SDEGEN_CHECK(config.at("model") == mine, "checkpoint '", where,
+  SDEGEN_CHECK(config.at("model") == mine || as_read_now(config.at("model")) == mine, "checkpoint '", where,
                "' holds a model configured as ", config.at("model").dump(), ", this run's is ",
                mine.dump());
 }

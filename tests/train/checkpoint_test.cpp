@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "sdegen/model/factory.h"
 #include "sdegen/train/checkpoint.h"
 #include "sdegen/train/trainer.h"
 #include "support/support.h"
@@ -144,6 +145,40 @@ TEST(Checkpoint, AnotherModelIsRefused) {
   setup.resume = true;
   EXPECT_THROW_WITH(train(one_d, tiny_data(200, 1), short_run().steps(12), t.dir.str(), setup),
                     InvalidArgument, "was trained on 2-D data, this run has 1-D");
+}
+
+// A checkpoint written before an option existed (here the flow's coupling, added after the images
+// issue) stores no key for it; it still loads and resumes, the option at its default.
+TEST(Checkpoint, ACheckpointFromBeforeAnOptionExistedStillLoads) {
+  TempDir dir("older");
+  ModelPtr model = make_model(model_config("flow", 2));
+  TrainSetup setup;
+  setup.progress = nullptr;
+  train(model, tiny_data(), short_run(), dir.str(), setup);
+  const std::string file = (fs::path(checkpoint_dir(dir.str())) / "config.json").string();
+  nlohmann::json config = load_checkpoint_config(dir.str());
+  ASSERT_TRUE(config.at("model").contains("coupling"));
+  config["model"].erase("coupling");
+  config["model"].erase("coupling_epsilon");
+  write_bytes(file, config.dump());
+
+  ModelPtr fresh = make_model(model_config("flow", 2));
+  torch::manual_seed(3);
+  const torch::Tensor before = torch::randn({4});
+  torch::manual_seed(3);
+  EXPECT_NO_THROW(load_weights(dir.str(), *fresh, Weights::kLast));
+  // Reading the older configuration builds a model to fill in the defaults; it draws nothing.
+  EXPECT_TRUE(torch::equal(torch::randn({4}), before));
+  EXPECT_LT(max_abs_diff(fresh->parameters().front(), model->parameters().front()), 1e-15);
+  setup.resume = true;
+  EXPECT_EQ(train(fresh, tiny_data(), short_run().steps(8), dir.str(), setup).steps, 8);
+
+  // Another value of the new option is still another model.
+  config = load_checkpoint_config(dir.str());
+  config["model"]["coupling"] = "ot";
+  write_bytes(file, config.dump());
+  ModelPtr independent = make_model(model_config("flow", 2));
+  EXPECT_THROW_WITH(load_weights(dir.str(), *independent), InvalidArgument, "holds a model configured as");
 }
 
 TEST(Checkpoint, AnInterruptedSaveFallsBackToTheOldCheckpoint) {
