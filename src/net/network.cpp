@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "sdegen/core/check.h"
+#include "sdegen/net/dit.h"
 #include "sdegen/net/mlp.h"
 #include "sdegen/net/unet.h"
 
@@ -18,7 +19,7 @@ std::string dims(c10::IntArrayRef sizes) {
 
 }  // namespace
 
-std::vector<std::string> network_names() { return {"mlp", "unet"}; }
+std::vector<std::string> network_names() { return {"mlp", "unet", "dit"}; }
 
 NetworkPtr make_network(const nlohmann::json& config) {
   SDEGEN_CHECK(config.is_object(), "network configuration must be a JSON object, got ", config.dump());
@@ -28,6 +29,7 @@ NetworkPtr make_network(const nlohmann::json& config) {
   const std::string name = type->get<std::string>();
   check_name("network type", name, network_names());
   if (name == "unet") return UNet(unet_options_from_json(config)).ptr();
+  if (name == "dit") return DiT(dit_options_from_json(config)).ptr();
   return Mlp(mlp_options_from_json(config)).ptr();
 }
 

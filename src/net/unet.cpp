@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/json_fields.h"
 
 namespace sdegen {
 namespace {
@@ -190,31 +191,6 @@ const std::vector<std::string>& unet_json_keys() {
   return keys;
 }
 
-const nlohmann::json& field(const nlohmann::json& j, const std::string& key) {
-  const auto it = j.find(key);
-  SDEGEN_CHECK(it != j.end(), "UNet options: missing key '", key, "'");
-  return *it;
-}
-
-int64_t int_field(const nlohmann::json& j, const std::string& key) {
-  const nlohmann::json& v = field(j, key);
-  SDEGEN_CHECK(v.is_number_integer(), "UNet options: '", key, "' must be an integer, got ", v.dump());
-  return v.get<int64_t>();
-}
-
-std::vector<int64_t> int_list_field(const nlohmann::json& j, const std::string& key) {
-  const nlohmann::json& v = field(j, key);
-  const bool ok = v.is_array() && std::all_of(v.begin(), v.end(), [](const auto& e) { return e.is_number_integer(); });
-  SDEGEN_CHECK(ok, "UNet options: '", key, "' must be an array of integers, got ", v.dump());
-  return v.get<std::vector<int64_t>>();
-}
-
-double double_field(const nlohmann::json& j, const std::string& key) {
-  const nlohmann::json& v = field(j, key);
-  SDEGEN_CHECK(v.is_number(), "UNet options: '", key, "' must be a number, got ", v.dump());
-  return v.get<double>();
-}
-
 }  // namespace
 
 nlohmann::json to_json(const UNetOptions& o) {
@@ -235,21 +211,19 @@ nlohmann::json to_json(const UNetOptions& o) {
 }
 
 UNetOptions unet_options_from_json(const nlohmann::json& j) {
-  SDEGEN_CHECK(j.is_object(), "UNet options: expected a JSON object, got ", j.dump());
-  for (const auto& item : j.items()) check_name("UNet option", item.key(), unet_json_keys());
-  const nlohmann::json& type = field(j, "type");
-  SDEGEN_CHECK(type == "unet", "UNet options: 'type' must be \"unet\", got ", type.dump());
-  UNetOptions o = UNetOptions(int_field(j, "in_channels"), int_field(j, "height"), int_field(j, "width"))
-                      .out_channels(int_field(j, "out_channels"))
-                      .base_channels(int_field(j, "base_channels"))
-                      .channel_mult(int_list_field(j, "channel_mult"))
-                      .blocks_per_level(int_field(j, "blocks_per_level"))
-                      .attention_resolutions(int_list_field(j, "attention_resolutions"))
-                      .attention_heads(int_field(j, "attention_heads"))
-                      .dropout(double_field(j, "dropout"))
-                      .groups(int_field(j, "groups"))
-                      .num_classes(int_field(j, "num_classes"))
-                      .time_embedding_dim(int_field(j, "time_embedding_dim"));
+  const JsonFields f(j, "UNet", unet_json_keys());
+  f.expect_type("unet");
+  UNetOptions o = UNetOptions(f.integer("in_channels"), f.integer("height"), f.integer("width"))
+                      .out_channels(f.integer("out_channels"))
+                      .base_channels(f.integer("base_channels"))
+                      .channel_mult(f.integers("channel_mult"))
+                      .blocks_per_level(f.integer("blocks_per_level"))
+                      .attention_resolutions(f.integers("attention_resolutions"))
+                      .attention_heads(f.integer("attention_heads"))
+                      .dropout(f.number("dropout"))
+                      .groups(f.integer("groups"))
+                      .num_classes(f.integer("num_classes"))
+                      .time_embedding_dim(f.integer("time_embedding_dim"));
   check_unet_options(o);
   return o;
 }

@@ -221,9 +221,9 @@ TEST(UNet, ConfigRebuildsTheSameArchitectureAndTheStateCarriesOver) {
 }
 
 TEST(UNet, NetworkFactoryKnowsItsName) {
-  EXPECT_EQ(network_names(), (std::vector<std::string>{"mlp", "unet"}));
+  EXPECT_EQ(network_names(), (std::vector<std::string>{"mlp", "unet", "dit"}));
   EXPECT_THROW_WITH(make_network({{"type", "resnet"}}), InvalidArgument,
-                    "unknown network type 'resnet'; valid: mlp, unet");
+                    "unknown network type 'resnet'; valid: mlp, unet, dit");
 }
 
 TEST(UNet, RefusesBadOptionsNamingTheNumbers) {

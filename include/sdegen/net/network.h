@@ -55,7 +55,7 @@ class NetworkImpl : public torch::nn::Module {
 
 using NetworkPtr = std::shared_ptr<NetworkImpl>;
 
-// "mlp", "unet".
+// "mlp", "unet", "dit".
 std::vector<std::string> network_names();
 
 // Builds a network (fresh weights, float32: the model that holds it sets its dtype) from a
