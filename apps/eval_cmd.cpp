@@ -11,6 +11,7 @@
 #include "sdegen/core/check.h"
 #include "sdegen/eval/evaluate.h"
 #include "sdegen/io/csv.h"
+#include "sdegen/model/consistency_model.h"
 #include "sdegen/model/factory.h"
 #include "sdegen/process/loglinear.h"
 
@@ -52,7 +53,7 @@ void run_images(EvalArgs& a, TrainedModel& t, const CLI::App& command) {
   i.grid = a.samples_out;
   ImageEvalOptions& o = i.options;
   if (command.count("--n")) o.n = a.n;
-  o.guidance = a.guidance;
+  o.guidance = command.count("--guidance") ? a.guidance : std::vector<double>{default_guidance(*t.model)};
   if (command.count("--sample-solver")) o.sampler.solver = a.sample_solver;
   if (command.count("--sample-steps")) o.sampler.steps = a.sample_steps;
   o.sampler.edm = a.edm;
@@ -66,7 +67,13 @@ void run_images(EvalArgs& a, TrainedModel& t, const CLI::App& command) {
   if (command.count("--rtol")) o.likelihood.adaptive.rtol = a.rtol;
   if (command.count("--atol")) o.likelihood.adaptive.atol = a.atol;
   o.seed = a.options.seed;
-  if (!t.model->has_probability_flow()) {
+  if (!t.model->has_elbo()) {
+    // A consistency model: one evaluation unless told otherwise, and no likelihood of any kind.
+    if (!command.count("--sample-solver")) o.sampler.solver = consistency_solver_name();
+    if (!command.count("--sample-steps")) o.sampler.steps = 1;
+    fmt::print("the '{}' model has no ELBO or likelihood: its samples alone are measured\n", t.model->kind());
+    o.elbo_n = o.likelihood_n = 0;
+  } else if (!t.model->has_probability_flow()) {
     // The general sde model: its learned diffusion samples it (Euler-Maruyama, 50 steps, as many
     // evaluations as the default 25 Heun steps), and its ELBO is its only likelihood.
     if (!command.count("--sample-solver")) o.sampler.solver = "euler-maruyama";
@@ -75,6 +82,12 @@ void run_images(EvalArgs& a, TrainedModel& t, const CLI::App& command) {
       fmt::print("the '{}' model has no probability flow: its bits per dimension come from its ELBO only\n",
                  t.model->kind());
     o.likelihood_n = 0;
+  } else if (t.model->num_classes() > 0 && default_guidance(*t.model) == 1.0) {
+    // Trained without label dropout (a reflowed student): bits per dimension measure the
+    // unconditional model, here the never-trained null label's; a number, but not this model's.
+    fmt::print("the model learned no unconditional map (no label dropout): its bits per dimension are not "
+               "measured\n");
+    o.elbo_n = o.likelihood_n = 0;
   }
   SDEGEN_CHECK(!a.no_samples, "--no-samples: an image model's metrics are all about its samples; ",
                "for bits per dimension alone use --n with the test images to use");
@@ -260,7 +273,8 @@ void register_eval(CLI::App& app) {
                   "the cached one, trained on first use)");
   cmd->add_option("--guidance", a->guidance,
                   "Images: classifier-free guidance weights to measure, comma-separated (0: unconditional, 1: "
-                  "conditional)")
+                  "conditional; default 2, and 1 for a model trained without label dropout: a consistency model or a "
+                  "reflowed student)")
       ->delimiter(',');
   cmd->add_option("--likelihood-n", a->likelihood_n,
                   "Images: test images whose bits per dimension the probability flow gives (Hutchinson)")

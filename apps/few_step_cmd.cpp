@@ -8,10 +8,12 @@
 #include <filesystem>
 
 #include "apps/commands.h"
+#include "apps/train_args.h"
 #include "sdegen/core/check.h"
 #include "sdegen/data/csv_data.h"
 #include "sdegen/data/density.h"
 #include "sdegen/eval/evaluate.h"
+#include "sdegen/eval/image_evaluate.h"
 #include "sdegen/io/csv.h"
 #include "sdegen/model/consistency_model.h"
 #include "sdegen/model/factory.h"
@@ -26,7 +28,8 @@ namespace {
 struct StudentArgs {
   std::string checkpoint;
   std::string out;
-  double guidance = 1.0;
+  double guidance = 1.0;  // image teachers: default_guidance unless given
+  bool guidance_given = false;
   TrainOptions options = TrainOptions().steps(20000).lr(1e-3).decay("cosine").ema_decay(0.0);
   bool resume = false, overwrite = false;
 };
@@ -35,7 +38,9 @@ void add_student_options(CLI::App* cmd, StudentArgs& a) {
   cmd->add_option("--checkpoint", a.checkpoint, "Run directory of the teacher (sdegen train, or an earlier reflow)")
       ->required();
   cmd->add_option("--out", a.out, "Run directory of the student")->required();
-  cmd->add_option("--guidance", a.guidance, "Class-conditional teachers: classifier-free guidance weight");
+  cmd->add_option("--guidance", a.guidance,
+                  "Class-conditional teachers: classifier-free guidance weight (image teachers: 2 unless the "
+                  "teacher has no unconditional map)");
   cmd->add_option("--steps", a.options.steps(), "Optimiser steps of the student")->check(positive());
   cmd->add_option("--batch", a.options.batch(), "Mini-batch size")->check(positive());
   cmd->add_option("--lr", a.options.lr(), "Peak learning rate")->check(positive());
@@ -48,6 +53,11 @@ void add_student_options(CLI::App* cmd, StudentArgs& a) {
   cmd->add_option("--checkpoint-every", a.options.checkpoint_every(), "Steps between checkpoints (0: only at the end)");
   cmd->add_flag("--resume", a.resume, "Continue from the checkpoint in --out");
   cmd->add_flag("--overwrite", a.overwrite, "Replace a checkpoint already in --out");
+}
+
+// The teacher's guidance: --guidance, or for an image teacher the weight its samples use by default.
+void set_teacher_guidance(StudentArgs& a, const TrainedModel& teacher) {
+  if (!a.guidance_given && !teacher.images.is_null()) a.guidance = default_guidance(*teacher.model);
 }
 
 // Refused before any expensive work, as train() would refuse it after.
@@ -101,11 +111,15 @@ ReflowPairs load_pairs(const std::string& dir) {
   return p;
 }
 
-// The straightness of a flow model from n prior draws (vectors: 1000; images: 16, each a 100-step solve).
-double straightness_of(const GenerativeModel& model) {
+// The straightness of a flow model from n prior draws (vectors: 1000; images: 16, each a 100-step
+// solve), at uniformly drawn labels with guidance w for a class-conditional model.
+double straightness_of(const GenerativeModel& model, double w) {
   const int64_t n = model.shape().size() > 1 ? 16 : 1000;
   torch::NoGradGuard no_grad;
-  return flow_straightness(model, sample_model_prior(model, n));
+  const torch::Tensor x0 = sample_model_prior(model, n);
+  const int64_t classes = model.num_classes();
+  if (classes == 0) return flow_straightness(model, x0);
+  return flow_straightness(model, x0, 100, Condition(torch::randint(classes, {n}, torch::kLong)), w);
 }
 
 void run_reflow(ReflowArgs& a) {
@@ -115,6 +129,7 @@ void run_reflow(ReflowArgs& a) {
   const TrainedModel teacher = load_trained_model(s.checkpoint);
   SDEGEN_CHECK(teacher.model->has_probability_flow(), "reflow couples prior draws with the ends of the teacher's ",
                "probability-flow ODE; the '", teacher.model->kind(), "' model in '", s.checkpoint, "' has none");
+  set_teacher_guidance(s, teacher);
   torch::manual_seed(s.options.seed());
   ReflowPairs pairs;
   if (s.resume) {
@@ -123,7 +138,13 @@ void run_reflow(ReflowArgs& a) {
     const auto start = std::chrono::steady_clock::now();
     fmt::print("drawing {} pairs through the teacher's probability flow with {}...\n", a.pairs, a.solver.solver);
     std::fflush(stdout);
-    pairs = draw_reflow_pairs(*teacher.model, a.pairs, a.solver, s.guidance);
+    // Images in batches of 50, which are faster per image on the CPU (ImageEvalOptions::batch).
+    const int64_t batch = teacher.images.is_null() ? 1000 : ImageEvalOptions().batch;
+    const auto progress = [&](int64_t drawn) {
+      fmt::print(stderr, "\r  {}/{} pairs, {:.0f} s", drawn, a.pairs, seconds_since(start));
+      if (drawn == a.pairs) fmt::print(stderr, "\n");
+    };
+    pairs = draw_reflow_pairs(*teacher.model, a.pairs, a.solver, s.guidance, batch, progress);
     fmt::print("  {} evaluations per batch, {:.1f} s\n", pairs.nfe, seconds_since(start));
     save_pairs(s.out, pairs);
   }
@@ -135,7 +156,9 @@ void run_reflow(ReflowArgs& a) {
   setup.resume = s.resume;
   setup.overwrite = s.overwrite;
   nlohmann::json extra = teacher.config.at("extra");
-  const int64_t k = extra.contains("reflow") ? extra["reflow"].value("k", 0) + 1 : 1;
+  // Liu et al.'s count: the teacher's flow from independent draws is the 1-rectified flow, so its
+  // first reflow gives the 2-rectified one.
+  const int64_t k = (extra.contains("reflow") ? extra["reflow"].value("k", 1) : 1) + 1;
   extra["reflow"] = {{"teacher", s.checkpoint}, {"k", k},        {"pairs", a.pairs},
                      {"solver", a.solver.solver}, {"guidance", s.guidance}, {"warm_start", warm}};
   setup.extra = extra;
@@ -143,7 +166,7 @@ void run_reflow(ReflowArgs& a) {
   fmt::print("{}-rectified flow from {} ({} pairs{}): {} steps in {:.1f} s, final loss {:.4f}\n", k, s.checkpoint,
              a.pairs, warm ? ", started from the teacher's weights" : "", r.steps, r.seconds, r.final_loss);
   const TrainedModel trained = load_trained_model(s.out);
-  const double before = straightness_of(*teacher.model), after = straightness_of(*trained.model);
+  const double before = straightness_of(*teacher.model, s.guidance), after = straightness_of(*trained.model, 1.0);
   fmt::print("straightness (0: straight paths): teacher {:.5f}, student {:.5f}\n", before, after);
   fmt::print("checkpoint: {}\n", r.checkpoint);
 }
@@ -165,10 +188,27 @@ struct DistillArgs {
   std::string distance = "pseudo-huber";
 };
 
-// The data distillation noises: the teacher's own data (or --data), in the teacher's units.
-torch::Tensor distill_data(const DistillArgs& a, const TrainedModel& t) {
+// What distillation noises: the teacher's own data (or --data), in the teacher's units; for an
+// image teacher its training images, with their labels when it is class-conditional.
+struct DistillData {
+  torch::Tensor x, labels;
+};
+
+DistillData distill_data(const DistillArgs& a, const TrainedModel& t) {
   const std::string spec = a.data.empty() ? t.data : a.data;
   SDEGEN_CHECK(!spec.empty(), "the teacher records no data; pass --data SPEC|FILE.csv");
+  if (!t.images.is_null()) {
+    SDEGEN_CHECK(is_image_data(spec), "--data '", spec, "': an image teacher is distilled on fashion-mnist or a ",
+                 "folder of PNG images");
+    const std::vector<int64_t> shape = t.model->shape();
+    const ImageData images = load_training_images(spec, spec == "fashion-mnist" ? 0 : shape.back());
+    SDEGEN_CHECK(images.shape() == shape, "'", spec, "' holds images of ", c10::IntArrayRef(images.shape()),
+                 ", the teacher generates ", c10::IntArrayRef(shape));
+    const int64_t classes = t.model->num_classes();
+    SDEGEN_CHECK(classes == 0 || images.num_classes() == classes, "the teacher is conditional on ", classes,
+                 " classes; '", spec, "' has ", images.num_classes());
+    return {images.x.to(t.model->parameters().front().scalar_type()), classes > 0 ? images.labels : torch::Tensor()};
+  }
   torch::Tensor x;
   const std::string ext = ".csv";
   if (spec.size() > ext.size() && spec.compare(spec.size() - ext.size(), ext.size(), ext) == 0) {
@@ -178,14 +218,14 @@ torch::Tensor distill_data(const DistillArgs& a, const TrainedModel& t) {
     x = make_density(spec)->sample(a.n_train);
   }
   check_dimension(t.model->dim(), x.size(1), spec);
-  return t.standardizer.transform(x.to(torch::kDouble));
+  return {t.standardizer.transform(x.to(torch::kDouble)), torch::Tensor()};
 }
 
 void run_distill(DistillArgs& a) {
   StudentArgs& s = a.student;
   check_out_dir(s);
   const TrainedModel teacher = load_trained_model(s.checkpoint);
-  SDEGEN_CHECK(teacher.images.is_null(), "distill: image teachers are not supported yet; distil a vector model");
+  set_teacher_guidance(s, teacher);
   auto affine = std::dynamic_pointer_cast<const AffineModel>(teacher.model);
   SDEGEN_CHECK(teacher.model->has_probability_flow() && affine,
                "consistency distillation follows the teacher's probability flow from points x_t = a y + b eps of its "
@@ -194,8 +234,10 @@ void run_distill(DistillArgs& a) {
                                                      : "no probability flow");
   SDEGEN_CHECK(a.levels >= 2, "--levels must be at least 2, got ", a.levels);
   torch::manual_seed(s.options.seed());
-  const torch::Tensor y = distill_data(a, teacher);
+  const DistillData data = distill_data(a, teacher);
   ConsistencyOptions o;
+  // Vectors are standardised (sigma_data 1); pixels in [-1, 1] are not, so their spread is measured.
+  if (!teacher.images.is_null()) o.sigma_data = data.x.std().item<double>();
   o.schedule = affine->options().schedule;
   o.schedule_options = affine->options().schedule_options;
   o.net = affine->options().net;
@@ -208,13 +250,14 @@ void run_distill(DistillArgs& a) {
   auto student = std::make_shared<ConsistencyModel>(o);
   student->set_teacher(affine, a.step, s.guidance);
   TrainSetup setup;
+  setup.labels = data.labels;
   setup.resume = s.resume;
   setup.overwrite = s.overwrite;
   nlohmann::json extra = teacher.config.at("extra");
   extra["distill"] = {{"teacher", s.checkpoint}, {"method", a.method},   {"levels", a.levels},
                       {"solver", a.step.solver},  {"solver_steps", a.step.steps}, {"guidance", s.guidance}};
   setup.extra = extra;
-  const TrainResult r = train(student, y, s.options, s.out, setup);
+  const TrainResult r = train(student, data.x, s.options, s.out, setup);
   fmt::print("consistency distillation of {} ({} levels, teacher step {} x {}): {} steps in {:.1f} s, final loss "
              "{:.5f}\n",
              s.checkpoint, a.levels, a.step.solver, a.step.steps, r.steps, r.seconds, r.final_loss);
@@ -237,7 +280,10 @@ void register_reflow(CLI::App& app) {
   cmd->add_option("--atol", a->solver.adaptive.atol, "dopri5 absolute tolerance")->check(positive());
   cmd->add_option("--warm-start", a->warm_start,
                   "Start from the teacher's weights when it is a velocity flow on the linear path (Liu et al.)");
-  cmd->callback([a] { run_reflow(*a); });
+  cmd->callback([a, cmd] {
+    a->student.guidance_given = cmd->count("--guidance") > 0;
+    run_reflow(*a);
+  });
 }
 
 void register_distill(CLI::App& app) {
@@ -247,7 +293,8 @@ void register_distill(CLI::App& app) {
   cmd->option_defaults()->always_capture_default();
   add_student_options(cmd, a->student);
   cmd->add_option("--method", a->method, "Distillation method")->check(one_of({"consistency"}, "method"));
-  cmd->add_option("--data", a->data, "Data to noise (default: the teacher's; a built-in density or a CSV file)");
+  cmd->add_option("--data", a->data, "Data to noise (default: the teacher's; a built-in density or a CSV file; image teachers: "
+                  "fashion-mnist or a folder of PNG images)");
   cmd->add_option("--n-train", a->n_train, "Rows drawn from a built-in density")->check(positive());
   cmd->add_option("--levels", a->levels, "Levels N of the discretisation (EDM's rho = 7 grid in sigma = b / a)")
       ->check(positive());
@@ -256,7 +303,10 @@ void register_distill(CLI::App& app) {
   cmd->add_option("--teacher-steps", a->step.steps, "Steps of that solver between adjacent levels")->check(positive());
   cmd->add_option("--distance", a->distance, "Distance between the student's outputs")
       ->check(one_of({"pseudo-huber", "l2"}, "distance"));
-  cmd->callback([a] { run_distill(*a); });
+  cmd->callback([a, cmd] {
+    a->student.guidance_given = cmd->count("--guidance") > 0;
+    run_distill(*a);
+  });
 }
 
 }  // namespace sdegen::app

@@ -69,6 +69,7 @@ void print_table(const ImageEvalResult& r, const std::vector<std::string>& class
                g.class_accuracy ? fmt::format("{:.4f}", *g.class_accuracy) : std::string("-"), g.nfe, g.seconds,
                fmt::join(g.histogram, " "));
   if (!class_names.empty()) fmt::print("  classes: {}\n", fmt::join(class_names, ", "));
+  if (r.elbo_n == 0 && r.likelihood_n == 0) return;
   fmt::print("bits per dimension of {} dequantised test images (unconditional):\n", r.elbo_n);
   fmt::print("  from the ELBO (an upper bound)   {}\n", figure(r.elbo_bits_per_dim, r.elbo_problem));
   if (r.likelihood_n > 0)

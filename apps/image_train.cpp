@@ -12,6 +12,7 @@
 #include "sdegen/data/images.h"
 #include "sdegen/io/csv.h"
 #include "sdegen/model/factory.h"
+#include "sdegen/net/dit.h"
 #include "sdegen/net/unet.h"
 #include "sdegen/train/checkpoint.h"
 #include "sdegen/train/recipe.h"
@@ -26,15 +27,15 @@ bool is_image_data(const std::string& spec) {
   return spec == "fashion-mnist" || (!spec.empty() && !csv_name && std::filesystem::is_directory(spec));
 }
 
-namespace {
-
-ImageData load_training_images(const TrainArgs& a) {
-  if (a.data == "fashion-mnist") {
-    SDEGEN_CHECK(a.image_size == 0, "--image-size applies to a folder of images; fashion-mnist is 28x28");
+ImageData load_training_images(const std::string& spec, int64_t image_size) {
+  if (spec == "fashion-mnist") {
+    SDEGEN_CHECK(image_size == 0, "--image-size applies to a folder of images; fashion-mnist is 28x28");
     return load_fashion_mnist("train");
   }
-  return load_image_folder(a.data, a.image_size);
+  return load_image_folder(spec, image_size);
 }
+
+namespace {
 
 // The U-Net of the image recipe for images of `shape`: attention at the lowest level only (49
 // positions for 28x28), where it is cheap; as many halvings (up to two) as the size allows.
@@ -49,16 +50,37 @@ UNetOptions recipe_unet(const std::vector<int64_t>& shape, int64_t classes, int6
   return u;
 }
 
+// The DiT of the image recipe: DiTOptions' defaults where --width (the transformer's hidden
+// features), --depth, --patch, --heads and --mlp-ratio are not given.
+DiTOptions recipe_dit(const TrainArgs& a, const std::vector<int64_t>& shape, int64_t classes) {
+  DiTOptions d(shape[0], shape[1], shape[2]);
+  d.num_classes(classes);
+  if (a.width > 0) d.hidden(a.width);
+  if (a.depth >= 0) d.depth(a.depth);
+  if (a.patch > 0) d.patch(a.patch);
+  if (a.heads > 0) d.heads(a.heads);
+  if (a.mlp_ratio > 0) d.mlp_ratio(a.mlp_ratio);
+  check_dit_options(d);
+  return d;
+}
+
 }  // namespace
 
 void run_image_training(TrainArgs& a, const CLI::App& command) {
-  SDEGEN_CHECK(a.net.empty() || a.net == "unet", "images train a U-Net (--net unet), got --net ", a.net);
+  SDEGEN_CHECK(a.net.empty() || a.net == "unet" || a.net == "dit",
+               "images train a U-Net or a diffusion transformer (--net unet|dit), got --net ", a.net);
+  const bool dit = a.net == "dit";
+  SDEGEN_CHECK(dit || (a.width == 0 && a.depth == -1 && a.patch == 0 && a.heads == 0 && a.mlp_ratio == 0),
+               "--width, --depth, --patch, --heads and --mlp-ratio shape the diffusion transformer (--net dit); the "
+               "U-Net takes --base-channels");
+  SDEGEN_CHECK(!dit || a.base_channels == 0, "--base-channels shapes the U-Net; the diffusion transformer takes "
+               "--width, --depth, --patch, --heads and --mlp-ratio");
   // The general models (sde, ode) have no prediction to guide: they learn the images without labels.
   const bool general = a.model == "sde" || a.model == "ode";
   SDEGEN_CHECK(a.p_uncond >= 0 && a.p_uncond <= 1, "--p-uncond must lie in [0, 1], got ", a.p_uncond);
   SDEGEN_CHECK(a.steps >= 0 && a.lr >= 0 && a.base_channels >= 0 && a.image_size >= 0,
                "--steps, --lr, --base-channels and --image-size must be >= 0 (0: the recipe's)");
-  const ImageData images = load_training_images(a);
+  const ImageData images = load_training_images(a.data, a.image_size);
   // Hold out a seeded 5% (at most 1000 images) for validation: the checkpoint keeps the weights
   // with the best validation -ELBO.
   const int64_t n = images.size();
@@ -72,13 +94,19 @@ void run_image_training(TrainArgs& a, const CLI::App& command) {
     fmt::print("the '{}' model is unconditional: it learns the images of '{}' without their labels\n", a.model,
                a.data);
 
-  const UNetOptions unet = recipe_unet(images.shape(), labelled ? images.num_classes() : 0, a.base_channels);
-  check_unet_options(unet);
+  const int64_t classes = labelled ? images.num_classes() : 0;
+  nlohmann::json net;
+  if (dit) {
+    net = to_json(recipe_dit(a, images.shape(), classes));
+  } else {
+    const UNetOptions unet = recipe_unet(images.shape(), classes, a.base_channels);
+    check_unet_options(unet);
+    net = to_json(unet);
+  }
   nlohmann::json overrides = a.model_overrides;
   if (!a.schedule.empty()) overrides["schedule"] = a.schedule;
   if (!a.prediction.empty()) overrides["prediction"] = a.prediction;
   add_coupling_overrides(a, overrides);
-  nlohmann::json net = to_json(unet);
   if (overrides.contains("net")) net.update(overrides["net"]);
   overrides["net"] = net;
   if (!general) overrides["p_uncond"] = a.p_uncond;

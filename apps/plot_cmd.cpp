@@ -6,6 +6,7 @@
 #include "apps/commands.h"
 #include "sdegen/core/check.h"
 #include "sdegen/eval/figures.h"
+#include "sdegen/eval/image_evaluate.h"
 
 namespace sdegen::app {
 namespace {
@@ -14,6 +15,7 @@ struct PlotArgs {
   std::string checkpoint, out = "plots";
   PlotModelOptions options;
   int threads = 1;
+  bool guidance_given = false;
 };
 
 void run(PlotArgs& a) {
@@ -21,6 +23,7 @@ void run(PlotArgs& a) {
   SDEGEN_CHECK(std::filesystem::is_directory(a.checkpoint), "--checkpoint '", a.checkpoint,
                "' is not a directory; give the run directory of sdegen train");
   const TrainedModel t = load_trained_model(a.checkpoint);
+  if (!a.guidance_given) a.options.guidance = default_guidance(*t.model);
   for (const std::string& png : plot_model(t, a.out, a.options, a.checkpoint)) fmt::print("wrote {}\n", png);
 }
 
@@ -37,13 +40,17 @@ void register_plot(CLI::App& app) {
   cmd->add_option("--paths", a->options.paths, "Trajectories drawn")->check(positive());
   cmd->add_option("--steps", a->options.steps, "Steps of the trajectory solvers")->check(positive());
   cmd->add_option("--guidance", a->options.guidance,
-                  "Image models: guidance weight of the trajectory strip (one sample per class)");
+                  "Image models: guidance weight of the trajectory strip (one sample per class; default: 1 for a "
+                  "model trained without label dropout)");
   cmd->add_option("--snapshots", a->options.snapshots,
                   "Image models: states shown per trajectory, evenly spaced in the Heun steps, the last the image")
       ->check(CLI::Range(int64_t{2}, int64_t{1000}));
   cmd->add_option("--threads", a->threads, "Intra-op threads")->check(thread_count());
   cmd->add_option("--out", a->out, "Output directory");
-  cmd->callback([a] { run(*a); });
+  cmd->callback([a, cmd] {
+    a->guidance_given = cmd->count("--guidance") > 0;
+    run(*a);
+  });
 }
 
 }  // namespace sdegen::app

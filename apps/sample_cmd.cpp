@@ -81,6 +81,7 @@ void run_images(SampleArgs& a, const TrainedModel& t) {
                "--label must be -1 (every class) or a class in [0, ", classes, "), got ", a.label);
   SDEGEN_CHECK(classes > 0 || (a.label == -1 && !a.guidance_given),
                "--label and --guidance need a class-conditional model; this one is unconditional");
+  if (!a.guidance_given) a.guidance = default_guidance(*model);
   torch::Tensor labels;
   int64_t n = a.n;
   if (classes > 0) {
@@ -190,7 +191,8 @@ void register_sample(CLI::App& app) {
   cmd->add_option("--out", args->out, "Output: a CSV, one sample per row; a PNG grid for an image model");
   cmd->add_option("--label", args->label, "Image models: the class to draw (-1: one row per class)");
   cmd->add_option("--guidance", args->guidance,
-                  "Image models: classifier-free guidance weight (0: unconditional, 1: conditional, >1: sharper)");
+                  "Image models: classifier-free guidance weight (0: unconditional, 1: conditional, >1: sharper; "
+                  "default: 1 for a model trained without label dropout, a consistency model or a reflowed student)");
   cmd->add_option("--columns", args->columns, "Image models: images per row of the grid")->check(positive());
   cmd->callback([args, cmd] {
     args->guidance_given = cmd->count("--guidance") > 0;

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "sdegen/data/images.h"
 #include "sdegen/train/options.h"
 
 namespace sdegen::app {
@@ -32,6 +33,8 @@ struct TrainArgs {
   // Images (apps/image_train.cpp).
   std::string net;              // empty: mlp for vectors, unet for images
   int64_t base_channels = 0;    // 0: the image recipe's
+  int64_t patch = 0, heads = 0; // --net dit (0: DiTOptions' defaults; --width and --depth too)
+  double mlp_ratio = 0.0;
   int64_t image_size = 0;       // 0: the images' own size
   double p_uncond = 0.1;        // classifier-free guidance's label dropout
 };
@@ -51,6 +54,9 @@ void add_coupling_overrides(const TrainArgs& a, nlohmann::json& overrides);
 
 // "fashion-mnist" or a directory (of PNG images).
 bool is_image_data(const std::string& spec);
+// The training images of such a spec: Fashion-MNIST's training split, or the folder's images
+// (resized to image_size; 0: as they are).
+ImageData load_training_images(const std::string& spec, int64_t image_size = 0);
 
 // sdegen train on images: a U-Net in any model (class-conditional when the images are labelled,
 // except the general sde and ode), with the image recipe's defaults for whatever was not given.

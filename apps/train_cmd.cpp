@@ -45,6 +45,8 @@ void run(TrainArgs& a, const CLI::App& command) {
                "vectors or a table");
   if (is_image_data(a.data)) return run_image_training(a, command);
   SDEGEN_CHECK(a.net.empty() || a.net == "mlp", "--net ", a.net, " is for images; vectors and tables use the mlp");
+  SDEGEN_CHECK(a.patch == 0 && a.heads == 0 && a.mlp_ratio == 0, "--patch, --heads and --mlp-ratio shape the ",
+               "diffusion transformer, for images (--net dit)");
   const Dataset data = load_data(a);
   if (a.resume) {
     // Resuming on other data would load weights of the wrong shape: name the mismatch instead.
@@ -195,10 +197,14 @@ void register_train(CLI::App& app) {
                   "Stop after this many validations without a better figure (0: never; -1: the model's recommended)");
   cmd->add_option("--checkpoint-every", a->options.checkpoint_every(),
                   "Steps between checkpoints (0: at each validation and at the end)");
-  cmd->add_option("--net", a->net, "Network (default: mlp for vectors, unet for images)")
+  cmd->add_option("--net", a->net, "Network (default: mlp for vectors, unet for images; images also: dit, the diffusion transformer)")
       ->check(one_of(network_names(), "network"));
   cmd->add_option("--base-channels", a->base_channels, "U-Net channels of the first level (0: the recipe's, " +
                                                                std::to_string(kImageBaseChannels) + ")");
+  cmd->add_option("--patch", a->patch, "DiT: patch side (0: 2); --width and --depth give its hidden features "
+                  "(0: 128) and blocks (-1: 4)");
+  cmd->add_option("--heads", a->heads, "DiT: attention heads (0: 4)");
+  cmd->add_option("--mlp-ratio", a->mlp_ratio, "DiT: MLP hidden features per token feature (0: 4)");
   cmd->add_option("--image-size", a->image_size, "Resize a folder's images to this size (0: as they are)");
   cmd->add_option("--p-uncond", a->p_uncond,
                   "Labelled images: share of labels dropped, so one network also learns the unconditional model");

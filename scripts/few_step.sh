@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's few-step table ("Few-step generation"): on each 2-D toy, the flow teacher and the
-# OT flows with the vector recipe, then 1- and 2-rectified flow, consistency distillation and
-# consistency training with their defaults; every model evaluated with 5000 samples at 1, 2, 4,
+# OT flows with the vector recipe, then 2- and 3-rectified flow (one and two reflows), consistency
+# distillation and consistency training with their defaults; every model evaluated with 5000 samples at 1, 2, 4,
 # 8 and 100 evaluations (and dopri5 for flows) at evaluation seeds 0, 1 and 2; the table divides
 # the mean distance over the seeds by the mean two-sample floor over the same seeds.
 #   scripts/few_step.sh [OUT] [DATA...]      (default runs/few_step; moons 8gaussians checkerboard)
@@ -60,7 +60,7 @@ python3 - "$out" "${names[@]}" <<'EOF'
 import json, os, re, sys
 out, names = sys.argv[1], sys.argv[2:]
 methods = [('independent', 'flow matching (teacher)'), ('ot', 'OT flow matching'),
-           ('ot-sinkhorn', 'Sinkhorn OT flow matching'), ('rf1', '1-rectified'), ('rf2', '2-rectified'),
+           ('ot-sinkhorn', 'Sinkhorn OT flow matching'), ('rf1', '2-rectified'), ('rf2', '3-rectified'),
            ('cd', 'consistency distillation'), ('ct', 'consistency training')]
 def load(run, name):
     return [json.load(open(f'{run}/e_{name}_s{s}.json')) for s in (0, 1, 2)]

@@ -8,6 +8,7 @@
 #include "sdegen/core/check.h"
 #include "sdegen/core/tensor.h"
 #include "sdegen/eval/image_metrics.h"
+#include "sdegen/model/affine_model.h"
 #include "sdegen/model/factory.h"
 
 namespace sdegen {
@@ -62,6 +63,11 @@ GuidanceRow sample_row(GenerativeModel& model, Classifier& classifier, const Fea
 }
 
 }  // namespace
+
+double default_guidance(const GenerativeModel& model) {
+  const auto* affine = dynamic_cast<const AffineModel*>(&model);
+  return affine && affine->options().p_uncond > 0 ? kDefaultGuidance : 1.0;
+}
 
 ImageEvalResult evaluate_images(GenerativeModel& model, Classifier& classifier, const ImageData& reference,
                                 const ImageData& other, const ImageEvalOptions& o,

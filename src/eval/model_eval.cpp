@@ -204,12 +204,21 @@ double flow_straightness(const VectorField& velocity, const torch::Tensor& x0, d
   return total;
 }
 
-double flow_straightness(const GenerativeModel& model, const torch::Tensor& x0, int steps) {
+double flow_straightness(const GenerativeModel& model, const torch::Tensor& x0, int steps, const Condition& condition,
+                         double w) {
   SDEGEN_CHECK(model.has_probability_flow(), "the '", model.kind(), "' model has no probability flow to measure the ",
                "straightness of");
   double t1 = 1.0;
-  if (const auto* affine = dynamic_cast<const AffineModel*>(&model))
-    if (affine->options().prediction != Prediction::Velocity) t1 = affine->time_range().second;
+  const auto* affine = dynamic_cast<const AffineModel*>(&model);
+  if (affine && affine->options().prediction != Prediction::Velocity) t1 = affine->time_range().second;
+  if (!condition.empty()) {
+    SDEGEN_CHECK(affine, "flow_straightness: the '", model.kind(), "' model takes no labels");
+    const std::shared_ptr<const MarginalField> field = affine->guided_field(condition, w);
+    const VectorField velocity = [field](double t, const torch::Tensor& x) {
+      return field->predict(x, t, Prediction::Velocity);
+    };
+    return flow_straightness(velocity, x0, 0.0, t1, steps);
+  }
   const std::shared_ptr<const GenerativeSde> flow = model.sde(DiffusionSpec{});
   const VectorField velocity = [flow](double t, const torch::Tensor& x) { return flow->drift(x, t); };
   return flow_straightness(velocity, x0, 0.0, t1, steps);

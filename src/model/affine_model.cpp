@@ -88,27 +88,42 @@ PredictionFn AffineModel::native_fn(const Condition& condition) const {
   };
 }
 
-std::shared_ptr<const MarginalField> AffineModel::guided_field(const Condition& condition, double w) const {
-  if (condition.empty()) return field_;
+PredictionFn AffineModel::guided_fn(const Condition& condition, double w) const {
+  if (condition.empty()) return native_fn(Condition{});
   SDEGEN_CHECK(num_classes() > 0, "guidance needs a class-conditional model; this '", kind(),
                "' model is unconditional");
   SDEGEN_CHECK(std::isfinite(w), "guidance weight must be finite, got ", w);
+  // Without label dropout the null label was never trained: guidance would mix in noise.
+  SDEGEN_CHECK(w == 1.0 || options_.p_uncond > 0, "this model was trained without label dropout (p_uncond 0; a ",
+               "reflowed student learns its teacher's guided flow), so it has no unconditional map to guide by; ",
+               "use guidance 1, got ", w);
   // w = 0 and w = 1 are single evaluations (exactly the unconditional and the conditional model).
-  if (w == 0.0) return field_;
-  const PredictionFn cond = native_fn(condition);
-  PredictionFn fn = cond;
-  if (w != 1.0) {
-    const torch::Tensor labels = condition.labels;
-    const PredictionFn both = native_fn(Condition(torch::cat({labels, torch::full_like(labels, kNullLabel)})));
-    fn = [both, w](const torch::Tensor& x, const torch::Tensor& t) {
-      // One batched call: the conditional rows, then the same points with the null label.
-      const int64_t n = x.size(0);
-      const torch::Tensor out = both(torch::cat({x, x}), t.dim() == 0 ? t : torch::cat({t, t}));
-      const torch::Tensor c = out.narrow(0, 0, n), u = out.narrow(0, n, n);
-      return u + w * (c - u);
-    };
-  }
+  if (w == 0.0) return native_fn(Condition{});
+  if (w == 1.0) return native_fn(condition);
+  const torch::Tensor labels = condition.labels;
+  const PredictionFn both = native_fn(Condition(torch::cat({labels, torch::full_like(labels, kNullLabel)})));
+  return [both, w](const torch::Tensor& x, const torch::Tensor& t) {
+    // One batched call: the conditional rows, then the same points with the null label.
+    const int64_t n = x.size(0);
+    const torch::Tensor out = both(torch::cat({x, x}), t.dim() == 0 ? t : torch::cat({t, t}));
+    const torch::Tensor c = out.narrow(0, 0, n), u = out.narrow(0, n, n);
+    return u + w * (c - u);
+  };
+}
+
+std::shared_ptr<const MarginalField> AffineModel::guided_field(const Condition& condition, double w) const {
+  const PredictionFn fn = guided_fn(condition, w);  // checks condition and w
+  if (condition.empty() || w == 0.0) return field_;
   return std::make_shared<PredictionField>(fn, options_.prediction, schedule_);
+}
+
+torch::Tensor AffineModel::guided_velocity(const torch::Tensor& x, const torch::Tensor& t, const Condition& condition,
+                                           double w) const {
+  SDEGEN_CHECK(t.dim() == 1 && t.size(0) == x.size(0), "guided_velocity: t must be [batch] = [", x.size(0), "], got ",
+               t.sizes());
+  const torch::Tensor tt = t.to(x.scalar_type());
+  const torch::Tensor native = guided_fn(condition, w)(x, tt);
+  return convert(native, options_.prediction, Prediction::Velocity, x, schedule_->coefficients(tt).like(x));
 }
 
 // The loglinear schedule on tensors this model owns: the learned ones are registered as

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/tensor.h"
 #include "sdegen/model/affine_model.h"
 
 namespace sdegen {
@@ -172,7 +173,23 @@ torch::Tensor ConsistencyModel::next_state(const torch::Tensor& x, const torch::
     const ScheduleCoefficients c = schedule_->coefficients(t_next).like(x);
     return c.a * y + c.b * eps;
   }
-  // The teacher's step from t_i to t_{i+1}, one solve for the rows at each level.
+  // One Euler or Heun step (the default): every row at once, each from its own t_i to t_{i+1}, with
+  // the teacher's velocity at per-row times. The same step as the solve per level below, in one
+  // network call per stage instead of one per level present in the batch (a U-Net teacher was
+  // 2 s a step at batch 64 with 17 levels).
+  const std::string& solver = teacher_step_.solver;
+  if (teacher_step_.steps == 1 && (solver == "euler" || solver == "heun")) {
+    std::vector<double> from(n), to(n);
+    for (int64_t i = 0; i < n; ++i) from[i] = L.t[level[i]], to[i] = L.t[level[i] + 1];
+    const auto dbl = torch::TensorOptions(torch::kDouble);
+    const torch::Tensor t0 = torch::tensor(from, dbl).to(x.device()), t1 = torch::tensor(to, dbl).to(x.device());
+    const torch::Tensor h = per_row((t1 - t0).to(x.scalar_type()), x);
+    const torch::Tensor k1 = teacher_->guided_velocity(x, t0, condition, guidance_);
+    if (solver == "euler") return x + k1 * h;
+    const torch::Tensor k2 = teacher_->guided_velocity(x + k1 * h, t1, condition, guidance_);
+    return x + (k1 + k2) * (h / 2);
+  }
+  // Any other solver: one solve for the rows at each level.
   std::map<int64_t, std::vector<int64_t>> rows;
   for (int64_t i = 0; i < n; ++i) rows[level[i]].push_back(i);
   torch::Tensor out = torch::empty_like(x);

@@ -8,7 +8,7 @@
 namespace sdegen {
 
 ReflowPairs draw_reflow_pairs(const GenerativeModel& teacher, int64_t n, const SamplerOptions& solver, double guidance,
-                              int64_t batch) {
+                              int64_t batch, const std::function<void(int64_t drawn)>& progress) {
   SDEGEN_CHECK(n >= 1, "reflow needs at least one pair, got ", n);
   SDEGEN_CHECK(batch >= 1, "reflow: the batch must be >= 1, got ", batch);
   SDEGEN_CHECK(teacher.has_probability_flow(), "reflow couples prior draws with the ends of the teacher's ",
@@ -30,6 +30,7 @@ ReflowPairs draw_reflow_pairs(const GenerativeModel& teacher, int64_t n, const S
     sol.check();
     p.nfe += sol.nfe;
     xs.push_back(sol.x);
+    if (progress) progress(i + m);
   }
   p.x = torch::cat(xs);
   return p;

@@ -29,7 +29,7 @@ TEST_F(FewStepCli, ReflowTrainsAStudentThatSamplesAndResumes) {
   const Outcome r = run_sdegen("reflow --checkpoint " + t + " --pairs 300 --solver rk4 --solver-steps 10 --steps 60 "
                                "--checkpoint-every 30 --out " + path("rf"));
   ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_NE(r.output.find("1-rectified flow"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("2-rectified flow"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("started from the teacher's weights"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("straightness (0: straight paths): teacher"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(path("rf/pairs.pt")));
@@ -41,7 +41,7 @@ TEST_F(FewStepCli, ReflowTrainsAStudentThatSamplesAndResumes) {
   const Outcome r2 = run_sdegen("reflow --checkpoint " + path("rf") + " --pairs 100 --solver euler --solver-steps 4 "
                                 "--steps 20 --out " + path("rf2"));
   ASSERT_EQ(r2.code, 0) << r2.output;
-  EXPECT_NE(r2.output.find("2-rectified flow"), std::string::npos) << r2.output;
+  EXPECT_NE(r2.output.find("3-rectified flow"), std::string::npos) << r2.output;
   // Resuming to more steps reads the saved pairs instead of drawing new ones.
   const Outcome resumed = run_sdegen("reflow --checkpoint " + t + " --pairs 300 --steps 90 --resume --out " + path("rf"));
   ASSERT_EQ(resumed.code, 0) << resumed.output;

@@ -109,6 +109,89 @@ TEST_F(ImageCli, EvaluatesWithAClassifierOfTheFolder) {
   EXPECT_EQ(read_png(path("eval.png")).sizes(), torch::IntArrayRef({1, 2 * 10 + 2, 2 * 10 + 2}));
 }
 
+// --net dit trains a diffusion transformer with the same recipe, checkpoints, resumes and samples;
+// its shape flags are refused where they do not apply.
+TEST_F(ImageCli, TrainsAndSamplesADiffusionTransformer) {
+  const std::string data = folder(), run = path("dit");
+  const std::string train = "train --data " + data + " --model flow --net dit --width 16 --depth 1 --heads 2 " +
+                            "--patch 4 --batch 8 --out " + run;
+  const test::Outcome trained = run_sdegen(train + " --steps 3");
+  ASSERT_EQ(trained.code, 0) << trained.output;
+  const nlohmann::json config = nlohmann::json::parse(test::read_file(run + "/checkpoint/config.json"));
+  const nlohmann::json net = config.at("model").at("net");
+  EXPECT_EQ(net.at("type"), "dit");
+  EXPECT_EQ(net.at("patch"), 4);
+  EXPECT_EQ(net.at("hidden"), 16);
+  EXPECT_EQ(net.at("num_classes"), 2);
+  EXPECT_EQ(net.at("mlp_ratio"), 4.0);  // the default
+  const test::Outcome resumed = run_sdegen(train + " --steps 5 --resume");
+  ASSERT_EQ(resumed.code, 0) << resumed.output;
+  const test::Outcome grid =
+      run_sdegen("sample --checkpoint " + run + " --solver euler --steps 2 --columns 3 --out " + path("dit.png"));
+  ASSERT_EQ(grid.code, 0) << grid.output;
+  EXPECT_EQ(read_png(path("dit.png")).sizes(), torch::IntArrayRef({1, 2 * 10 + 2, 3 * 10 + 2}));
+  EXPECT_CLI_ERROR(run_sdegen("train --data " + data + " --net dit --base-channels 8 --out " + path("x")),
+                   "--base-channels shapes the U-Net");
+  EXPECT_CLI_ERROR(run_sdegen("train --data " + data + " --patch 4 --out " + path("x")),
+                   "shape the diffusion transformer (--net dit)");
+  EXPECT_CLI_ERROR(run_sdegen("train --data " + data + " --net dit --patch 3 --out " + path("x")),
+                   "cannot be cut into 3x3 patches");
+  EXPECT_CLI_ERROR(run_sdegen("train --data moons --patch 2 --out " + path("x")), "for images (--net dit)");
+}
+
+// The few-step students of an image teacher: a consistency distillation and a reflow learn the
+// guided teacher, so they sample and evaluate with guidance 1 by default and refuse another weight
+// (they learned no unconditional map); the consistency model is measured by its samples alone.
+TEST_F(ImageCli, DistillsAndReflowsAClassConditionalTeacher) {
+  const std::string data = folder(), teacher = path("teacher");
+  const test::Outcome trained =
+      run_sdegen("train --data " + data + " --model flow --base-channels 8 --batch 8 --steps 6 --out " + teacher);
+  ASSERT_EQ(trained.code, 0) << trained.output;
+  const test::Outcome clf = run_sdegen("train-classifier --data " + data + " --epochs 2 --out " + path("clf"));
+  ASSERT_EQ(clf.code, 0) << clf.output;
+
+  const test::Outcome cd = run_sdegen("distill --checkpoint " + teacher + " --levels 4 --steps 4 --batch 8 --out " +
+                                      path("cd"));
+  ASSERT_EQ(cd.code, 0) << cd.output;
+  const nlohmann::json config = nlohmann::json::parse(test::read_file(path("cd/checkpoint/config.json")));
+  EXPECT_EQ(config.at("extra").at("distill").at("guidance").get<double>(), 2.0);  // the teacher's default
+  const double sigma_data = config.at("model").at("sigma_data").get<double>();
+  EXPECT_GT(sigma_data, 0.3);  // the folder's pixel spread, not the standardised 1
+  EXPECT_LT(sigma_data, 1.0);
+  const test::Outcome grid =
+      run_sdegen("sample --checkpoint " + path("cd") + " --solver consistency --steps 2 --out " + path("cd.png"));
+  ASSERT_EQ(grid.code, 0) << grid.output;
+  EXPECT_NE(grid.output.find("guidance 1"), std::string::npos) << grid.output;
+  EXPECT_EQ(read_png(path("cd.png")).sizes(), torch::IntArrayRef({1, 2 * 10 + 2, 10 * 10 + 2}));
+  const test::Outcome evaluated = run_sdegen("eval --checkpoint " + path("cd") + " --classifier " + path("clf") +
+                                             " --n 10 --out " + path("cd.json"));
+  ASSERT_EQ(evaluated.code, 0) << evaluated.output;
+  const nlohmann::json j = nlohmann::json::parse(test::read_file(path("cd.json")));
+  EXPECT_EQ(j.at("nfe").get<int64_t>(), 1);
+  EXPECT_EQ(j.at("guidance_weight").get<double>(), 1.0);
+  EXPECT_TRUE(j.at("fd").is_number()) << j.dump();
+  EXPECT_TRUE(j.at("elbo_bits_per_dim").is_null()) << j.dump();
+
+  const test::Outcome rf = run_sdegen("reflow --checkpoint " + teacher + " --pairs 12 --solver heun --solver-steps 2 " +
+                                      "--steps 4 --batch 8 --out " + path("rf"));
+  ASSERT_EQ(rf.code, 0) << rf.output;
+  EXPECT_NE(rf.output.find("straightness (0: straight paths): teacher"), std::string::npos) << rf.output;
+  const test::Outcome euler =
+      run_sdegen("sample --checkpoint " + path("rf") + " --solver euler --steps 2 --out " + path("rf.png"));
+  ASSERT_EQ(euler.code, 0) << euler.output;
+  EXPECT_NE(euler.output.find("guidance 1"), std::string::npos) << euler.output;
+  EXPECT_CLI_ERROR(run_sdegen("sample --checkpoint " + path("rf") + " --guidance 2 --out " + path("rf2.png")),
+                   "no unconditional map to guide by");
+  // Its unconditional bits per dimension would be the untrained null label's: not measured.
+  const test::Outcome rf_eval = run_sdegen("eval --checkpoint " + path("rf") + " --classifier " + path("clf") +
+                                           " --n 10 --sample-solver euler --sample-steps 1 --out " + path("rf.json"));
+  ASSERT_EQ(rf_eval.code, 0) << rf_eval.output;
+  EXPECT_NE(rf_eval.output.find("learned no unconditional map"), std::string::npos) << rf_eval.output;
+  const nlohmann::json r = nlohmann::json::parse(test::read_file(path("rf.json")));
+  EXPECT_TRUE(r.at("fd").is_number()) << r.dump();
+  EXPECT_TRUE(r.at("elbo_bits_per_dim").is_null()) << r.dump();
+}
+
 // A flat folder trains an unconditional model: sampling ignores the default guidance and refuses
 // --guidance and --label given on the command line.
 TEST_F(ImageCli, AnUnconditionalModelSamplesWithoutGuidance) {
@@ -172,7 +255,7 @@ TEST_F(ImageCli, TheGeneralModelsLearnImagesWithoutLabels) {
 TEST_F(ImageCli, RefusesWhatDoesNotApplyToImages) {
   const std::string data = folder();
   EXPECT_CLI_ERROR(run_sdegen("train --data " + data + " --net mlp --steps 2 --out " + path("r")),
-                   "images train a U-Net (--net unet)");
+                   "images train a U-Net or a diffusion transformer (--net unet|dit), got --net mlp");
   EXPECT_CLI_ERROR(run_sdegen("train --data laplace5 --net unet --steps 2 --out " + path("r")),
                    "--net unet is for images");
   std::filesystem::create_directories(data + "/c");

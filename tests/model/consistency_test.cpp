@@ -2,6 +2,8 @@
 // coefficients are EDM's in a and b, the discretisation and its curriculum are the improved
 // recipe's, the loss trains (and a model that has learned the map samples the data in one step),
 // and what a consistency model cannot do is refused with the reason.
+#include <set>
+
 #include "sdegen/core/error.h"
 #include "sdegen/model/affine_model.h"
 #include "sdegen/model/consistency_model.h"
@@ -224,6 +226,58 @@ TEST(Consistency, DistillationStepsTheTeachersFlowBetweenAdjacentLevels) {
   const torch::Tensor f0 = student.map(x0, torch::full({16}, t0, torch::kDouble));
   const double expected = ((f0 - x1).pow(2).sum(1) / (L.sigma[0] - L.sigma[1])).mean().item<double>();
   EXPECT_NEAR(loss, expected, 1e-10 * std::abs(expected));
+}
+
+// Euler and Heun teacher steps take every row at once, each row from its own level to the next,
+// with the guided teacher at the rows' labels; that is the same step as one solve per level.
+TEST(Consistency, BatchedTeacherStepsEqualOneSolvePerLevel) {
+  torch::manual_seed(5);
+  AffineModelOptions t = affine_model_defaults("flow", 2);
+  t.net = to_json(MlpOptions(2).width(8).num_classes(3));
+  auto teacher = std::make_shared<AffineModel>(t);
+  const int64_t n = 32;
+  const torch::Tensor y = torch::randn({n, 2}, torch::kDouble);
+  const torch::Tensor labels = torch::randint(3, {n}, torch::kLong);
+  for (const char* solver : {"euler", "heun"}) {
+    ConsistencyOptions d;
+    d.method = "distillation";
+    d.net = to_json(MlpOptions(2).width(8).num_classes(3));
+    d.levels_start = d.levels_end = 5;  // N = 6: five level pairs, several in every batch
+    d.distance = "l2";
+    d.level_sampling = "uniform";
+    ConsistencyModel student(d);
+    SamplerOptions step;
+    step.solver = solver;
+    step.steps = 1;
+    student.set_teacher(teacher, step, /*guidance=*/2.0);
+    student.eval();
+    torch::manual_seed(9);
+    const double loss = student.loss(y, Condition(labels)).item<double>();
+    // The same draws, then the teacher's step by the general solver, one solve per level pair.
+    torch::manual_seed(9);
+    const torch::Tensor level = torch::multinomial(torch::ones({5}, torch::kDouble), n, true);
+    const torch::Tensor eps = torch::randn_like(y);
+    const ConsistencyLevels L = consistency_levels(student.schedule(), 6, 80.0, 0.002, 7.0);
+    torch::NoGradGuard no_grad;
+    double expected = 0.0;
+    std::set<int64_t> seen;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t l = level[i].item<int64_t>();
+      seen.insert(l);
+      const double t0 = L.t[l], t1 = L.t[l + 1];
+      const torch::Tensor x0 = (t0 * y[i] + (1 - t0) * eps[i]).unsqueeze(0);
+      SamplerOptions o = step;
+      o.t0 = t0;
+      o.t1 = t1;
+      const Condition c(labels.narrow(0, i, 1));
+      const torch::Tensor x1 = sample(*teacher->guided_field(c, 2.0), x0, o).x;
+      const torch::Tensor f0 = student.map(x0, torch::full({1}, t0, torch::kDouble), c);
+      const torch::Tensor f1 = student.map(x1, torch::full({1}, t1, torch::kDouble), c);
+      expected += (f0 - f1).pow(2).sum().item<double>() / (L.sigma[l] - L.sigma[l + 1]) / n;
+    }
+    EXPECT_GE(seen.size(), 4u) << solver;
+    EXPECT_NEAR(loss, expected, 1e-10 * std::abs(expected)) << solver;
+  }
 }
 
 }  // namespace

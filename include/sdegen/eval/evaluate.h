@@ -101,8 +101,10 @@ std::string sampler_for(const GenerativeModel& model, const SamplerOptions& opti
 // uniform grid and the trapezoid rule over its points (in the model's own, standardised units).
 // 0 for paths that are straight lines run at constant speed. A model's flow runs from t = 0 to
 // the end of its time range (to 1 - t_eps where its prediction is singular at the data end).
+// A class-conditional affine model follows its flow at the rows' labels, guided with weight w.
 // Refuses a model without a probability flow (sde); a failed solve throws NumericError.
-double flow_straightness(const GenerativeModel& model, const torch::Tensor& x0, int steps = 100);
+double flow_straightness(const GenerativeModel& model, const torch::Tensor& x0, int steps = 100,
+                         const Condition& condition = {}, double w = 1.0);
 double flow_straightness(const VectorField& velocity, const torch::Tensor& x0, double t0, double t1, int steps);
 
 // A distance of the model's samples to the data, beside that of a second data sample.

@@ -113,6 +113,11 @@ class AffineModel final : public GenerativeModel {
   // unconditional one. Every prediction is affine in the native one at fixed (x, t), so the
   // guided field means the same whatever the parameterisation. An empty condition gives field().
   std::shared_ptr<const MarginalField> guided_field(const Condition& condition, double w) const;
+  // The guided field's probability-flow velocity with a time per row, t [batch]: what
+  // guided_field(condition, w)->predict(x, t_i, Velocity) gives row by row, in one network call
+  // (two rows per row with guidance) where the field takes one time per call.
+  torch::Tensor guided_velocity(const torch::Tensor& x, const torch::Tensor& t, const Condition& condition,
+                                double w) const;
   nlohmann::json config() const override;
 
   // The schedule that training, sampling, likelihood and grids use. For vdm with learned parts it
@@ -141,6 +146,8 @@ class AffineModel final : public GenerativeModel {
   Condition drop_labels(const Condition& condition, int64_t batch) const;
   // The native prediction as a function of (x, t) at a fixed condition.
   PredictionFn native_fn(const Condition& condition) const;
+  // The guided native prediction (guided_field's); an empty condition or w = 0: the unconditional one.
+  PredictionFn guided_fn(const Condition& condition, double w) const;
   SchedulePtr make_learnable_schedule();
   // Throws NumericError when an optimiser step has carried the learned lambda(1) below lambda(0).
   void check_learned_endpoints() const;

@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 
 #include "sdegen/model/factory.h"
 #include "sdegen/sample/sampler.h"
@@ -26,8 +27,10 @@ struct ReflowPairs {
 // rows at a time. A class-conditional teacher draws its labels uniformly over the classes and is
 // guided with weight `guidance` (math.md). Refuses n < 1, a teacher without a probability flow
 // (sde, consistency) and a stochastic solver, naming them; a failed solve throws NumericError.
+// `progress`, when set, is told the pairs drawn so far after each batch.
 ReflowPairs draw_reflow_pairs(const GenerativeModel& teacher, int64_t n, const SamplerOptions& solver,
-                              double guidance = 1.0, int64_t batch = 1000);
+                              double guidance = 1.0, int64_t batch = 1000,
+                              const std::function<void(int64_t drawn)>& progress = {});
 
 // The student: a flow (linear path, velocity prediction, independent draws since the pairs are
 // given) with the teacher's network architecture and dtype, conditional on the teacher's classes
