@@ -145,7 +145,7 @@ void run_reflow(ReflowArgs& a) {
       if (drawn == a.pairs) fmt::print(stderr, "\n");
     };
     pairs = draw_reflow_pairs(*teacher.model, a.pairs, a.solver, s.guidance, batch, progress);
-    fmt::print("  {} evaluations per batch, {:.1f} s\n", pairs.nfe, seconds_since(start));
+    fmt::print("  {} teacher evaluations over all batches, {:.1f} s\n", pairs.nfe, seconds_since(start));
     save_pairs(s.out, pairs);
   }
   ModelPtr student = make_model(reflow_student_config(*teacher.model));
