@@ -15,6 +15,7 @@
 #include "sdegen/eval/evaluate.h"
 #include "sdegen/eval/image_evaluate.h"
 #include "sdegen/io/csv.h"
+#include "sdegen/model/affine_model.h"
 #include "sdegen/model/consistency_model.h"
 #include "sdegen/model/factory.h"
 #include "sdegen/train/checkpoint.h"
@@ -186,6 +187,7 @@ struct DistillArgs {
     return o;
   }();
   std::string distance = "pseudo-huber";
+  std::string init = "fresh";  // fresh | teacher
 };
 
 // What distillation noises: the teacher's own data (or --data), in the teacher's units; for an
@@ -247,7 +249,12 @@ void run_distill(DistillArgs& a) {
   o.levels_end = a.levels - 1;
   o.level_sampling = "uniform";
   o.distance = a.distance;
+  if (a.init == "teacher") {
+    o.inner = "prediction";
+    o.prediction = prediction_name(affine->options().prediction);
+  }
   auto student = std::make_shared<ConsistencyModel>(o);
+  if (a.init == "teacher" && !s.resume) student->start_from(*affine);
   student->set_teacher(affine, a.step, s.guidance);
   TrainSetup setup;
   setup.labels = data.labels;
@@ -255,7 +262,7 @@ void run_distill(DistillArgs& a) {
   setup.overwrite = s.overwrite;
   nlohmann::json extra = teacher.config.at("extra");
   extra["distill"] = {{"teacher", s.checkpoint}, {"method", a.method},   {"levels", a.levels},
-                      {"solver", a.step.solver},  {"solver_steps", a.step.steps}, {"guidance", s.guidance}};
+                      {"solver", a.step.solver},  {"solver_steps", a.step.steps}, {"guidance", s.guidance}, {"init", a.init}};
   setup.extra = extra;
   const TrainResult r = train(student, data.x, s.options, s.out, setup);
   fmt::print("consistency distillation of {} ({} levels, teacher step {} x {}): {} steps in {:.1f} s, final loss "
@@ -301,6 +308,10 @@ void register_distill(CLI::App& app) {
   cmd->add_option("--teacher-solver", a->step.solver, "ODE solver of the teacher's step between adjacent levels")
       ->check(one_of(ode_sampler_names(), "ODE solver"));
   cmd->add_option("--teacher-steps", a->step.steps, "Steps of that solver between adjacent levels")->check(positive());
+  cmd->add_option("--init", a->init,
+                  "The student's start: fresh weights behind EDM's coefficients, or the teacher's network and "
+                  "weights (its data prediction between the coefficients)")
+      ->check(one_of({"fresh", "teacher"}, "init"));
   cmd->add_option("--distance", a->distance, "Distance between the student's outputs")
       ->check(one_of({"pseudo-huber", "l2"}, "distance"));
   cmd->callback([a, cmd] {

@@ -36,6 +36,12 @@ std::string JsonFields::text(const std::string& key) const {
   return v.get<std::string>();
 }
 
+bool JsonFields::flag(const std::string& key) const {
+  const nlohmann::json& v = at(key);
+  SDEGEN_CHECK(v.is_boolean(), owner_, " options: '", key, "' must be true or false, got ", v.dump());
+  return v.get<bool>();
+}
+
 std::vector<int64_t> JsonFields::integers(const std::string& key) const {
   const nlohmann::json& v = at(key);
   const bool ok = v.is_array() && std::all_of(v.begin(), v.end(), [](const auto& e) { return e.is_number_integer(); });

@@ -74,6 +74,8 @@ ConsistencyModel::ConsistencyModel(ConsistencyOptions o) : options_(std::move(o)
   check_name("consistency method", options_.method, consistency_method_names());
   check_name("level sampling", options_.level_sampling, {"lognormal", "uniform"});
   check_name("consistency distance", options_.distance, {"pseudo-huber", "l2"});
+  check_name("consistency inner map", options_.inner, {"edm", "prediction"});
+  prediction_ = prediction_from_name(options_.prediction);
   check_name("dtype", options_.dtype, {"float32", "float64"});
   SDEGEN_CHECK(options_.sigma_data > 0 && std::isfinite(options_.sigma_data), "sigma_data must be positive, got ",
                options_.sigma_data);
@@ -106,6 +108,14 @@ ConsistencyModel::Coefficients ConsistencyModel::coefficients(const torch::Tenso
 }
 
 torch::Tensor ConsistencyModel::map(const torch::Tensor& x, const torch::Tensor& t, const Condition& condition) const {
+  if (options_.inner == "prediction") {
+    const torch::Tensor tt = t.to(x.scalar_type());
+    const ScheduleCoefficients s = schedule_->coefficients(tt.dim() == 0 ? tt.expand({x.size(0)}) : tt).like(x);
+    const double sd2 = options_.sigma_data * options_.sigma_data;
+    const torch::Tensor m2 = (s.b - sigma_min_ * s.a).pow(2), a2 = sd2 * s.a * s.a;
+    const torch::Tensor data = convert(net_->forward(x, tt, condition), prediction_, Prediction::Data, x, s);
+    return sd2 * s.a / (m2 + a2) * x + m2 / (m2 + a2) * data;
+  }
   const Coefficients c = coefficients(t, x);
   return c.skip * x + c.out * net_->forward(c.in * x, t.to(x.scalar_type()), condition);
 }
@@ -144,6 +154,20 @@ void ConsistencyModel::set_teacher(std::shared_ptr<const AffineModel> teacher, S
   // A teacher whose prediction is singular at t = 1 is stepped to its own data end.
   const bool velocity = teacher_->options().prediction == Prediction::Velocity;
   top_ = velocity ? 1.0 : teacher_->time_range().second;
+}
+
+void ConsistencyModel::start_from(const AffineModel& teacher) {
+  SDEGEN_CHECK(options_.inner == "prediction" && prediction_ == teacher.options().prediction,
+               "starting from a teacher's weights needs inner = \"prediction\" with the teacher's prediction ('",
+               prediction_name(teacher.options().prediction), "'), got inner '", options_.inner, "' with '",
+               options_.prediction, "'");
+  SDEGEN_CHECK(!teacher.options().precondition, "the teacher's network is wrapped by EDM's preconditioning, so its ",
+               "weights alone are not its prediction; start from fresh weights");
+  SDEGEN_CHECK(teacher.net().config() == net_->config(), "the teacher's network differs from the student's: ",
+               teacher.net().config().dump(), " against ", net_->config().dump());
+  torch::NoGradGuard no_grad;
+  const auto from = teacher.net().named_parameters();
+  for (auto& item : net_->named_parameters()) item.value().copy_(from[item.key()]);
 }
 
 const ConsistencyModel::Discretisation& ConsistencyModel::discretisation(int64_t n) const {
@@ -271,6 +295,8 @@ nlohmann::json to_json(const ConsistencyOptions& o) {
           {"distance", o.distance},
           {"huber_c", o.huber_c},
           {"method", o.method},
+          {"inner", o.inner},
+          {"prediction", o.prediction},
           {"dtype", o.dtype},
           {"net", o.net}};
 }
@@ -309,6 +335,8 @@ ConsistencyOptions consistency_options_from_json(const nlohmann::json& j) {
   read("distance", o.distance);
   read("huber_c", o.huber_c);
   read("method", o.method);
+  read("inner", o.inner);
+  read("prediction", o.prediction);
   read("dtype", o.dtype);
   if (j.contains("net")) o.net = j.at("net");
   return o;

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/json_fields.h"
 
 namespace sdegen {
 namespace {
@@ -118,18 +119,6 @@ const std::vector<std::string>& classifier_json_keys() {
   return keys;
 }
 
-const nlohmann::json& field(const nlohmann::json& j, const std::string& key) {
-  const auto it = j.find(key);
-  SDEGEN_CHECK(it != j.end(), "Classifier options: missing key '", key, "'");
-  return *it;
-}
-
-int64_t int_field(const nlohmann::json& j, const std::string& key) {
-  const nlohmann::json& v = field(j, key);
-  SDEGEN_CHECK(v.is_number_integer(), "Classifier options: '", key, "' must be an integer, got ", v.dump());
-  return v.get<int64_t>();
-}
-
 }  // namespace
 
 nlohmann::json to_json(const ClassifierOptions& o) {
@@ -145,22 +134,14 @@ nlohmann::json to_json(const ClassifierOptions& o) {
 }
 
 ClassifierOptions classifier_options_from_json(const nlohmann::json& j) {
-  SDEGEN_CHECK(j.is_object(), "Classifier options: expected a JSON object, got ", j.dump());
-  for (const auto& item : j.items()) check_name("Classifier option", item.key(), classifier_json_keys());
-  const nlohmann::json& type = field(j, "type");
-  SDEGEN_CHECK(type == "classifier", "Classifier options: 'type' must be \"classifier\", got ", type.dump());
-  const nlohmann::json& channels = field(j, "channels");
-  SDEGEN_CHECK(channels.is_array() && std::all_of(channels.begin(), channels.end(),
-                                                  [](const auto& e) { return e.is_number_integer(); }),
-               "Classifier options: 'channels' must be an array of integers, got ", channels.dump());
-  const nlohmann::json& dropout = field(j, "dropout");
-  SDEGEN_CHECK(dropout.is_number(), "Classifier options: 'dropout' must be a number, got ", dropout.dump());
-  ClassifierOptions o = ClassifierOptions(int_field(j, "in_channels"), int_field(j, "height"),
-                                          int_field(j, "width"), int_field(j, "num_classes"))
-                            .channels(channels.get<std::vector<int64_t>>())
-                            .convs_per_level(int_field(j, "convs_per_level"))
-                            .feature_dim(int_field(j, "feature_dim"))
-                            .dropout(dropout.get<double>());
+  const JsonFields f(j, "Classifier", classifier_json_keys());
+  f.expect_type("classifier");
+  ClassifierOptions o =
+      ClassifierOptions(f.integer("in_channels"), f.integer("height"), f.integer("width"), f.integer("num_classes"))
+          .channels(f.integers("channels"))
+          .convs_per_level(f.integer("convs_per_level"))
+          .feature_dim(f.integer("feature_dim"))
+          .dropout(f.number("dropout"));
   check_classifier_options(o);
   return o;
 }

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/json_fields.h"
 
 namespace sdegen {
 namespace {
@@ -206,37 +207,6 @@ const std::vector<std::string>& mlp_json_keys() {
   return keys;
 }
 
-const nlohmann::json& field(const nlohmann::json& j, const std::string& key) {
-  const auto it = j.find(key);
-  SDEGEN_CHECK(it != j.end(), "Mlp options: missing key '", key, "'");
-  return *it;
-}
-
-int64_t int_field(const nlohmann::json& j, const std::string& key) {
-  const nlohmann::json& v = field(j, key);
-  SDEGEN_CHECK(v.is_number_integer(), "Mlp options: '", key, "' must be an integer, got ",
-               v.dump());
-  return v.get<int64_t>();
-}
-
-double double_field(const nlohmann::json& j, const std::string& key) {
-  const nlohmann::json& v = field(j, key);
-  SDEGEN_CHECK(v.is_number(), "Mlp options: '", key, "' must be a number, got ", v.dump());
-  return v.get<double>();
-}
-
-std::string string_field(const nlohmann::json& j, const std::string& key) {
-  const nlohmann::json& v = field(j, key);
-  SDEGEN_CHECK(v.is_string(), "Mlp options: '", key, "' must be a string, got ", v.dump());
-  return v.get<std::string>();
-}
-
-bool bool_field(const nlohmann::json& j, const std::string& key) {
-  const nlohmann::json& v = field(j, key);
-  SDEGEN_CHECK(v.is_boolean(), "Mlp options: '", key, "' must be true or false, got ", v.dump());
-  return v.get<bool>();
-}
-
 }  // namespace
 
 nlohmann::json to_json(const MlpOptions& o) {
@@ -260,24 +230,22 @@ nlohmann::json to_json(const MlpOptions& o) {
 }
 
 MlpOptions mlp_options_from_json(const nlohmann::json& j) {
-  SDEGEN_CHECK(j.is_object(), "Mlp options: expected a JSON object, got ", j.dump());
-  for (const auto& item : j.items()) check_name("Mlp option", item.key(), mlp_json_keys());
-  const std::string type = string_field(j, "type");
-  SDEGEN_CHECK(type == "mlp", "Mlp options: 'type' must be \"mlp\", got \"", type, "\"");
-  MlpOptions o = MlpOptions(int_field(j, "in_dim"))
-                     .out_dim(int_field(j, "out_dim"))
-                     .width(int_field(j, "width"))
-                     .depth(int_field(j, "depth"))
-                     .activation(string_field(j, "activation"))
-                     .time_embedding(string_field(j, "time_embedding"))
-                     .embedding_dim(int_field(j, "embedding_dim"))
-                     .max_frequency(double_field(j, "max_frequency"))
-                     .fourier_scale(double_field(j, "fourier_scale"))
-                     .num_classes(int_field(j, "num_classes"))
-                     .class_dim(int_field(j, "class_dim"))
-                     .zero_init_output(bool_field(j, "zero_init_output"));
+  const JsonFields f(j, "Mlp", mlp_json_keys());
+  f.expect_type("mlp");
+  MlpOptions o = MlpOptions(f.integer("in_dim"))
+                     .out_dim(f.integer("out_dim"))
+                     .width(f.integer("width"))
+                     .depth(f.integer("depth"))
+                     .activation(f.text("activation"))
+                     .time_embedding(f.text("time_embedding"))
+                     .embedding_dim(f.integer("embedding_dim"))
+                     .max_frequency(f.number("max_frequency"))
+                     .fourier_scale(f.number("fourier_scale"))
+                     .num_classes(f.integer("num_classes"))
+                     .class_dim(f.integer("class_dim"))
+                     .zero_init_output(f.flag("zero_init_output"));
   // Optional: configs written before it existed were initialised at scale 1.
-  if (j.contains("x_init_scale")) o.x_init_scale(double_field(j, "x_init_scale"));
+  if (f.has("x_init_scale")) o.x_init_scale(f.number("x_init_scale"));
   check_mlp_options(o);
   return o;
 }

@@ -16,28 +16,80 @@
 namespace sdegen {
 namespace {
 
-std::shared_ptr<ConsistencyModel> tiny(const std::string& schedule, int64_t dim = 2) {
+std::shared_ptr<ConsistencyModel> tiny(const std::string& schedule, int64_t dim = 2, const std::string& inner = "edm",
+                                       const std::string& prediction = "velocity") {
   ConsistencyOptions o;
   o.schedule = schedule;
+  o.inner = inner;
+  o.prediction = prediction;
   o.net = to_json(MlpOptions(dim).width(16).depth(2));
   if (schedule == "ve") o.sigma_max = 50.0;
   return std::make_shared<ConsistencyModel>(o);
 }
 
 TEST(Consistency, MapsTheDataEndToItselfExactlyForAnyWeights) {
-  for (const std::string schedule : {"linear", "vp", "trig", "ve", "edm", "vp-cosine"}) {
-    SCOPED_TRACE(schedule);
-    torch::manual_seed(3);
-    auto model = tiny(schedule);
-    // Weights far from their initialisation: the boundary must not depend on them.
+  for (const std::string schedule : {"linear", "vp", "trig", "ve", "edm", "vp-cosine"})
+    for (const std::string inner : {"edm", "data", "noise", "velocity", "score"}) {
+      SCOPED_TRACE(schedule + " " + inner);
+      torch::manual_seed(3);
+      // The EDM coefficients around the network, or a network predicting as a teacher's does.
+      auto model = inner == "edm" ? tiny(schedule) : tiny(schedule, 2, "prediction", inner);
+      // Weights far from their initialisation: the boundary must not depend on them.
+      torch::NoGradGuard no_grad;
+      for (auto& p : model->parameters()) p.add_(torch::randn_like(p) * 3.0);
+      const torch::Tensor x = torch::randn({64, 2}, torch::kDouble) * 5.0;
+      const torch::Tensor fx = model->map(x, torch::ones({64}, torch::kDouble));
+      EXPECT_TRUE(torch::equal(fx, x / model->schedule().a(1.0)));
+      // Away from the boundary the network matters.
+      EXPECT_GT((model->map(x, torch::full({64}, 0.5, torch::kDouble)) - x).abs().max().item<double>(), 1e-3);
+    }
+}
+
+// A student started from its teacher's weights is the teacher's data prediction between the
+// boundary coefficients: F = c_skip x + (1 - c_skip a) y_hat, c_skip = s_d^2 a / (m^2 + s_d^2 a^2).
+TEST(Consistency, StartingFromTheTeacherGivesItsDenoiserBetweenTheCoefficients) {
+  torch::manual_seed(6);
+  AffineModelOptions t = affine_model_defaults("flow", 2);
+  t.net = to_json(MlpOptions(2).width(8).num_classes(3));
+  AffineModel teacher(t);
+  {
     torch::NoGradGuard no_grad;
-    for (auto& p : model->parameters()) p.add_(torch::randn_like(p) * 3.0);
-    const torch::Tensor x = torch::randn({64, 2}, torch::kDouble) * 5.0;
-    const torch::Tensor fx = model->map(x, torch::ones({64}, torch::kDouble));
-    EXPECT_TRUE(torch::equal(fx, x / model->schedule().a(1.0)));
-    // Away from the boundary the network matters.
-    EXPECT_GT((model->map(x, torch::full({64}, 0.5, torch::kDouble)) - x).abs().max().item<double>(), 1e-3);
+    for (auto& p : teacher.parameters()) p.add_(torch::randn_like(p));
   }
+  ConsistencyOptions o;
+  o.method = "distillation";
+  o.net = t.net;
+  o.sigma_data = 0.7;
+  o.inner = "prediction";
+  o.prediction = "velocity";
+  ConsistencyModel student(o);
+  student.start_from(teacher);
+  torch::NoGradGuard no_grad;
+  const torch::Tensor x = torch::randn({5, 2}, torch::kDouble);
+  const Condition labels(torch::tensor({0, 1, 2, -1, 1}));
+  for (const double t : {0.0, 0.3, 0.9}) {
+    const double a = t, b = 1 - t, sd2 = 0.49, m2 = b * b;  // linear path, sigma_min = 0
+    const torch::Tensor y_hat = teacher.guided_field(labels, 1.0)->predict(x, t, Prediction::Data);
+    const torch::Tensor expected = sd2 * a / (m2 + sd2 * a * a) * x + m2 / (m2 + sd2 * a * a) * y_hat;
+    EXPECT_LT(test::max_abs_diff(student.map(x, torch::full({5}, t, torch::kDouble), labels), expected), 1e-12) << t;
+  }
+  // Refused: the EDM coefficients around the network, another prediction, a preconditioned teacher.
+  ConsistencyOptions edm = o;
+  edm.inner = "edm";
+  EXPECT_THROW_WITH(ConsistencyModel(edm).start_from(teacher), InvalidArgument, "needs inner = \"prediction\"");
+  ConsistencyOptions noise = o;
+  noise.prediction = "noise";
+  EXPECT_THROW_WITH(ConsistencyModel(noise).start_from(teacher), InvalidArgument, "with the teacher's prediction");
+  AffineModelOptions p = affine_model_defaults("diffusion", 2);
+  p.schedule = "edm";
+  p.prediction = Prediction::Data;
+  p.precondition = true;
+  p.net = t.net;
+  ConsistencyOptions data = o;
+  data.schedule = "edm";
+  data.sigma_max = 50.0;
+  data.prediction = "data";
+  EXPECT_THROW_WITH(ConsistencyModel(data).start_from(AffineModel(p)), InvalidArgument, "preconditioning");
 }
 
 TEST(Consistency, CoefficientsAreEdmsInSigmaWhereTheDataEndHasSigmaZero) {

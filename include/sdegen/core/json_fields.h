@@ -21,6 +21,7 @@ class JsonFields {
   int64_t integer(const std::string& key) const;
   double number(const std::string& key) const;
   std::string text(const std::string& key) const;
+  bool flag(const std::string& key) const;
   std::vector<int64_t> integers(const std::string& key) const;
   // Refuses a "type" other than `type`.
   void expect_type(const std::string& type) const;

@@ -26,6 +26,11 @@
 // lambda_i = 1 / (sigma_i - sigma_{i+1}), levels drawn with probability proportional to the
 // log-normal mass of [log sigma_{i+1}, log sigma_i], and a curriculum that doubles the number of
 // levels from levels_start to levels_end over curriculum_steps training steps.
+// The network may instead predict as a teacher's does (inner = "prediction"): then
+//   F(x, t) = c_skip x + (1 - c_skip a) D(x, t),   1 - c_skip a = m^2 / (m^2 + s_d^2 a^2),
+// with D the data prediction converted from the network's `prediction` output at (x, t), so that
+// a student given its teacher's weights starts as the teacher's denoiser away from the data end
+// (Song et al. start distillation from the teacher's weights). The boundary holds exactly too.
 // A consistency model is a map, not an SDE: it has no ELBO and no probability flow (both are
 // refused with the reason); it samples with consistency_sample.
 #include <nlohmann/json.hpp>
@@ -38,6 +43,7 @@
 
 #include "sdegen/model/generative_model.h"
 #include "sdegen/net/mlp.h"
+#include "sdegen/param/prediction.h"
 #include "sdegen/process/schedule.h"
 #include "sdegen/sample/sampler.h"
 
@@ -64,6 +70,8 @@ struct ConsistencyOptions {
   std::string distance = "pseudo-huber";  // pseudo-huber | l2
   double huber_c = 0.0;                   // 0: 0.00054 sqrt(dim)
   std::string method = "training";        // training | distillation (recorded; see set_teacher)
+  std::string inner = "edm";              // edm | prediction (the network's role, above)
+  std::string prediction = "velocity";    // inner = prediction: what the network outputs
   nlohmann::json net = to_json(MlpOptions(1));
   std::string dtype = "float64";
 };
@@ -119,6 +127,10 @@ class ConsistencyModel final : public GenerativeModel {
   // prediction field. Not saved: a resumed distillation sets it again.
   void set_teacher(std::shared_ptr<const AffineModel> teacher, SamplerOptions step, double guidance = 1.0);
   bool has_teacher() const { return teacher_ != nullptr; }
+  // Copies the teacher's network weights into this model's network (inner = "prediction" with
+  // the teacher's prediction and architecture), so that it starts as the teacher's denoiser.
+  // Refuses a teacher wrapped by EDM's preconditioning, whose weights alone are not its prediction.
+  void start_from(const AffineModel& teacher);
 
   const AffineSchedule& schedule() const { return *schedule_; }
   const ConsistencyOptions& options() const { return options_; }
@@ -153,6 +165,7 @@ class ConsistencyModel final : public GenerativeModel {
   SchedulePtr schedule_;
   NetworkPtr net_;
   double sigma_min_ = 0.0;
+  Prediction prediction_ = Prediction::Velocity;  // options_.prediction
   double top_ = 1.0;
   torch::Tensor steps_;  // buffer: curriculum steps taken
   std::shared_ptr<const AffineModel> teacher_;
