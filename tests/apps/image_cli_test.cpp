@@ -158,6 +158,14 @@ TEST_F(ImageCli, DistillsAndReflowsAClassConditionalTeacher) {
   const double sigma_data = config.at("model").at("sigma_data").get<double>();
   EXPECT_GT(sigma_data, 0.3);  // the folder's pixel spread, not the standardised 1
   EXPECT_LT(sigma_data, 1.0);
+  // From the teacher's weights: the student's network predicts velocity, as the teacher's does.
+  const test::Outcome warm = run_sdegen("distill --checkpoint " + teacher + " --init teacher --levels 4 --steps 2 " +
+                                        "--batch 8 --out " + path("cdt"));
+  ASSERT_EQ(warm.code, 0) << warm.output;
+  const nlohmann::json warm_config = nlohmann::json::parse(test::read_file(path("cdt/checkpoint/config.json")));
+  EXPECT_EQ(warm_config.at("model").at("inner"), "prediction");
+  EXPECT_EQ(warm_config.at("model").at("prediction"), "velocity");
+  EXPECT_EQ(warm_config.at("extra").at("distill").at("init"), "teacher");
   const test::Outcome grid =
       run_sdegen("sample --checkpoint " + path("cd") + " --solver consistency --steps 2 --out " + path("cd.png"));
   ASSERT_EQ(grid.code, 0) << grid.output;
