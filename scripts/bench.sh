@@ -50,6 +50,12 @@ cases=(
   "unet --phase train --base 16 --steps 10"
   "unet --phase sample --base 32 --steps 2"
   "unet --phase sample --base 16 --steps 4"
+  # Workload 8, the image recipe's diffusion transformer (1.26M parameters): a train step at batch
+  # 64 with 2x2 patches (196 tokens) and with 4x4 (49 tokens), a guided sampling call on 2 x 250
+  # images (about 170 s a round at 2 threads on a shared, loaded 2-core machine).
+  "dit --phase train --patch 2 --steps 6"
+  "dit --phase train --patch 4 --steps 10"
+  "dit --phase sample --patch 2 --steps 2"
 )
 
 : >"$log"

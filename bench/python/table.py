@@ -53,7 +53,7 @@ def main():
         c_ms, p_ms = med(cpp, "median_ms"), med(py, "median_ms")
         ratio = f"{p_ms / c_ms:.2f}x" if c_ms and p_ms else "-"
         metric_key = "gflops" if workload.startswith("6-") else "metric"
-        with_rss = workload.startswith(("1-", "2-", "7-"))
+        with_rss = workload.startswith(("1-", "2-", "7-", "8-"))
         lines.append([workload, case, fmt_ms(c_ms), fmt_ms(p_ms), ratio,
                       fmt_num(med(cpp, "rss_mb")) if with_rss else "",
                       fmt_num(med(py, "rss_mb")) if with_rss else "",
@@ -63,7 +63,7 @@ def main():
     print(f"threads: {threads} (torch intra-op; OMP/OpenBLAS set equally), machine: {os.cpu_count()} "
           f"logical CPUs, load average at the end: {os.getloadavg()[0]:.2f}")
     print("ratio = PyTorch ms / C++ ms (above 1: C++ faster); metric = mean training loss over the "
-          "last 20% of steps (1, 2, 7 train), mean of sample x[0] (3), mean log-likelihood (4), GFLOP/s (6)")
+          "last 20% of steps (1, 2, 7, 8 train), mean of sample x[0] (3), mean log-likelihood (4), GFLOP/s (6)")
     print_table(header, lines)
     oracle = [r for r in rows if r["workload"].startswith("5-")]
     if oracle:

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <functional>
 
 #include "sdegen/core/error.h"
 #include "sdegen/model/affine_model.h"
@@ -111,6 +112,57 @@ TEST(DiTBlock, MatchesAPerHeadReferenceOnceEveryWeightHasMoved) {
     const torch::Tensor gelu = 0.5 * u * (1 + torch::tanh(std::sqrt(2.0 / M_PI) * (u + 0.044715 * u.pow(3))));
     const torch::Tensor expected = after_attention + part(5) * linear(block->fc2, gelu);
     EXPECT_LT(max_abs_diff(out[b], expected), 1e-12) << "example " << b;
+  }
+}
+
+// The net's linear maps run as torch::linear (one addmm with the bias folded in); this is the
+// first formulation, each module's own forward (matmul, then the bias), written out in full. In
+// float32, where the two round differently, they agree to 1e-6 relative, values and gradients.
+TEST(DiT, LinearMapsByOneAddmmMatchTheModulesOwnForwardInFloat32) {
+  torch::manual_seed(5);
+  DiT net(tiny(1, 8, 2).num_classes(3));
+  randomise(*net);
+  const torch::Tensor x = torch::randn({3, 1, 8, 8}), t = torch::rand({3});
+  const torch::Tensor labels = torch::tensor(std::vector<int64_t>{0, 2, kNullLabel}), rows = torch::tensor({0, 2, 3});
+  auto modulate = [](const torch::Tensor& v, const torch::Tensor& shift, const torch::Tensor& scale) {
+    return v * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1);
+  };
+  auto reference = [&] {
+    DiTImpl& d = *net;
+    torch::Tensor c = d.time_output->forward(torch::silu(d.time_hidden->forward(d.time_features->forward(t))));
+    c = torch::silu(c + d.class_embedding->forward(rows));
+    torch::Tensor h = d.patch_embedding->forward(x).flatten(2).transpose(1, 2) + d.position_embedding;
+    const int64_t n = h.size(1), hidden = h.size(2);
+    for (const auto& module : *d.blocks) {
+      DiTBlockImpl& b = *module->as<DiTBlockImpl>();
+      const int64_t dh = hidden / b.heads;
+      const std::vector<torch::Tensor> m = b.modulation->forward(c).chunk(6, 1);
+      const torch::Tensor qkv =
+          b.qkv->forward(modulate(b.norm1->forward(h), m[0], m[1])).reshape({3, n, 3, b.heads, dh}).permute({2, 0, 3, 1, 4});
+      const torch::Tensor w = torch::softmax(torch::matmul(qkv[0], qkv[1].transpose(-2, -1)) / std::sqrt(double(dh)), -1);
+      h = h + m[2].unsqueeze(1) * b.projection->forward(torch::matmul(w, qkv[2]).transpose(1, 2).reshape({3, n, hidden}));
+      h = h + m[5].unsqueeze(1) *
+                  b.fc2->forward(torch::gelu(b.fc1->forward(modulate(b.norm2->forward(h), m[3], m[4])), "tanh"));
+    }
+    const std::vector<torch::Tensor> m = d.final_modulation->forward(c).chunk(2, 1);
+    return dit_unpatchify(d.final_linear->forward(modulate(d.final_norm->forward(h), m[0], m[1])), 2, 1, 8, 8);
+  };
+  auto run = [&](const std::function<torch::Tensor()>& forward) {
+    net->zero_grad();
+    const torch::Tensor out = forward();
+    out.pow(2).sum().backward();
+    std::vector<torch::Tensor> values = {out.detach()};
+    for (const auto& p : net->parameters()) values.push_back(p.grad().clone());
+    return values;
+  };
+  const auto fused = run([&] { return net(x, t, Condition(labels)); }), expected = run(reference);
+  const auto names = net->named_parameters().keys();
+  ASSERT_EQ(fused.size(), expected.size());
+  for (size_t i = 0; i < fused.size(); ++i) {
+    const std::string what = i == 0 ? "output" : "gradient of " + names[i - 1];
+    const double scale = expected[i].abs().max().item<double>();
+    ASSERT_GT(scale, 0.0) << what;
+    EXPECT_LT(max_abs_diff(fused[i], expected[i]) / scale, 1e-6) << what;
   }
 }
 
