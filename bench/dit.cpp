@@ -2,24 +2,15 @@
 // the flow model, built as `sdegen train --data fashion-mnist --net dit` builds it
 // (apps/image_train.cpp, recipe_dit): DiTOptions(1, 28, 28) with --patch (2), --hidden (128),
 // --depth (4), --heads (4), mlp_ratio 4, p_uncond 0.1, float32.
-//   --phase train: one training step, model->loss_and_gradient(y, labels) then Adam (lr 5e-4),
-//     on batches of 64 random pixels on the 8-bit grid (v / 127.5 - 1) with labels in [0, 10):
-//     the cost does not depend on the pixels, so no dataset is needed. `metric`: the mean loss
-//     over the last 20% of steps (bench/python/dit.py reports the same).
-//   --phase sample: one guided velocity evaluation at guidance 2, the sampler's unit of work: one
-//     batched DiT call on 2 x --batch (250) images, in eval mode without gradients.
+//   --phase train|sample: bench/image_flow.h.
 //   bench_dit --phase train|sample [--patch 2] [--hidden 128] [--depth 4] [--heads 4] [--steps N]
 //             [--warmup W] [--batch B] [--threads T]
-#include "common.h"
-#include "sdegen/model/affine_model.h"
-#include "sdegen/model/factory.h"
+#include "image_flow.h"
 #include "sdegen/net/dit.h"
-#include "sdegen/train/optim.h"
 
 int main(int argc, char** argv) {
   const bench::Args args(argc, argv);
   bench::setup(args);
-  const std::string phase = args.str("phase", "train");
   const int64_t patch = args.integer("patch", 2);
   const sdegen::DiTOptions dit = sdegen::DiTOptions(1, 28, 28)
                                      .num_classes(10)
@@ -28,49 +19,5 @@ int main(int argc, char** argv) {
                                      .depth(args.integer("depth", 4))
                                      .heads(args.integer("heads", 4));
   sdegen::check_dit_options(dit);
-  const nlohmann::json overrides = {{"net", sdegen::to_json(dit)}, {"p_uncond", 0.1}};
-  const sdegen::ModelPtr model = sdegen::make_model(sdegen::model_config("flow", 1, overrides));
-  auto& flow = dynamic_cast<sdegen::AffineModel&>(*model);
-  int64_t params = 0;
-  for (const auto& p : flow.net().parameters()) params += p.numel();
-  std::cerr << "bench_dit: " << params << " DiT parameters at patch " << patch << ", hidden " << dit.hidden()
-            << ", depth " << dit.depth() << ", heads " << dit.heads() << "\n";
-
-  std::vector<double> times;
-  nlohmann::json extra = {{"params", params}};
-  if (phase == "train") {
-    const int64_t steps = args.integer("steps", 20), warmup = args.integer("warmup", 2);
-    const int64_t batch = args.integer("batch", 64), n = batch * (steps + warmup);
-    const torch::Tensor data = torch::randint(0, 256, {n, 1, 28, 28}, torch::kFloat).div_(127.5).sub_(1.0);
-    const torch::Tensor labels = torch::randint(0, 10, {n}, torch::kLong);
-    torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(5e-4));
-    int64_t next = 0;
-    std::vector<double> losses;
-    auto step = [&] {
-      const torch::Tensor y = data.narrow(0, batch * next, batch);
-      const sdegen::Condition condition(labels.narrow(0, batch * next++, batch));
-      losses.push_back(model->loss_and_gradient(y, condition));
-      sdegen::optimizer_step(opt);  // float32 parameters: torch's own Adam step
-    };
-    times = bench::timed_steps(step, warmup, steps);
-    const size_t tail = std::max<size_t>(1, static_cast<size_t>(steps / 5));
-    double sum = 0;
-    for (size_t i = losses.size() - tail; i < losses.size(); ++i) sum += losses[i];
-    extra["metric"] = sum / static_cast<double>(tail);
-    // Every loss, warm-up included: the first is the same function of the data and time draws on
-    // both sides (the net starts at zero), the rest follow the weights.
-    if (args.integer("losses", 0) != 0) extra["losses"] = losses;
-  } else if (phase == "sample") {
-    const int64_t steps = args.integer("steps", 10), warmup = args.integer("warmup", 1);
-    const int64_t batch = args.integer("batch", 250);
-    model->eval();
-    const auto field = flow.guided_field(sdegen::Condition(torch::randint(0, 10, {batch}, torch::kLong)), 2.0);
-    const torch::Tensor x = torch::randn({batch, 1, 28, 28});
-    torch::NoGradGuard no_grad;
-    times = bench::timed_steps([&] { field->predict(x, 0.5, sdegen::Prediction::Velocity); }, warmup, steps);
-  } else {
-    std::cerr << "bench_dit: --phase must be train or sample, got '" << phase << "'\n";
-    return 2;
-  }
-  bench::report("8-dit", args.str("case", phase + "-p" + std::to_string(patch)), times, extra);
+  return bench::run_image_flow(args, sdegen::to_json(dit), "8-dit", "-p" + std::to_string(patch));
 }

@@ -1,68 +1,19 @@
 // Workload 7: the image recipe's U-Net (Fashion-MNIST: 1x28x28, 10 classes) in the flow model,
 // built as `sdegen train --data fashion-mnist` builds it (apps/image_train.cpp): UNetOptions(1, 28,
 // 28), channel_mult {1, 2, 2}, attention at 7x7, base channels --base (32), p_uncond 0.1, float32.
-//   --phase train: one training step, model->loss_and_gradient(y, labels) then Adam (lr 5e-4),
-//     on batches of 64 random pixels on the 8-bit grid (v / 127.5 - 1) with labels in [0, 10):
-//     the cost does not depend on the pixels, so no dataset is needed. `metric`: the mean loss
-//     over the last 20% of steps (bench/python/unet.py reports the same).
-//   --phase sample: one guided velocity evaluation at guidance 2, the sampler's unit of work: one
-//     batched U-Net call on 2 x --batch (250) images, in eval mode without gradients.
+//   --phase train|sample: bench/image_flow.h.
 //   bench_unet --phase train|sample [--base 32] [--steps N] [--warmup W] [--batch B] [--threads T]
-#include "common.h"
-#include "sdegen/model/affine_model.h"
-#include "sdegen/model/factory.h"
+#include "image_flow.h"
 #include "sdegen/net/unet.h"
-#include "sdegen/train/optim.h"
 
 int main(int argc, char** argv) {
   const bench::Args args(argc, argv);
   bench::setup(args);
-  const std::string phase = args.str("phase", "train");
   const int64_t base = args.integer("base", 32);
   const sdegen::UNetOptions unet = sdegen::UNetOptions(1, 28, 28)
                                        .channel_mult({1, 2, 2})
                                        .attention_resolutions({7})
                                        .num_classes(10)
                                        .base_channels(base);
-  const nlohmann::json overrides = {{"net", sdegen::to_json(unet)}, {"p_uncond", 0.1}};
-  const sdegen::ModelPtr model = sdegen::make_model(sdegen::model_config("flow", 1, overrides));
-  auto& flow = dynamic_cast<sdegen::AffineModel&>(*model);
-  int64_t params = 0;
-  for (const auto& p : flow.net().parameters()) params += p.numel();
-  std::cerr << "bench_unet: " << params << " U-Net parameters at base " << base << "\n";
-
-  std::vector<double> times;
-  nlohmann::json extra = {{"params", params}};
-  if (phase == "train") {
-    const int64_t steps = args.integer("steps", 20), warmup = args.integer("warmup", 2);
-    const int64_t batch = args.integer("batch", 64), n = batch * (steps + warmup);
-    const torch::Tensor data = torch::randint(0, 256, {n, 1, 28, 28}, torch::kFloat).div_(127.5).sub_(1.0);
-    const torch::Tensor labels = torch::randint(0, 10, {n}, torch::kLong);
-    torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(5e-4));
-    int64_t next = 0;
-    std::vector<double> losses;
-    auto step = [&] {
-      const torch::Tensor y = data.narrow(0, batch * next, batch);
-      const sdegen::Condition condition(labels.narrow(0, batch * next++, batch));
-      losses.push_back(model->loss_and_gradient(y, condition));
-      sdegen::optimizer_step(opt);  // float32 parameters: torch's own Adam step
-    };
-    times = bench::timed_steps(step, warmup, steps);
-    const size_t tail = std::max<size_t>(1, static_cast<size_t>(steps / 5));
-    double sum = 0;
-    for (size_t i = losses.size() - tail; i < losses.size(); ++i) sum += losses[i];
-    extra["metric"] = sum / static_cast<double>(tail);
-  } else if (phase == "sample") {
-    const int64_t steps = args.integer("steps", 10), warmup = args.integer("warmup", 1);
-    const int64_t batch = args.integer("batch", 250);
-    model->eval();
-    const auto field = flow.guided_field(sdegen::Condition(torch::randint(0, 10, {batch}, torch::kLong)), 2.0);
-    const torch::Tensor x = torch::randn({batch, 1, 28, 28});
-    torch::NoGradGuard no_grad;
-    times = bench::timed_steps([&] { field->predict(x, 0.5, sdegen::Prediction::Velocity); }, warmup, steps);
-  } else {
-    std::cerr << "bench_unet: --phase must be train or sample, got '" << phase << "'\n";
-    return 2;
-  }
-  bench::report("7-unet", args.str("case", phase + "-b" + std::to_string(base)), times, extra);
+  return bench::run_image_flow(args, sdegen::to_json(unet), "7-unet", "-b" + std::to_string(base));
 }
