@@ -82,7 +82,7 @@ void run_images(EvalArgs& a, TrainedModel& t, const CLI::App& command) {
       fmt::print("the '{}' model has no probability flow: its bits per dimension come from its ELBO only\n",
                  t.model->kind());
     o.likelihood_n = 0;
-  } else if (t.model->num_classes() > 0 && default_guidance(*t.model) == 1.0) {
+  } else if (t.model->num_classes() > 0 && !learned_unconditional_map(*t.model)) {
     // Trained without label dropout (a reflowed student): bits per dimension measure the
     // unconditional model, here the never-trained null label's; a number, but not this model's.
     fmt::print("the model learned no unconditional map (no label dropout): its bits per dimension are not "

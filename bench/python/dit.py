@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import common
-from unet import Flow
+from unet import Flow, run
 
 # sdegen's count at 10 classes, 1x28x28, mlp ratio 4 (bench_dit prints it), by (patch, hidden, depth, heads).
 PARAMS = {(2, 128, 4, 4): 1_255_940, (4, 128, 4, 4): 1_259_024}
@@ -122,50 +122,13 @@ class DiT(nn.Module):
 
 
 def main():
-    phase = common.arg("phase", "train")
     common.setup(common.arg("threads", 2, int), dtype=torch.float32, seed=common.arg("seed", 0, int))
     shape = (common.arg("patch", 2, int), common.arg("hidden", 128, int), common.arg("depth", 4, int),
              common.arg("heads", 4, int))
     model = Flow(DiT(patch=shape[0], hidden=shape[1], depth=shape[2], heads=shape[3]))
     count = sum(p.numel() for p in model.net.parameters())
     assert count == PARAMS.get(shape, count), f"DiT has {count} parameters, sdegen's has {PARAMS[shape]}"
-    extra = {"params": count}
-    if phase == "train":
-        steps = common.arg("steps", 20, int)
-        warmup = common.arg("warmup", 2, int)
-        batch = common.arg("batch", 64, int)
-        opt = torch.optim.Adam(model.parameters(), lr=5e-4)
-        n = batch * (steps + warmup)
-        data = torch.randint(0, 256, (n, 1, 28, 28)).float() / 127.5 - 1
-        labels = torch.randint(0, 10, (n,))
-        batches = iter(zip(data.split(batch), labels.split(batch)))
-        losses = []
-
-        def step():
-            y, c = next(batches)
-            opt.zero_grad()
-            loss = model.loss(y, c)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-            return losses[-1]
-    else:
-        steps = common.arg("steps", 10, int)
-        warmup = common.arg("warmup", 1, int)
-        batch = common.arg("batch", 250, int)
-        model.eval()
-        labels = torch.randint(0, 10, (batch,))  # drawn in bench_dit's order
-        x = torch.randn(batch, 1, 28, 28)
-
-        def step():
-            with torch.no_grad():
-                model.guided_velocity(x, 0.5, labels, 2.0)
-    times, outs = common.timed_steps(step, warmup, steps)
-    tail = outs[-max(1, steps // 5):]
-    metric = sum(tail) / len(tail) if phase == "train" else None
-    if phase == "train" and common.arg("losses", 0, int):
-        extra["losses"] = losses
-    common.report("8-dit", common.arg("case", f"{phase}-p{shape[0]}"), times, metric=metric, extra=extra)
+    run(model, "8-dit", f"-p{shape[0]}", {"params": count})
 
 
 if __name__ == "__main__":

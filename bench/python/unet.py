@@ -146,13 +146,13 @@ class Flow(nn.Module):
         return u + w * (c - u)
 
 
-def main():
+def run(model, workload, case, extra):
+    """The two phases workloads 7 and 8 share (bench/image_flow.h on the C++ side): --phase train,
+    one Adam step of the flow loss on random 8-bit pixels with labels (metric: the mean loss of the
+    last 20% of steps; --losses 1 also reports every loss), or --phase sample, one guided velocity
+    call at guidance 2 on 2 x --batch images."""
     phase = common.arg("phase", "train")
-    common.setup(common.arg("threads", 2, int), dtype=torch.float32, seed=common.arg("seed", 0, int))
-    base = common.arg("base", 32, int)
-    model = Flow(UNet(base=base))
-    count = sum(p.numel() for p in model.net.parameters())
-    assert count == PARAMS.get(base, count), f"U-Net has {count} parameters, sdegen's has {PARAMS[base]}"
+    losses = []
     if phase == "train":
         steps = common.arg("steps", 20, int)
         warmup = common.arg("warmup", 2, int)
@@ -169,13 +169,15 @@ def main():
             loss = model.loss(y, c)
             loss.backward()
             opt.step()
-            return loss.item()
+            losses.append(loss.item())
+            return losses[-1]
     else:
         steps = common.arg("steps", 10, int)
         warmup = common.arg("warmup", 1, int)
         batch = common.arg("batch", 250, int)
         model.eval()
-        x, labels = torch.randn(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
+        labels = torch.randint(0, 10, (batch,))  # drawn in the C++ side's order
+        x = torch.randn(batch, 1, 28, 28)
 
         def step():
             with torch.no_grad():
@@ -183,7 +185,18 @@ def main():
     times, outs = common.timed_steps(step, warmup, steps)
     tail = outs[-max(1, steps // 5):]
     metric = sum(tail) / len(tail) if phase == "train" else None
-    common.report("7-unet", common.arg("case", f"{phase}-b{base}"), times, metric=metric, extra={"params": count})
+    if phase == "train" and common.arg("losses", 0, int):
+        extra["losses"] = losses
+    common.report(workload, common.arg("case", f"{phase}{case}"), times, metric=metric, extra=extra)
+
+
+def main():
+    common.setup(common.arg("threads", 2, int), dtype=torch.float32, seed=common.arg("seed", 0, int))
+    base = common.arg("base", 32, int)
+    model = Flow(UNet(base=base))
+    count = sum(p.numel() for p in model.net.parameters())
+    assert count == PARAMS.get(base, count), f"U-Net has {count} parameters, sdegen's has {PARAMS[base]}"
+    run(model, "7-unet", f"-b{base}", {"params": count})
 
 
 if __name__ == "__main__":

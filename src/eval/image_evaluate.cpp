@@ -64,9 +64,13 @@ GuidanceRow sample_row(GenerativeModel& model, Classifier& classifier, const Fea
 
 }  // namespace
 
-double default_guidance(const GenerativeModel& model) {
+bool learned_unconditional_map(const GenerativeModel& model) {
   const auto* affine = dynamic_cast<const AffineModel*>(&model);
-  return affine && affine->options().p_uncond > 0 ? kDefaultGuidance : 1.0;
+  return affine && affine->options().p_uncond > 0;
+}
+
+double default_guidance(const GenerativeModel& model) {
+  return learned_unconditional_map(model) ? kDefaultGuidance : 1.0;
 }
 
 ImageEvalResult evaluate_images(GenerativeModel& model, Classifier& classifier, const ImageData& reference,

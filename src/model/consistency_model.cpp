@@ -99,22 +99,23 @@ int64_t ConsistencyModel::dim() const { return example_numel(net_->shape()); }
 
 int64_t ConsistencyModel::steps_taken() const { return steps_.item<int64_t>(); }
 
-ConsistencyModel::Coefficients ConsistencyModel::coefficients(const torch::Tensor& t, const torch::Tensor& x) const {
-  const ScheduleCoefficients c = schedule_->coefficients(t.to(x.scalar_type())).like(x);
+ConsistencyModel::Coefficients ConsistencyModel::coefficients(const ScheduleCoefficients& c) const {
   const double sd2 = options_.sigma_data * options_.sigma_data;
   const torch::Tensor m = c.b - sigma_min_ * c.a, a2 = sd2 * c.a * c.a;
-  const torch::Tensor root = torch::sqrt(c.b * c.b + a2);
-  return {sd2 * c.a / (m * m + a2), options_.sigma_data * m / root, 1.0 / root};
+  const torch::Tensor root = torch::sqrt(c.b * c.b + a2), m2 = m * m;
+  return {sd2 * c.a / (m2 + a2), options_.sigma_data * m / root, 1.0 / root, m2 / (m2 + a2)};
+}
+
+ConsistencyModel::Coefficients ConsistencyModel::coefficients(const torch::Tensor& t, const torch::Tensor& x) const {
+  return coefficients(schedule_->coefficients(t.to(x.scalar_type())).like(x));
 }
 
 torch::Tensor ConsistencyModel::map(const torch::Tensor& x, const torch::Tensor& t, const Condition& condition) const {
   if (options_.inner == "prediction") {
     const torch::Tensor tt = t.to(x.scalar_type());
     const ScheduleCoefficients s = schedule_->coefficients(tt.dim() == 0 ? tt.expand({x.size(0)}) : tt).like(x);
-    const double sd2 = options_.sigma_data * options_.sigma_data;
-    const torch::Tensor m2 = (s.b - sigma_min_ * s.a).pow(2), a2 = sd2 * s.a * s.a;
-    const torch::Tensor data = convert(net_->forward(x, tt, condition), prediction_, Prediction::Data, x, s);
-    return sd2 * s.a / (m2 + a2) * x + m2 / (m2 + a2) * data;
+    const Coefficients c = coefficients(s);
+    return c.skip * x + c.rest * convert(net_->forward(x, tt, condition), prediction_, Prediction::Data, x, s);
   }
   const Coefficients c = coefficients(t, x);
   return c.skip * x + c.out * net_->forward(c.in * x, t.to(x.scalar_type()), condition);

@@ -30,9 +30,11 @@ namespace sdegen {
 // 40, 12.4, 3.4 and 12.6 times fd_floor and class accuracy 0.08, 0.85, 0.97 and 1.00; the 8x8
 // digits, a smaller problem, preferred W = 1 for fd (0.83x against 3.1x at W = 2).
 constexpr double kDefaultGuidance = 2.0;
-// The default for `model`: kDefaultGuidance where it learned an unconditional map to guide by
-// (label dropout); 1 where it did not: a consistency model, and a flow trained without label
-// dropout, as a reflowed student, which learned its teacher's guided flow.
+// Whether `model` learned an unconditional map to guide by: an affine model trained with label
+// dropout. Not a consistency model, nor a flow trained without label dropout, as a reflowed
+// student, which learned its teacher's guided flow.
+bool learned_unconditional_map(const GenerativeModel& model);
+// The default for `model`: kDefaultGuidance where it learned an unconditional map, else 1.
 double default_guidance(const GenerativeModel& model);
 
 struct ImageEvalOptions {

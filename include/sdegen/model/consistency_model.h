@@ -116,8 +116,10 @@ class ConsistencyModel final : public GenerativeModel {
   // F(x, t) (t: [B] or 0-dim).
   torch::Tensor map(const torch::Tensor& x, const torch::Tensor& t, const Condition& condition = {}) const;
   // c_skip, c_out and c_in at times t, shaped to broadcast against x.
+  // rest = 1 - c_skip a = m^2 / (m^2 + s_d^2 a^2), the data prediction's weight when inner =
+  // "prediction" (exactly 0 at the data end).
   struct Coefficients {
-    torch::Tensor skip, out, in;
+    torch::Tensor skip, out, in, rest;
   };
   Coefficients coefficients(const torch::Tensor& t, const torch::Tensor& x) const;
 
@@ -154,6 +156,8 @@ class ConsistencyModel final : public GenerativeModel {
     torch::Tensor pair_probabilities;  // [N - 1], double
   };
   const Discretisation& discretisation(int64_t n) const;
+  // The coefficients from the schedule's a and b, shaped like them.
+  Coefficients coefficients(const ScheduleCoefficients& c) const;
   // x_{t_{i+1}} at times t_next [B] for the batch: the same noise (training) or the teacher's step
   // (distillation).
   torch::Tensor next_state(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& eps,
