@@ -67,7 +67,10 @@ void run_images(EvalArgs& a, TrainedModel& t, const CLI::App& command) {
   if (command.count("--rtol")) o.likelihood.adaptive.rtol = a.rtol;
   if (command.count("--atol")) o.likelihood.adaptive.atol = a.atol;
   o.seed = a.options.seed;
-  if (!t.model->has_elbo()) {
+  if (t.model->kind() == "autoencoder") {
+    // Its reconstructions alone (apps/image_eval.cpp): it samples nothing.
+    o.elbo_n = o.likelihood_n = 0;
+  } else if (!t.model->has_elbo()) {
     // A consistency model: one evaluation unless told otherwise, and no likelihood of any kind.
     if (!command.count("--sample-solver")) o.sampler.solver = consistency_solver_name();
     if (!command.count("--sample-steps")) o.sampler.steps = 1;
@@ -88,6 +91,13 @@ void run_images(EvalArgs& a, TrainedModel& t, const CLI::App& command) {
     fmt::print("the model learned no unconditional map (no label dropout): its bits per dimension are not "
                "measured\n");
     o.elbo_n = o.likelihood_n = 0;
+  }
+  if (t.latent && o.likelihood_n > 0) {
+    // The probability flow of latents gives a likelihood of latents, not of pixels: the ELBO of
+    // the latents is reported instead, labelled as such.
+    fmt::print("a latent model: its likelihood is of latents, reported as the ELBO per latent dimension; no pixel "
+               "bits per dimension\n");
+    o.likelihood_n = 0;
   }
   SDEGEN_CHECK(!a.no_samples, "--no-samples: an image model's metrics are all about its samples; ",
                "for bits per dimension alone use --n with the test images to use");

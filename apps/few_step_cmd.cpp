@@ -58,6 +58,8 @@ void add_student_options(CLI::App* cmd, StudentArgs& a) {
 
 // The teacher's guidance: --guidance, or for an image teacher the weight its samples use by default.
 void set_teacher_guidance(StudentArgs& a, const TrainedModel& teacher) {
+  SDEGEN_CHECK(!teacher.latent, "'", a.checkpoint, "' is a latent model; reflow and distillation of latent models ",
+               "are not built yet (their pairs and students would live in its latent space)");
   if (!a.guidance_given && !teacher.images.is_null()) a.guidance = default_guidance(*teacher.model);
 }
 

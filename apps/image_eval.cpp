@@ -69,6 +69,12 @@ void print_table(const ImageEvalResult& r, const std::vector<std::string>& class
                g.class_accuracy ? fmt::format("{:.4f}", *g.class_accuracy) : std::string("-"), g.nfe, g.seconds,
                fmt::join(g.histogram, " "));
   if (!class_names.empty()) fmt::print("  classes: {}\n", fmt::join(class_names, ", "));
+  if (r.latent_nelbo_per_dim) {
+    fmt::print("negative ELBO of {} test images' latents, nats per latent dimension (a figure of the latent space, "
+               "not pixel bits): {:.4f} +- {:.4f}\n",
+               r.elbo_n, r.latent_nelbo_per_dim->mean, r.latent_nelbo_per_dim->se);
+    return;
+  }
   if (r.elbo_n == 0 && r.likelihood_n == 0) return;
   fmt::print("bits per dimension of {} dequantised test images (unconditional):\n", r.elbo_n);
   fmt::print("  from the ELBO (an upper bound)   {}\n", figure(r.elbo_bits_per_dim, r.elbo_problem));
@@ -77,13 +83,44 @@ void print_table(const ImageEvalResult& r, const std::vector<std::string>& class
                figure(r.likelihood_bits_per_dim, r.likelihood_problem));
 }
 
+void print_reconstruction(const ReconstructionResult& r, const std::string& source) {
+  fmt::print("autoencoder: {} held-out images of '{}' reconstructed through their latents\n", r.n, source);
+  fmt::print("  reconstruction fd {:.4f}, fd_floor (the same images themselves) {:.4f}, {:.2f} times\n", r.fd,
+             r.fd_floor, r.fd / r.fd_floor);
+  fmt::print("  PSNR {:.2f} +- {:.2f} dB\n", r.psnr.mean, r.psnr.se);
+}
+
+// An autoencoder's own figures: its reconstructions of held-out images, and a grid of them (each
+// row of originals followed by a row of their reconstructions).
+void run_autoencoder_eval(const ImageEvalArgs& a, TrainedModel& t, Classifier& net, const ImageData& reference) {
+  auto& autoencoder = dynamic_cast<AutoencoderModel&>(*t.model);
+  const ReconstructionResult r =
+      evaluate_reconstruction(autoencoder, net, reference, std::min(a.options.n, reference.size() / 2), a.options.seed);
+  print_reconstruction(r, reference.source);
+  nlohmann::json j = {{"kind", "autoencoder"}, {"checkpoint", a.checkpoint}, {"reconstruction", to_json(r)}};
+  write_file_atomic(a.out, j.dump(2) + "\n");
+  fmt::print("wrote {}\n", a.out);
+  if (!a.grid.empty()) {
+    const int64_t columns = std::min<int64_t>(10, r.n), rows = std::min<int64_t>(5, r.n / columns);
+    std::vector<torch::Tensor> pairs;
+    for (int64_t i = 0; i < rows; ++i) {
+      pairs.push_back(r.originals.narrow(0, i * columns, columns));
+      pairs.push_back(r.reconstructions.narrow(0, i * columns, columns));
+    }
+    write_image_grid(a.grid, torch::cat(pairs), columns);
+    fmt::print("wrote {} (rows of held-out images, each followed by its reconstructions)\n", a.grid);
+  }
+}
+
 }  // namespace
 
 void run_image_eval(const ImageEvalArgs& a, TrainedModel& t) {
   const std::string spec = a.data.empty() ? t.data : a.data;
-  const std::vector<int64_t> shape = t.model->shape();
+  const std::vector<int64_t> shape = t.image_shape();
   const TrainedClassifier classifier = metric_classifier(a, spec);
   auto [reference, other] = real_images(spec, t.data, shape, a.options.seed);
+  Classifier net = classifier.net;
+  if (t.model->kind() == "autoencoder") return run_autoencoder_eval(a, t, net, reference);
   const bool tty = isatty(fileno(stderr));
   // A line that updates on a terminal; in a log, a line at each tenth of the images.
   const auto start = std::chrono::steady_clock::now();
@@ -97,11 +134,17 @@ void run_image_eval(const ImageEvalArgs& a, TrainedModel& t) {
     }
     last = done == total ? 0 : done;
   };
-  Classifier net = classifier.net;
-  const ImageEvalResult r = evaluate_images(*t.model, net, reference, other, a.options, progress);
+  const ImageEvalResult r = evaluate_images(*t.model, net, reference, other, a.options, progress, t.latent.get());
   std::vector<std::string> names = classifier.class_names;
   print_table(r, names);
   nlohmann::json j = to_json(r);
+  if (t.latent) {
+    // Which part limits quality: the autoencoder's reconstructions bound what any latent model shows.
+    const ReconstructionResult recon = evaluate_reconstruction(
+        t.latent->autoencoder(), net, reference, std::min(a.options.n, reference.size() / 2), a.options.seed);
+    print_reconstruction(recon, reference.source);
+    j["reconstruction"] = to_json(recon);
+  }
   j["checkpoint"] = a.checkpoint;
   j["classifier"] = a.classifier.empty() ? "cached fashion-mnist classifier" : a.classifier;
   j["classifier_test_accuracy"] = classifier.test_accuracy;

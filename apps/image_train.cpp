@@ -11,7 +11,10 @@
 #include "sdegen/core/check.h"
 #include "sdegen/data/images.h"
 #include "sdegen/io/csv.h"
+#include "sdegen/eval/evaluate.h"
+#include "sdegen/model/autoencoder.h"
 #include "sdegen/model/factory.h"
+#include "sdegen/model/latent.h"
 #include "sdegen/net/dit.h"
 #include "sdegen/net/unet.h"
 #include "sdegen/train/checkpoint.h"
@@ -58,25 +61,78 @@ DiTOptions recipe_dit(const TrainArgs& a, const std::vector<int64_t>& shape, int
   if (a.width > 0) d.hidden(a.width);
   if (a.depth >= 0) d.depth(a.depth);
   if (a.patch > 0) d.patch(a.patch);
+  else if (shape[1] % d.patch() || shape[2] % d.patch()) d.patch(1);  // 7x7 latents: one token per position
   if (a.heads > 0) d.heads(a.heads);
   if (a.mlp_ratio > 0) d.mlp_ratio(a.mlp_ratio);
   check_dit_options(d);
   return d;
 }
 
+// A latent model's training data: the standardised latents of every image and the latent space,
+// fitted to the training rows' latents. A resumed run takes the space its checkpoint embeds (with
+// or without --latent), so that it goes on in the same one; a run on pixels has neither.
+struct Latents {
+  std::shared_ptr<LatentSpace> space;
+  torch::Tensor x;           // [n, *latent_shape], or the images themselves
+  nlohmann::json record;     // the checkpoint's "latent" entry
+};
+
+Latents latents_of(const TrainArgs& a, const ImageData& images, const torch::Tensor& train_rows) {
+  if (a.resume && has_checkpoint(a.out)) {
+    const nlohmann::json config = load_checkpoint_config(a.out);
+    std::shared_ptr<LatentSpace> stored = checkpoint_latent_space(a.out, config);
+    SDEGEN_CHECK(stored || a.latent.empty(), "--latent: the run in '", a.out, "' was trained on pixels, not on latents");
+    if (!stored) return {nullptr, images.x, nullptr};
+    fmt::print(stderr, "encoding {} images of '{}' with the autoencoder the run embeds\n", images.size(), a.data);
+    return {stored, stored->encode(images.x), config.at("extra").at("latent")};
+  }
+  if (a.latent.empty()) return {nullptr, images.x, nullptr};
+  const TrainedModel ae = load_trained_model(a.latent);
+  auto autoencoder = std::dynamic_pointer_cast<AutoencoderModel>(ae.model);
+  SDEGEN_CHECK(autoencoder != nullptr, "--latent '", a.latent, "' holds a '", ae.model->kind(),
+               "' model; it must be an autoencoder (sdegen train --model autoencoder)");
+  SDEGEN_CHECK(autoencoder->shape() == images.shape(), "--latent '", a.latent, "' encodes images of ",
+               torch::IntArrayRef(autoencoder->shape()), "; '", a.data, "' holds ",
+               torch::IntArrayRef(images.shape()));
+  fmt::print(stderr, "encoding {} images of '{}' with the autoencoder of '{}'\n", images.size(), a.data, a.latent);
+  const torch::Tensor means = posterior_means(*autoencoder, images.x);
+  auto space = std::make_shared<LatentSpace>(LatentSpace::fit(autoencoder, means.index_select(0, train_rows)));
+  nlohmann::json record = space->to_json();
+  record["source"] = a.latent;
+  return {space, space->standardize(means), record};
+}
+
 }  // namespace
+
+AutoencoderOptions recipe_autoencoder(const TrainArgs& a, const std::vector<int64_t>& shape) {
+  AutoencoderOptions o(shape[0], shape[1], shape[2]);
+  const int64_t b = a.base_channels > 0 ? a.base_channels : 16;
+  std::vector<int64_t> channels{b, 2 * b, 4 * b};
+  while (channels.size() > 1 && (shape[1] % (int64_t{1} << (channels.size() - 1)) ||
+                                 shape[2] % (int64_t{1} << (channels.size() - 1))))
+    channels.pop_back();
+  o.channels(channels);
+  if (a.latent_channels > 0) o.latent_channels(a.latent_channels);
+  check_autoencoder_options(o);
+  return o;
+}
 
 void run_image_training(TrainArgs& a, const CLI::App& command) {
   SDEGEN_CHECK(a.net.empty() || a.net == "unet" || a.net == "dit",
                "images train a U-Net or a diffusion transformer (--net unet|dit), got --net ", a.net);
-  const bool dit = a.net == "dit";
+  const bool dit = a.net == "dit", autoencoder = a.model == "autoencoder";
+  SDEGEN_CHECK(!autoencoder || (a.net.empty() && a.latent.empty()), "--model autoencoder trains its own encoder and ",
+               "decoder on pixels: --net and --latent are for the models trained on its latents");
+  SDEGEN_CHECK(autoencoder || (a.latent_channels == 0 && a.kl_weight == 0), "--latent-channels and --kl-weight shape ",
+               "an autoencoder (--model autoencoder)");
   SDEGEN_CHECK(dit || (a.width == 0 && a.depth == -1 && a.patch == 0 && a.heads == 0 && a.mlp_ratio == 0),
                "--width, --depth, --patch, --heads and --mlp-ratio shape the diffusion transformer (--net dit); the "
                "U-Net takes --base-channels");
   SDEGEN_CHECK(!dit || a.base_channels == 0, "--base-channels shapes the U-Net; the diffusion transformer takes "
                "--width, --depth, --patch, --heads and --mlp-ratio");
   // The general models (sde, ode) have no prediction to guide: they learn the images without labels.
-  const bool general = a.model == "sde" || a.model == "ode";
+  // So does the autoencoder, which is trained unconditionally.
+  const bool general = a.model == "sde" || a.model == "ode" || autoencoder;
   SDEGEN_CHECK(a.p_uncond >= 0 && a.p_uncond <= 1, "--p-uncond must lie in [0, 1], got ", a.p_uncond);
   SDEGEN_CHECK(a.steps >= 0 && a.lr >= 0 && a.base_channels >= 0 && a.image_size >= 0,
                "--steps, --lr, --base-channels and --image-size must be >= 0 (0: the recipe's)");
@@ -90,16 +146,23 @@ void run_image_training(TrainArgs& a, const CLI::App& command) {
   const torch::Tensor order = torch::randperm(n, torch::kLong);
   const torch::Tensor train_rows = order.narrow(0, n_val, n - n_val), val_rows = order.narrow(0, 0, n_val);
   const bool labelled = images.labels.defined() && !general;
-  if (images.labels.defined() && general)
+  if (images.labels.defined() && general && !autoencoder)
     fmt::print("the '{}' model is unconditional: it learns the images of '{}' without their labels\n", a.model,
                a.data);
+  // A latent model learns the autoencoder's standardised latents of the images.
+  const Latents encoded = latents_of(a, images, train_rows);
+  const std::shared_ptr<LatentSpace>& latent = encoded.space;
+  const torch::Tensor& x = encoded.x;
+  const std::vector<int64_t> space = latent ? latent->latent_shape() : images.shape();
 
   const int64_t classes = labelled ? images.num_classes() : 0;
   nlohmann::json net;
-  if (dit) {
-    net = to_json(recipe_dit(a, images.shape(), classes));
+  if (autoencoder) {
+    net = to_json(recipe_autoencoder(a, images.shape()));
+  } else if (dit) {
+    net = to_json(recipe_dit(a, space, classes));
   } else {
-    const UNetOptions unet = recipe_unet(images.shape(), classes, a.base_channels);
+    const UNetOptions unet = recipe_unet(space, classes, a.base_channels);
     check_unet_options(unet);
     net = to_json(unet);
   }
@@ -110,12 +173,13 @@ void run_image_training(TrainArgs& a, const CLI::App& command) {
   if (overrides.contains("net")) net.update(overrides["net"]);
   overrides["net"] = net;
   if (!general) overrides["p_uncond"] = a.p_uncond;
+  if (a.kl_weight > 0) overrides["kl_weight"] = a.kl_weight;
   const nlohmann::json config = model_config(a.model, 1, overrides);
 
   // The image recipe: Adam at 5e-4 with a short warm-up, cosine decay, clipping and a 0.999 weight
   // average (the averaged weights are what sampling uses). Batch 64 unless given.
   if (command.count("--batch") == 0) a.options.batch(64);
-  a.options.steps(a.steps > 0 ? a.steps : kImageSteps);
+  a.options.steps(a.steps > 0 ? a.steps : autoencoder ? kAutoencoderSteps : kImageSteps);
   a.options.lr(a.lr > 0 ? a.lr : 5e-4);
   a.options.decay(!a.decay.empty() ? a.decay : "cosine");
   if (command.count("--warmup") == 0) a.options.warmup_steps(std::min<int64_t>(200, a.options.steps() / 10));
@@ -130,7 +194,7 @@ void run_image_training(TrainArgs& a, const CLI::App& command) {
   ModelPtr model = make_model(config);
   TrainSetup setup;
   if (n_val > 0) {
-    setup.val = images.x.index_select(0, val_rows);
+    setup.val = x.index_select(0, val_rows);
     if (labelled) setup.val_labels = images.labels.index_select(0, val_rows);
     setup.validator = nelbo_validator(1, 256);
   }
@@ -139,15 +203,22 @@ void run_image_training(TrainArgs& a, const CLI::App& command) {
   setup.overwrite = a.overwrite;
   setup.extra = {{"data", a.data},
                  {"images", {{"shape", images.shape()}, {"classes", images.class_names}, {"source", images.source}}}};
+  if (latent) {
+    setup.extra["latent"] = encoded.record;
+    setup.attachments[kLatentWeightsFile] = latent->weights_bytes();
+  }
   setup.on_start = [&] {
     std::filesystem::create_directories(a.out);
     const std::string record = (std::filesystem::path(a.out) / "run.json").string();
     if (!a.resume || !std::filesystem::exists(record)) write_file_atomic(record, options_json(command).dump(2) + "\n");
   };
-  const TrainResult r = train(model, images.x.index_select(0, train_rows), a.options, a.out, setup);
+  const TrainResult r = train(model, x.index_select(0, train_rows), a.options, a.out, setup);
   const std::vector<int64_t> s = images.shape();
-  fmt::print("trained {} with a U-Net on '{}' ({} images of {}x{}x{}, {} classes): {} steps in {:.1f} s, final loss {:.4f}\n",
-             a.model, a.data, n - n_val, s[0], s[1], s[2], images.num_classes(), r.steps, r.seconds, r.final_loss);
+  const std::string what = autoencoder ? "an autoencoder" : fmt::format("{} with a {}", a.model, dit ? "DiT" : "U-Net");
+  const std::string where =
+      latent ? fmt::format(" in the {}x{}x{} latents of '{}'", space[0], space[1], space[2], a.latent) : "";
+  fmt::print("trained {}{} on '{}' ({} images of {}x{}x{}, {} classes): {} steps in {:.1f} s, final loss {:.4f}\n",
+             what, where, a.data, n - n_val, s[0], s[1], s[2], images.num_classes(), r.steps, r.seconds, r.final_loss);
   for (const auto& m : r.validation) fmt::print("  {} = {:.4f}\n", m.name, m.value);
   if (r.best_step >= 0)
     fmt::print("  kept the weights of step {} ({} = {:.4f}) for sampling and evaluation\n", r.best_step,

@@ -23,6 +23,10 @@ void run(PlotArgs& a) {
   SDEGEN_CHECK(std::filesystem::is_directory(a.checkpoint), "--checkpoint '", a.checkpoint,
                "' is not a directory; give the run directory of sdegen train");
   const TrainedModel t = load_trained_model(a.checkpoint);
+  SDEGEN_CHECK(!t.latent && t.model->kind() != "autoencoder", "'", a.checkpoint, "' holds ",
+               t.latent ? "a latent model, whose trajectories are latents" : "an autoencoder, which has none",
+               "; plot draws the trajectories of pixel models. See its images with sdegen sample (a latent model) or "
+               "sdegen eval --samples-out (an autoencoder's reconstructions)");
   if (!a.guidance_given) a.options.guidance = default_guidance(*t.model);
   for (const std::string& png : plot_model(t, a.out, a.options, a.checkpoint)) fmt::print("wrote {}\n", png);
 }

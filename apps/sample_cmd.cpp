@@ -102,13 +102,13 @@ void run_images(SampleArgs& a, const TrainedModel& t) {
     const Condition condition = labels.defined() ? Condition(labels.narrow(0, i, m)) : Condition();
     const Solution sol = generate(*model, x0.narrow(0, i, m), a.sampler, {condition, a.guidance});
     sol.check();
-    images.push_back(sol.x.to(torch::kFloat));
+    images.push_back((t.latent ? t.latent->decode(sol.x) : sol.x).to(torch::kFloat));
     nfe = sol.nfe;
   }
   const double seconds = seconds_since(start);
   write_image_grid(a.out, torch::cat(images), a.columns);
-  fmt::print("sampled {} images from {} ({} model{}) with {}: {} function evaluations, {:.3f} s\n", n,
-             a.checkpoint, model->kind(),
+  fmt::print("sampled {} images from {} ({} model{}{}) with {}: {} function evaluations, {:.3f} s\n", n,
+             a.checkpoint, model->kind(), t.latent ? " in an autoencoder's latents, decoded" : "",
              classes > 0 ? fmt::format(", guidance {}, {}", a.guidance,
                                        a.label >= 0 ? "class " + t.images.at("classes").at(a.label).get<std::string>()
                                                     : std::string("one row per class"))
@@ -119,6 +119,10 @@ void run_images(SampleArgs& a, const TrainedModel& t) {
 
 void run_checkpoint(SampleArgs& a) {
   const TrainedModel t = load_trained_model(a.checkpoint);
+  SDEGEN_CHECK(t.model->kind() != "autoencoder", "'", a.checkpoint, "' holds an autoencoder, which maps images to ",
+               "latents and back and samples nothing; train a model on its latents (sdegen train --latent ",
+               a.checkpoint, ") and sample that, or see its reconstructions with sdegen eval --checkpoint ",
+               a.checkpoint, " --samples-out recon.png");
   if (!t.images.is_null()) return run_images(a, t);
   const ModelPtr& model = t.model;
   const Standardizer& st = t.standardizer;

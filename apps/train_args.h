@@ -7,6 +7,7 @@
 #include <string>
 
 #include "sdegen/data/images.h"
+#include "sdegen/net/autoencoder.h"
 #include "sdegen/train/options.h"
 
 namespace sdegen::app {
@@ -37,6 +38,11 @@ struct TrainArgs {
   double mlp_ratio = 0.0;
   int64_t image_size = 0;       // 0: the images' own size
   double p_uncond = 0.1;        // classifier-free guidance's label dropout
+  // Latent models: the run directory of an autoencoder whose latents the model learns.
+  std::string latent;
+  // --model autoencoder (0: AutoencoderOptions' and AutoencoderModelOptions' defaults).
+  int64_t latent_channels = 0;
+  double kl_weight = 0.0;
 };
 
 // The image recipe (apps/image_train.cpp), measured on Fashion-MNIST with flow: 8000 steps of
@@ -47,6 +53,8 @@ struct TrainArgs {
 constexpr int64_t kImageSteps = 8000;
 constexpr int64_t kImageBaseChannels = 16;
 constexpr int64_t kImageValidationsPerRun = 8;
+// The autoencoder's steps at the same batch (README "Latent diffusion").
+constexpr int64_t kAutoencoderSteps = 3000;
 
 // --coupling and --sinkhorn-epsilon as model overrides; refused for the general models, which
 // draw no pairs (sde, ode).
@@ -57,6 +65,10 @@ bool is_image_data(const std::string& spec);
 // The training images of such a spec: Fashion-MNIST's training split, or the folder's images
 // (resized to image_size; 0: as they are).
 ImageData load_training_images(const std::string& spec, int64_t image_size = 0);
+
+// The image recipe's autoencoder (--model autoencoder): channels {b, 2b, 4b} from --base-channels
+// b (0: 16), as many halvings (up to two) as the image size allows, --latent-channels (0: 4).
+AutoencoderOptions recipe_autoencoder(const TrainArgs& a, const std::vector<int64_t>& shape);
 
 // sdegen train on images: a U-Net in any model (class-conditional when the images are labelled,
 // except the general sde and ode), with the image recipe's defaults for whatever was not given.

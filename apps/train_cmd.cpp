@@ -44,6 +44,9 @@ void run(TrainArgs& a, const CLI::App& command) {
   SDEGEN_CHECK(!consistency || !is_image_data(a.data), "consistency training on images is not built yet; train it on ",
                "vectors or a table");
   if (is_image_data(a.data)) return run_image_training(a, command);
+  SDEGEN_CHECK(a.model != "autoencoder" && a.latent.empty() && a.latent_channels == 0 && a.kl_weight == 0,
+               "--model autoencoder, --latent, --latent-channels and --kl-weight are for images; '", a.data,
+               "' is not fashion-mnist or a folder of PNG images");
   SDEGEN_CHECK(a.net.empty() || a.net == "mlp", "--net ", a.net, " is for images; vectors and tables use the mlp");
   SDEGEN_CHECK(a.patch == 0 && a.heads == 0 && a.mlp_ratio == 0, "--patch, --heads and --mlp-ratio shape the ",
                "diffusion transformer, for images (--net dit)");
@@ -147,7 +150,10 @@ void register_train(CLI::App& app) {
                       "for labels)");
   std::vector<std::string> models = model_names();
   models.push_back("consistency");
-  cmd->add_option("--model", a->model, "Model (consistency: consistency training, a few-step map from noise to data)")
+  models.push_back("autoencoder");
+  cmd->add_option("--model", a->model,
+                  "Model (consistency: consistency training, a few-step map from noise to data; autoencoder: images "
+                  "only, the KL autoencoder whose latents --latent trains on)")
       ->check(one_of(models, "model"));
   cmd->add_option("--schedule", a->schedule, "Affine schedule (default: the model's)")
       ->check(one_of(schedule_names(), "schedule"));
@@ -199,7 +205,7 @@ void register_train(CLI::App& app) {
                   "Steps between checkpoints (0: at each validation and at the end)");
   cmd->add_option("--net", a->net, "Network (default: mlp for vectors, unet for images; images also: dit, the diffusion transformer)")
       ->check(one_of(network_names(), "network"));
-  cmd->add_option("--base-channels", a->base_channels, "U-Net channels of the first level (0: the recipe's, " +
+  cmd->add_option("--base-channels", a->base_channels, "U-Net (and autoencoder) channels of the first level (0: the recipe's, " +
                                                                std::to_string(kImageBaseChannels) + ")");
   cmd->add_option("--patch", a->patch, "DiT: patch side (0: 2); --width and --depth give its hidden features "
                   "(0: 128) and blocks (-1: 4)");
@@ -208,6 +214,17 @@ void register_train(CLI::App& app) {
   cmd->add_option("--image-size", a->image_size, "Resize a folder's images to this size (0: as they are)");
   cmd->add_option("--p-uncond", a->p_uncond,
                   "Labelled images: share of labels dropped, so one network also learns the unconditional model");
+  cmd->add_option("--latent", a->latent,
+                  "Images: the run directory of an autoencoder (--model autoencoder); the model learns its "
+                  "standardised latents, and its checkpoint embeds the autoencoder (a resumed run uses the one "
+                  "it embeds)");
+  cmd->add_option("--latent-channels", a->latent_channels,
+                  "--model autoencoder: channels of the latent (0: 4); --base-channels b gives the levels' b, 2b, 4b "
+                  "(0: 16), and each level after the first halves the image")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--kl-weight", a->kl_weight,
+                  "--model autoencoder: the KL's weight beside the summed squared error of an image (0: 1e-4)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--out", a->out, "Run directory (checkpoint, log.csv)");
   cmd->add_flag("--resume", a->resume, "Continue from the checkpoint in --out");
   cmd->add_flag("--overwrite", a->overwrite, "Replace a checkpoint already in --out");

@@ -56,6 +56,11 @@ cases=(
   "dit --phase train --patch 2 --steps 6"
   "dit --phase train --patch 4 --steps 10"
   "dit --phase sample --patch 2 --steps 2"
+  # Workload 9, the image recipe's KL autoencoder (0.36M parameters, 1x28x28 to 4x7x7): encoding
+  # and decoding 256 images, a train step at batch 64 (about 15 s a round).
+  "autoencoder --phase encode --steps 10"
+  "autoencoder --phase decode --steps 10"
+  "autoencoder --phase train --steps 20"
 )
 
 : >"$log"

@@ -34,7 +34,7 @@ Estimate bits_estimate(const torch::Tensor& nll_nats, int64_t dims) {
 // The model's generated images at weight w, the same prior draws and labels for every w.
 GuidanceRow sample_row(GenerativeModel& model, Classifier& classifier, const FeatureStats& reference, double w,
                        const torch::Tensor& labels, const ImageEvalOptions& o, const ImageEvalProgress& progress,
-                       torch::Tensor* first) {
+                       const LatentSpace* latent, torch::Tensor* first) {
   torch::NoGradGuard no_grad;
   torch::manual_seed(o.seed);
   const auto start = std::chrono::steady_clock::now();
@@ -49,7 +49,7 @@ GuidanceRow sample_row(GenerativeModel& model, Classifier& classifier, const Fea
     const Solution sol = generate(model, x0, o.sampler, guidance);
     sol.check();
     row.nfe = sol.nfe;
-    parts.push_back(sol.x.to(torch::kFloat).clamp(-1.0, 1.0));
+    parts.push_back((latent ? latent->decode(sol.x) : sol.x).to(torch::kFloat).clamp(-1.0, 1.0));
     if (progress) progress(w, done + m, o.n);
   }
   row.seconds = seconds_since(start);
@@ -75,10 +75,15 @@ double default_guidance(const GenerativeModel& model) {
 
 ImageEvalResult evaluate_images(GenerativeModel& model, Classifier& classifier, const ImageData& reference,
                                 const ImageData& other, const ImageEvalOptions& o,
-                                const ImageEvalProgress& progress) {
-  const std::vector<int64_t> shape = model.shape();
+                                const ImageEvalProgress& progress, const LatentSpace* latent) {
+  const std::vector<int64_t> shape = latent ? latent->image_shape() : model.shape();
   SDEGEN_CHECK(shape.size() == 3, "evaluate_images needs an image model (shape [C, H, W]), got shape ",
                torch::IntArrayRef(shape));
+  SDEGEN_CHECK(!latent || latent->latent_shape() == model.shape(), "evaluate_images: the model draws ",
+               torch::IntArrayRef(model.shape()), " but the latent space decodes ",
+               torch::IntArrayRef(latent ? latent->latent_shape() : shape));
+  SDEGEN_CHECK(!latent || o.likelihood_n == 0, "evaluate_images: a latent model's probability flow gives the ",
+               "likelihood of latents, not pixel bits per dimension; set likelihood_n to 0");
   for (const ImageData* set : {&reference, &other})
     SDEGEN_CHECK(set->x.defined() && set->shape() == shape, "evaluate_images: the model draws images of ",
                  torch::IntArrayRef(shape), " but '", set->source, "' holds ",
@@ -125,7 +130,7 @@ ImageEvalResult evaluate_images(GenerativeModel& model, Classifier& classifier, 
   const torch::Tensor labels = classes > 0 ? torch::arange(o.n, torch::kLong).remainder(classes) : torch::Tensor();
   const std::vector<double> weights = classes > 0 ? o.guidance : std::vector<double>{1.0};
   for (const double w : weights)
-    r.rows.push_back(sample_row(model, classifier, reference_stats, w, labels, o, progress, &r.first_images));
+    r.rows.push_back(sample_row(model, classifier, reference_stats, w, labels, o, progress, latent, &r.first_images));
 
   // Bits per dimension of the unconditional model on dequantised reference images.
   const int64_t dims = example_numel(shape);
@@ -134,15 +139,23 @@ ImageEvalResult evaluate_images(GenerativeModel& model, Classifier& classifier, 
   if (o.elbo_n > 0) {
     torch::NoGradGuard no_grad;
     const auto start = std::chrono::steady_clock::now();
-    const torch::Tensor y = dequantize_pixels(reference_images.narrow(0, 0, std::min(o.elbo_n, o.n))).to(dtype);
+    const torch::Tensor images = reference_images.narrow(0, 0, std::min(o.elbo_n, o.n));
+    // A latent model's ELBO is of the images' latents; pixels are dequantised as a discrete
+    // likelihood needs.
+    const torch::Tensor y = (latent ? latent->encode(images) : dequantize_pixels(images)).to(dtype);
     std::vector<torch::Tensor> totals;
     for (int64_t i = 0; i < y.size(0); i += o.batch)
       totals.push_back(model.elbo(y.narrow(0, i, std::min(o.batch, y.size(0) - i)), o.elbo_time_samples).total());
     const torch::Tensor nelbo = -torch::cat(totals).to(torch::kDouble);
     r.elbo_n = y.size(0);
     const int64_t bad = nelbo.isfinite().logical_not().sum().item<int64_t>();
-    if (bad == 0) r.elbo_bits_per_dim = bits_estimate(nelbo, dims);
-    else r.elbo_problem = detail::concat(bad, " of ", r.elbo_n, " images have a non-finite ELBO");
+    if (bad > 0) r.elbo_problem = detail::concat(bad, " of ", r.elbo_n, " images have a non-finite ELBO");
+    else if (!latent) r.elbo_bits_per_dim = bits_estimate(nelbo, dims);
+    else {
+      const Estimate nats = mean_and_se(nelbo);
+      const double d = static_cast<double>(example_numel(model.shape()));
+      r.latent_nelbo_per_dim = Estimate{nats.mean / d, nats.se / d};
+    }
     r.elbo_seconds = seconds_since(start);
   }
   if (o.likelihood_n > 0) {
@@ -167,6 +180,54 @@ ImageEvalResult evaluate_images(GenerativeModel& model, Classifier& classifier, 
     r.likelihood_seconds = seconds_since(start);
   }
   return r;
+}
+
+ReconstructionResult evaluate_reconstruction(AutoencoderModel& autoencoder, Classifier& classifier,
+                                             const ImageData& reference, int64_t n, uint64_t seed) {
+  const std::vector<int64_t> shape = autoencoder.shape();
+  SDEGEN_CHECK(reference.x.defined() && reference.shape() == shape, "evaluate_reconstruction: the autoencoder takes ",
+               "images of ", torch::IntArrayRef(shape), " but '", reference.source, "' holds ",
+               reference.x.defined() ? reference.x.sizes() : torch::IntArrayRef{});
+  const ClassifierOptions& c = classifier->options;
+  SDEGEN_CHECK(c.in_channels() == shape[0] && c.height() == shape[1] && c.width() == shape[2],
+               "evaluate_reconstruction: the classifier takes images of [", c.in_channels(), ", ", c.height(), ", ",
+               c.width(), "], the autoencoder ", torch::IntArrayRef(shape));
+  SDEGEN_CHECK(n >= 2 && 2 * n <= reference.size(), "evaluate_reconstruction: n = ", n, " must be >= 2 and at most ",
+               "half of the ", reference.size(), " images of '", reference.source, "'");
+  const auto start = std::chrono::steady_clock::now();
+  torch::NoGradGuard no_grad;
+  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const torch::Tensor rows = torch::randperm(reference.size(), generator, torch::TensorOptions(torch::kLong));
+  const torch::Tensor a = reference.x.index_select(0, rows.narrow(0, 0, n));
+  const torch::Tensor b = reference.x.index_select(0, rows.narrow(0, n, n));
+  const torch::Tensor means = posterior_means(autoencoder, b);
+  std::vector<torch::Tensor> parts;
+  for (int64_t i = 0; i < n; i += 256)
+    parts.push_back(autoencoder.decode(means.narrow(0, i, std::min<int64_t>(256, n - i))));
+  ReconstructionResult r;
+  r.n = n;
+  r.originals = b.to(torch::kFloat);
+  r.reconstructions = torch::cat(parts).to(torch::kFloat).clamp(-1.0, 1.0);
+  const FeatureStats reference_stats = feature_stats(image_features(classifier, a), "the reference images' features");
+  r.fd = frechet_distance(feature_stats(image_features(classifier, r.reconstructions), "the reconstructions' features"),
+                          reference_stats);
+  r.fd_floor =
+      frechet_distance(feature_stats(image_features(classifier, r.originals), "the held-out images' features"),
+                       reference_stats);
+  const torch::Tensor mse = (r.reconstructions - r.originals).to(torch::kDouble).square().flatten(1).mean(1);
+  r.psnr = mean_and_se(10.0 * torch::log10(4.0 / mse.clamp_min(1e-12)));
+  r.seconds = seconds_since(start);
+  return r;
+}
+
+nlohmann::json to_json(const ReconstructionResult& r) {
+  return {{"n", r.n},
+          {"fd", r.fd},
+          {"fd_floor", r.fd_floor},
+          {"fd_over_floor", r.fd_floor > 0 ? nlohmann::json(r.fd / r.fd_floor) : nlohmann::json()},
+          {"psnr", r.psnr.mean},
+          {"psnr_stderr", r.psnr.se},
+          {"seconds", r.seconds}};
 }
 
 nlohmann::json to_json(const ImageEvalResult& r) {
@@ -208,7 +269,9 @@ nlohmann::json to_json(const ImageEvalResult& r) {
           {"elbo_bits_per_dim_stderr", se(r.elbo_bits_per_dim)},
           {"elbo_n", r.elbo_n},
           {"elbo_problem", r.elbo_problem},
-          {"elbo_seconds", r.elbo_seconds}};
+          {"elbo_seconds", r.elbo_seconds},
+          {"latent_nelbo_per_dim", mean(r.latent_nelbo_per_dim)},
+          {"latent_nelbo_per_dim_stderr", se(r.latent_nelbo_per_dim)}};
 }
 
 }  // namespace sdegen

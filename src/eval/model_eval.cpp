@@ -35,14 +35,27 @@ TrainedModel load_trained_model(const std::string& run_dir, Weights weights) {
   t.model->eval();
   const nlohmann::json& extra = t.config.at("extra");
   if (extra.contains("data") && extra.at("data").is_string()) t.data = extra.at("data").get<std::string>();
-  if (extra.contains("images")) {  // pixels in [-1, 1]: no standardizer
+  if (extra.contains("images")) {  // pixels in [-1, 1], or latents of them: no standardizer
     t.images = extra.at("images");
+    t.latent = checkpoint_latent_space(run_dir, t.config);
+    SDEGEN_CHECK(!t.latent || t.latent->latent_shape() == t.model->shape(), "checkpoint '", run_dir,
+                 "': its model draws ", torch::IntArrayRef(t.model->shape()), " but its latent space decodes ",
+                 torch::IntArrayRef(t.latent->latent_shape()));
     return t;
   }
   SDEGEN_CHECK(extra.contains("standardizer"), "checkpoint '", run_dir, "' records no standardizer in its extra");
   t.standardizer = Standardizer::from_json(extra.at("standardizer"), t.model->dim());
   if (extra.contains("data") && extra.at("data").is_string()) t.data = extra.at("data").get<std::string>();
   return t;
+}
+
+std::shared_ptr<LatentSpace> checkpoint_latent_space(const std::string& run_dir, const nlohmann::json& config) {
+  const nlohmann::json& extra = config.at("extra");
+  if (!extra.contains("latent")) return nullptr;
+  const std::string where = checkpoint_dir(run_dir);
+  auto latent = std::make_shared<LatentSpace>(
+      LatentSpace::from_stored(extra.at("latent"), read_checkpoint_attachment(run_dir, kLatentWeightsFile), where));
+  return latent;
 }
 
 LikelihoodResult model_log_likelihood(const GenerativeModel& model, const torch::Tensor& x,

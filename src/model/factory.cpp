@@ -4,6 +4,7 @@
 #include <type_traits>
 
 #include "sdegen/core/check.h"
+#include "sdegen/model/autoencoder.h"
 #include "sdegen/model/consistency_model.h"
 #include "sdegen/model/ode_model.h"
 #include "sdegen/model/sde_model.h"
@@ -92,6 +93,8 @@ nlohmann::json model_config(const std::string& kind, int64_t dim, const nlohmann
     ConsistencyOptions o;
     o.net = to_json(default_net(dim));
     config = to_json(o);
+  } else if (kind == "autoencoder") {
+    config = autoencoder_default_config();  // images only: the overrides' net gives the shape
   } else {
     config = default_config(kind, dim);
   }
@@ -137,6 +140,7 @@ ModelPtr make_model(const nlohmann::json& config) {
   SDEGEN_CHECK(config.is_object(), "model configuration must be a JSON object, got ", config.dump());
   const std::string kind = get<std::string>(config, "kind");
   if (kind == "consistency") return std::make_shared<ConsistencyModel>(consistency_options_from_json(config));
+  if (kind == "autoencoder") return std::make_shared<AutoencoderModel>(autoencoder_model_options_from_json(config));
   check_name("model", kind, model_names());
   SDEGEN_CHECK(config.contains("net"), "model configuration has no 'net'");
   check_keys(config, default_config(kind, 1));

@@ -1,5 +1,6 @@
 #include "sdegen/train/checkpoint.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -12,6 +13,7 @@
 #include "sdegen/core/tensor.h"
 #include "sdegen/io/csv.h"
 #include "sdegen/io/integrity.h"
+#include "sdegen/io/module_archive.h"
 #include "sdegen/model/factory.h"
 #include "sdegen/train/optim.h"
 
@@ -78,41 +80,13 @@ void read_archive(torch::serialize::InputArchive& archive, const fs::path& file,
   }
 }
 
-// The model's tensors as stored by Module::save (one sub-archive per child), paired with the
-// model's own, after checking every name, shape, dtype and value; nothing is copied yet.
-using TensorPairs = std::vector<std::pair<torch::Tensor, torch::Tensor>>;  // {model's, stored}
-
-void read_module(torch::serialize::InputArchive& archive, const torch::nn::Module& module,
-                 const std::string& prefix, const fs::path& file, TensorPairs& out) {
-  auto take = [&](const std::string& name, const torch::Tensor& mine, bool is_buffer) {
-    torch::Tensor stored;
-    archive.read(name, stored, is_buffer);
-    SDEGEN_CHECK(stored.sizes() == mine.sizes() && stored.scalar_type() == mine.scalar_type(), "'",
-                 prefix, name, "' is ", stored.scalar_type(), stored.sizes(), " in the checkpoint but ",
-                 mine.scalar_type(), mine.sizes(), " in the model");
-    if (!all_finite(stored)) throw corrupt(file, "'" + prefix + name + "' holds NaN or infinite values");
-    out.emplace_back(mine, stored);
-  };
-  for (const auto& p : module.named_parameters(/*recurse=*/false)) take(p.key(), p.value(), false);
-  for (const auto& b : module.named_buffers(/*recurse=*/false)) take(b.key(), b.value(), true);
-  for (const auto& child : module.named_children()) {
-    torch::serialize::InputArchive sub;
-    archive.read(child.key(), sub);
-    read_module(sub, *child.value(), prefix + child.key() + ".", file, out);
-  }
-}
-
 TensorPairs read_model(const fs::path& dir, const nlohmann::json& config, const GenerativeModel& model) {
   const fs::path file = dir / "model.pt";
   auto archive = open_archive(file, config);
   TensorPairs tensors;
-  read_archive(archive, file, [&](auto& a) { read_module(a, model, "", file, tensors); });
+  const StoredTensorCheck check{"the checkpoint", "the model", [&](const std::string& why) { return corrupt(file, why); }};
+  read_archive(archive, file, [&](auto& a) { read_module_tensors(a, model, tensors, check); });
   return tensors;
-}
-
-void commit(const TensorPairs& pairs) {
-  torch::NoGradGuard no_grad;
-  for (const auto& [mine, stored] : pairs) mine.detach().copy_(stored);
 }
 
 // An Ema-layout archive (ema.pt, best.pt) read into a fresh Ema of the model's layout.
@@ -213,6 +187,18 @@ nlohmann::json as_read_now(const nlohmann::json& stored) {
   return config;
 }
 
+// A plain file name that is not one of the checkpoint's own files.
+void check_attachment_name(const std::string& name) {
+  static const std::vector<std::string> reserved = {"config.json", "model.pt", "ema.pt", "best.pt", "optimizer.pt",
+                                                    "rng.pt"};
+  const bool plain = !name.empty() && name[0] != '.' &&
+                     name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+                         std::string::npos;
+  SDEGEN_CHECK(plain && std::find(reserved.begin(), reserved.end(), name) == reserved.end(),
+               "checkpoint: an attachment needs a plain file name other than the checkpoint's own files, got '",
+               name, "'");
+}
+
 }  // namespace
 
 std::string checkpoint_dir(const std::string& out_dir) { return (fs::path(out_dir) / "checkpoint").string(); }
@@ -248,6 +234,7 @@ void save_checkpoint(const std::string& out_dir, const TrainingState& state, con
   SDEGEN_CHECK(meta.extra.is_object(), "checkpoint: the extra configuration must be a JSON object, got ",
                meta.extra.dump());
   const bool keeps_best = state.best && state.best->weights;
+  for (const auto& item : meta.attachments) check_attachment_name(item.first);
   nlohmann::json config = {{"format", kFormat},
                            {"version", kVersion},
                            {"step", meta.step},
@@ -287,6 +274,12 @@ void save_checkpoint(const std::string& out_dir, const TrainingState& state, con
       a.write("batches", batches);
       a.write("torch_default_cpu", default_generator_state(), /*is_buffer=*/true);
     });
+    for (const auto& [name, bytes] : meta.attachments) {
+      std::ofstream out(tmp / name, std::ios::binary);
+      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+      if (!out.flush()) throw IoError("cannot write checkpoint file '" + (tmp / name).string() + "'");
+      files.push_back(name);
+    }
     config["files"] = nlohmann::json::object();
     for (const auto& name : files) config["files"][name] = digest_to_json(file_digest((tmp / name).string()));
     write_file_atomic((tmp / "config.json").string(), config.dump(2) + "\n");
@@ -380,7 +373,7 @@ nlohmann::json load_checkpoint(const std::string& out_dir, const TrainingState& 
     }
   }
 
-  commit(model_tensors);
+  commit_tensors(model_tensors);
   if (state.ema) *state.ema = std::move(*ema);
   if (state.best) {
     *state.best = BestWeights();
@@ -410,7 +403,22 @@ void load_weights(const std::string& out_dir, GenerativeModel& model, Weights wh
     read_ema(dir / "ema.pt", config, model).copy_to(model);
     return;
   }
-  commit(read_model(dir, config, model));
+  commit_tensors(read_model(dir, config, model));
+}
+
+std::string read_checkpoint_attachment(const std::string& out_dir, const std::string& name) {
+  check_attachment_name(name);
+  const fs::path dir = existing_checkpoint(out_dir);
+  const nlohmann::json config = read_config(dir);
+  const fs::path file = dir / name;
+  if (!config.contains("files") || !config.at("files").contains(name))
+    throw IoError("checkpoint '" + dir.string() + "' holds no '" + name + "'");
+  verify_file(file, config);
+  std::ifstream in(file, std::ios::binary);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  if (!in) throw IoError("checkpoint file '" + file.string() + "' is unreadable");
+  return bytes.str();
 }
 
 }  // namespace sdegen

@@ -10,6 +10,7 @@
 #include "sdegen/core/tensor.h"
 #include "sdegen/io/csv.h"
 #include "sdegen/io/integrity.h"
+#include "sdegen/io/module_archive.h"
 
 namespace sdegen {
 
@@ -75,31 +76,6 @@ nlohmann::json read_config(const fs::path& dir) {
   return config;
 }
 
-// The stored tensors paired with the network's, after checking every name, shape, dtype and value.
-using TensorPairs = std::vector<std::pair<torch::Tensor, torch::Tensor>>;  // {network's, stored}
-
-void read_module(torch::serialize::InputArchive& archive, const torch::nn::Module& module, const std::string& prefix,
-                 const fs::path& file, TensorPairs& out) {
-  auto take = [&](const std::string& name, const torch::Tensor& mine, bool is_buffer) {
-    torch::Tensor stored;
-    archive.read(name, stored, is_buffer);
-    if (stored.sizes() != mine.sizes() || stored.scalar_type() != mine.scalar_type())
-      throw InvalidArgument(detail::concat("classifier file '", file.string(), "': '", prefix, name, "' is ",
-                                           stored.scalar_type(), stored.sizes(), " in the file but ",
-                                           mine.scalar_type(), mine.sizes(),
-                                           " in the network that config.json describes"));
-    if (!all_finite(stored)) throw corrupt(file, "'" + prefix + name + "' holds NaN or infinite values");
-    out.emplace_back(mine, stored);
-  };
-  for (const auto& p : module.named_parameters(/*recurse=*/false)) take(p.key(), p.value(), false);
-  for (const auto& b : module.named_buffers(/*recurse=*/false)) take(b.key(), b.value(), true);
-  for (const auto& child : module.named_children()) {
-    torch::serialize::InputArchive sub;
-    archive.read(child.key(), sub);
-    read_module(sub, *child.value(), prefix + child.key() + ".", file, out);
-  }
-}
-
 void read_weights(const fs::path& dir, const nlohmann::json& config, Classifier& net) {
   const fs::path file = dir / kWeights;
   if (!fs::is_regular_file(file)) throw IoError("classifier file '" + file.string() + "' is missing");
@@ -117,15 +93,18 @@ void read_weights(const fs::path& dir, const nlohmann::json& config, Classifier&
     throw corrupt(file, "its CRC-32 " + actual.crc32 + " differs from the " + expected.crc32 +
                             " recorded in config.json (changed or damaged after it was written)");
   TensorPairs pairs;
+  const StoredTensorCheck check{"the file", "the network that config.json describes",
+                                [&](const std::string& why) { return corrupt(file, why); }};
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(file.string());
-    read_module(archive, *net, "", file, pairs);
+    read_module_tensors(archive, *net, pairs, check);
   } catch (const c10::Error& e) {
     throw corrupt(file, first_line(e.what_without_backtrace()));
+  } catch (const InvalidArgument& e) {
+    throw InvalidArgument("classifier file '" + file.string() + "': " + e.what());
   }
-  torch::NoGradGuard no_grad;
-  for (auto& [mine, stored] : pairs) mine.detach().copy_(stored);
+  commit_tensors(pairs);
 }
 
 fs::path existing(const std::string& dir) {

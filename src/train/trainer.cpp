@@ -225,7 +225,7 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
     check_probe(nullptr, "current");
     if (ema_ptr) check_probe(ema_ptr, "averaged");
     try {
-      save_checkpoint(out_dir, state, {step, earlier_seconds + elapsed(), options, setup.extra});
+      save_checkpoint(out_dir, state, {step, earlier_seconds + elapsed(), options, setup.extra, setup.attachments});
     } catch (const NumericError& e) {
       throw NumericError(std::string(e.what()) + "; " + last_good() + "; " + advice());
     }

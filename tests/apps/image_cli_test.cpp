@@ -139,6 +139,74 @@ TEST_F(ImageCli, TrainsAndSamplesADiffusionTransformer) {
   EXPECT_CLI_ERROR(run_sdegen("train --data moons --patch 2 --out " + path("x")), "for images (--net dit)");
 }
 
+// An autoencoder and models on its latents: the latent model's checkpoint embeds the autoencoder,
+// so it resumes, samples (a decoded grid) and evaluates (fd of decoded images, the autoencoder's
+// reconstruction figures, the ELBO per latent dimension and no pixel bits) after the
+// autoencoder's directory is gone.
+TEST_F(ImageCli, TrainsModelsOnAnAutoencodersLatentsThatOutliveIt) {
+  const std::string data = folder(), ae = path("ae"), run = path("latent");
+  const test::Outcome trained_ae =
+      run_sdegen("train --data " + data + " --model autoencoder --base-channels 8 --batch 8 --steps 4 --out " + ae);
+  ASSERT_EQ(trained_ae.code, 0) << trained_ae.output;
+  const nlohmann::json ae_config = nlohmann::json::parse(test::read_file(ae + "/checkpoint/config.json"));
+  EXPECT_EQ(ae_config.at("kind"), "autoencoder");
+  EXPECT_EQ(ae_config.at("model").at("net").at("channels"), nlohmann::json({8, 16, 32}));
+  EXPECT_CLI_ERROR(run_sdegen("sample --checkpoint " + ae + " --out " + path("x.png")), "samples nothing");
+  EXPECT_CLI_ERROR(run_sdegen("plot --checkpoint " + ae + " --out " + path("p")), "an autoencoder, which has none");
+  const test::Outcome clf = run_sdegen("train-classifier --data " + data + " --epochs 2 --out " + path("clf"));
+  ASSERT_EQ(clf.code, 0) << clf.output;
+  const std::string with_classifier = " --classifier " + path("clf") + " --n 6";
+  const test::Outcome ae_eval = run_sdegen("eval --checkpoint " + ae + with_classifier + " --out " +
+                                           path("ae.json") + " --samples-out " + path("recon.png"));
+  ASSERT_EQ(ae_eval.code, 0) << ae_eval.output;
+  const nlohmann::json recon = nlohmann::json::parse(test::read_file(path("ae.json"))).at("reconstruction");
+  EXPECT_EQ(recon.at("n"), 6);
+  EXPECT_GT(recon.at("fd_floor").get<double>(), 0.0);
+  EXPECT_TRUE(recon.at("fd").is_number() && recon.at("psnr").is_number()) << recon.dump();
+  EXPECT_EQ(read_png(path("recon.png")).sizes(), torch::IntArrayRef({1, 2 * 10 + 2, 6 * 10 + 2}));
+
+  EXPECT_CLI_ERROR(run_sdegen("train --data " + data + " --model autoencoder --net dit --out " + path("x")),
+                   "--net and --latent are for the models trained on its latents");
+  const std::string train = "train --data " + data + " --latent " + ae + " --model flow --base-channels 8 --batch 8 " +
+                            "--out " + run;
+  const test::Outcome trained = run_sdegen(train + " --steps 4");
+  ASSERT_EQ(trained.code, 0) << trained.output;
+  const nlohmann::json config = nlohmann::json::parse(test::read_file(run + "/checkpoint/config.json"));
+  EXPECT_EQ(config.at("extra").at("latent").at("latent_shape"), nlohmann::json({4, 2, 2}));
+  EXPECT_EQ(config.at("model").at("net").at("in_channels"), 4);
+  EXPECT_TRUE(config.at("files").contains("autoencoder.pt")) << config.dump();
+  EXPECT_CLI_ERROR(run_sdegen("train --data " + data + " --latent " + run + " --out " + path("y")),
+                   "it must be an autoencoder");
+
+  // The diffusion transformer on the same latents (2x2: one token of patch 2).
+  const test::Outcome dit = run_sdegen("train --data " + data + " --latent " + ae + " --model flow --net dit " +
+                                       "--width 16 --depth 1 --heads 2 --batch 8 --steps 2 --out " + path("dit"));
+  ASSERT_EQ(dit.code, 0) << dit.output;
+
+  std::filesystem::remove_all(ae);
+  const test::Outcome resumed = run_sdegen(train + " --steps 6 --resume");
+  ASSERT_EQ(resumed.code, 0) << resumed.output;
+  const test::Outcome grid =
+      run_sdegen("sample --checkpoint " + run + " --solver euler --steps 2 --columns 3 --out " + path("latent.png"));
+  ASSERT_EQ(grid.code, 0) << grid.output;
+  EXPECT_NE(grid.output.find("in an autoencoder's latents, decoded"), std::string::npos) << grid.output;
+  EXPECT_EQ(read_png(path("latent.png")).sizes(), torch::IntArrayRef({1, 2 * 10 + 2, 3 * 10 + 2}));
+  EXPECT_CLI_ERROR(run_sdegen("plot --checkpoint " + run + " --out " + path("p")), "a latent model");
+  const test::Outcome evaluated = run_sdegen("eval --checkpoint " + run + with_classifier +
+                                             " --sample-solver euler --sample-steps 2 --out " + path("latent.json"));
+  ASSERT_EQ(evaluated.code, 0) << evaluated.output;
+  const nlohmann::json j = nlohmann::json::parse(test::read_file(path("latent.json")));
+  EXPECT_TRUE(j.at("fd").is_number()) << j.dump();
+  EXPECT_TRUE(j.at("reconstruction").at("psnr").is_number()) << j.dump();
+  EXPECT_TRUE(j.at("latent_nelbo_per_dim").is_number()) << j.dump();
+  EXPECT_TRUE(j.at("bits_per_dim").is_null() && j.at("elbo_bits_per_dim").is_null()) << j.dump();
+  EXPECT_NE(evaluated.output.find("nats per latent dimension"), std::string::npos) << evaluated.output;
+  const test::Outcome dit_grid =
+      run_sdegen("sample --checkpoint " + path("dit") + " --solver euler --steps 2 --out " + path("dit.png"));
+  ASSERT_EQ(dit_grid.code, 0) << dit_grid.output;
+  EXPECT_EQ(read_png(path("dit.png")).sizes(), torch::IntArrayRef({1, 2 * 10 + 2, 10 * 10 + 2}));
+}
+
 // The few-step students of an image teacher: a consistency distillation and a reflow learn the
 // guided teacher, so they sample and evaluate with guidance 1 by default and refuse another weight
 // (they learned no unconditional map); the consistency model is measured by its samples alone.

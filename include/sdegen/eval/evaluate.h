@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -18,6 +19,7 @@
 #include "sdegen/data/density.h"
 #include "sdegen/eval/likelihood.h"
 #include "sdegen/model/generative_model.h"
+#include "sdegen/model/latent.h"
 #include "sdegen/objective/elbo.h"
 #include "sdegen/sample/sampler.h"
 #include "sdegen/train/checkpoint.h"
@@ -35,10 +37,20 @@ struct TrainedModel {
   // Image models: {"shape": [C, H, W], "classes": [names], "source": ...}; null for vectors
   // (whose standardizer is then set).
   nlohmann::json images;
+  // A latent model (model/latent.h): the latent space it learned in, which maps its draws to
+  // images; nullptr for models of pixels or vectors.
+  std::shared_ptr<LatentSpace> latent;
+  // The shape of what the model's samples are shown as: the latent space's images, else the model's.
+  std::vector<int64_t> image_shape() const { return latent ? latent->image_shape() : model->shape(); }
 };
 // IoError when run_dir has no checkpoint; the model is in eval mode, with the chosen weights (by
 // default the best validated ones, else the average, else the last iterate).
 TrainedModel load_trained_model(const std::string& run_dir, Weights weights = Weights::kBest);
+
+// The latent space a latent model's checkpoint embeds (its extra's "latent" and the attachment
+// kLatentWeightsFile), or nullptr when `config` (load_checkpoint_config(run_dir)) has none.
+constexpr const char* kLatentWeightsFile = "autoencoder.pt";
+std::shared_ptr<LatentSpace> checkpoint_latent_space(const std::string& run_dir, const nlohmann::json& config);
 
 // What a model is evaluated on, in data units.
 struct EvalData {

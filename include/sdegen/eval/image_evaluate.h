@@ -20,6 +20,7 @@
 #include "sdegen/data/images.h"
 #include "sdegen/eval/evaluate.h"
 #include "sdegen/model/generative_model.h"
+#include "sdegen/model/latent.h"
 #include "sdegen/net/classifier.h"
 #include "sdegen/sample/sampler.h"
 
@@ -93,6 +94,10 @@ struct ImageEvalResult {
   int64_t elbo_n = 0, likelihood_n = 0, likelihood_nfe = 0;
   std::string elbo_problem, likelihood_problem;
   double elbo_seconds = 0.0, likelihood_seconds = 0.0;
+  // A latent model: the negative ELBO of the reference images' latents per latent dimension, in
+  // nats. A figure of the latent space, not comparable with pixel bits per dimension (which stay
+  // absent for latent models).
+  std::optional<Estimate> latent_nelbo_per_dim;
   torch::Tensor first_images;  // the first row's generated images [n, C, H, W] in [-1, 1]
 };
 
@@ -106,15 +111,36 @@ using ImageEvalProgress = std::function<void(double weight, int64_t done, int64_
 // set, a conditional model whose class count differs from the classifier's, no guidance weight.
 // A sampling solve that fails is a NumericError; samples are clamped to [-1, 1], as a PNG would
 // store them, before they are measured.
+// A latent model (model/latent.h) passes its latent space: its draws are decoded to images before
+// they are measured, the ELBO is of the reference images' latents (latent_nelbo_per_dim), and
+// likelihood_n must be 0.
 ImageEvalResult evaluate_images(GenerativeModel& model, Classifier& classifier, const ImageData& reference,
                                 const ImageData& other, const ImageEvalOptions& options = {},
-                                const ImageEvalProgress& progress = {});
+                                const ImageEvalProgress& progress = {}, const LatentSpace* latent = nullptr);
+
+// How well an autoencoder reconstructs held-out images: n images B of `reference`, disjoint from
+// n images A of it (both drawn by seed), reconstructed through the posterior mean; fd of the
+// reconstructions against A beside fd_floor, fd of B itself against A (a perfect autoencoder
+// scores fd_floor), and the peak signal-to-noise ratio of each reconstruction, 10 log10(2^2 /
+// MSE) for pixels in [-1, 1] (reconstructions clamped to it), averaged over the images.
+struct ReconstructionResult {
+  int64_t n = 0;
+  double fd = 0.0, fd_floor = 0.0;
+  Estimate psnr;
+  double seconds = 0.0;
+  torch::Tensor originals, reconstructions;  // B and its reconstructions, [n, C, H, W]
+};
+// Refused (InvalidArgument): images of another shape than the autoencoder's or the classifier's,
+// n < 2 or more than half of the reference images.
+ReconstructionResult evaluate_reconstruction(AutoencoderModel& autoencoder, Classifier& classifier,
+                                             const ImageData& reference, int64_t n, uint64_t seed = 0);
+nlohmann::json to_json(const ReconstructionResult& result);
 
 // Keys: kind, source, shape, n, classes, sampler, sampler_steps, fd_floor; the first guidance
 // weight's figures as guidance_weight, fd, class_accuracy, histogram and nfe; guidance, a list of
 // every weight's {weight, fd, fd_over_floor, class_accuracy, histogram, nfe, seconds};
 // bits_per_dim (the probability flow's) and elbo_bits_per_dim with their _stderr, n, problem and
-// seconds. Absent figures are null.
+// seconds; latent_nelbo_per_dim and its _stderr. Absent figures are null.
 nlohmann::json to_json(const ImageEvalResult& result);
 
 }  // namespace sdegen

@@ -13,7 +13,9 @@ namespace sdegen {
 // sde (the general model), ode (continuous normalizing flow), flow, diffusion, score, vdm.
 std::vector<std::string> model_names();
 
-// The complete configuration of a named model for data of dimension `dim`, with `overrides`
+// The complete configuration of a named model (one of model_names(), or "consistency" or
+// "autoencoder" (model/autoencoder.h), whose overrides' net gives the image shape) for data of
+// dimension `dim`, with `overrides`
 // applied on top: any subset of the keys of that kind's config() ("net" may itself be partial).
 // An unknown kind or key is refused with the valid ones listed.
 nlohmann::json model_config(const std::string& kind, int64_t dim, const nlohmann::json& overrides = {});

@@ -10,6 +10,7 @@
 //   ema.pt        the Ema state, when training averaged the weights (ema_decay > 0)
 //   best.pt       the weights with the best validation figure so far (Ema layout), when kept
 //   optimizer.pt  the optimiser state (moments and step counts)
+//   <attachment>  files of the caller's (CheckpointMeta::attachments), recorded in "files" too
 //   rng.pt        the batch sampler (generator, permutation, position) and torch's default CPU
 //                 generator, which the model's noise draws come from
 //
@@ -31,6 +32,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -71,6 +73,9 @@ struct CheckpointMeta {
   double seconds = 0;     // training time so far, over every run that led here
   TrainOptions options;
   nlohmann::json extra = nlohmann::json::object();  // the caller's: data statistics, data spec, ...
+  // The caller's files, by name (plain names other than the checkpoint's own), stored beside the
+  // model with their sizes and CRC-32s: a latent model's autoencoder (model/latent.h).
+  std::map<std::string, std::string> attachments;
 };
 
 // The first reason the state may not be saved (NaN or infinite weights, averages, best weights or
@@ -97,6 +102,10 @@ void check_checkpoint_matches(const nlohmann::json& config, const GenerativeMode
 // model and is intact, and returns its config.json. Nothing is changed when a file is missing,
 // corrupt, non-finite or mismatched.
 nlohmann::json load_checkpoint(const std::string& out_dir, const TrainingState& state);
+
+// The bytes of an attachment (CheckpointMeta::attachments) of the checkpoint in out_dir, checked
+// against its recorded size and CRC-32; IoError when it is missing or damaged.
+std::string read_checkpoint_attachment(const std::string& out_dir, const std::string& name);
 
 // Which weights load_weights takes.
 enum class Weights {

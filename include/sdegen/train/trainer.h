@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,7 @@ struct TrainSetup {
   bool resume = false;       // continue from out_dir's checkpoint (refused when there is none)
   bool overwrite = false;    // let a fresh run replace a checkpoint already in out_dir
   nlohmann::json extra = nlohmann::json::object();  // stored in the checkpoint: data statistics, spec
+  std::map<std::string, std::string> attachments;   // files stored in the checkpoint (CheckpointMeta)
   Validator validator = nelbo_validator();
   ProgressFn progress = stderr_progress();  // nullptr: silent
   // Called once every input is checked (and a resumed state loaded), before anything is written:
