@@ -205,10 +205,11 @@ void register_train(CLI::App& app) {
                   "Steps between checkpoints (0: at each validation and at the end)");
   cmd->add_option("--net", a->net, "Network (default: mlp for vectors, unet for images; images also: dit, the diffusion transformer)")
       ->check(one_of(network_names(), "network"));
-  cmd->add_option("--base-channels", a->base_channels, "U-Net (and autoencoder) channels of the first level (0: the recipe's, " +
+  cmd->add_option("--base-channels", a->base_channels, "U-Net (and autoencoder) channels of the first level (0: the recipe's: latents " +
+                                                               std::to_string(kLatentBaseChannels) + ", images " +
                                                                std::to_string(kImageBaseChannels) + ")");
-  cmd->add_option("--patch", a->patch, "DiT: patch side (0: 2); --width and --depth give its hidden features "
-                  "(0: 128) and blocks (-1: 4)");
+  cmd->add_option("--patch", a->patch, "DiT: patch side (0: 2, or 1 where 2 does not divide the image); --width and --depth give its hidden "
+                  "features (0: 128; 64 on latents) and blocks (-1: 4)");
   cmd->add_option("--heads", a->heads, "DiT: attention heads (0: 4)");
   cmd->add_option("--mlp-ratio", a->mlp_ratio, "DiT: MLP hidden features per token feature (0: 4)");
   cmd->add_option("--image-size", a->image_size, "Resize a folder's images to this size (0: as they are)");

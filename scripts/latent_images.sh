@@ -8,8 +8,9 @@
 # The budget: the pixel U-Net's 3000 steps of the image recipe (about 15 minutes at one thread
 # beside another run on this 2-core machine); the others take as many steps as fit in the same
 # time at their step times measured the same way (README): pixel DiT (patch 4) 3600, latent
-# U-Net (base 32) 18000 and (base 64) 7500, latent DiT (patch 1) 3600. Runs go two at a time at
-# one thread each, about 50 minutes in all, then the evaluations (about 30 more).
+# U-Net (base 32) 18000 and (base 64) 7500, latent DiT (patch 1) at width 128 3600 and at width
+# 64 (the latent recipe's) 11000. Runs go two at a time at one thread each, about an hour in
+# all, then the evaluations (about 20 minutes more).
 set -euo pipefail
 out=${1:-runs/latent_images}
 bin=${SDEGEN_BIN:-build/sdegen}
@@ -26,24 +27,26 @@ run px_unet --steps 3000 &
 run px_dit --net dit --patch 4 --steps 3600 &
 wait
 run lat_unet32 --latent "$out/ae" --base-channels 32 --steps 18000 &
-run lat_dit --latent "$out/ae" --net dit --steps 3600 &
+run lat_dit128 --latent "$out/ae" --net dit --width 128 --steps 3600 &
 wait
-run lat_unet64 --latent "$out/ae" --base-channels 64 --steps 7500
-for name in px_unet px_dit lat_unet32 lat_unet64 lat_dit; do
+run lat_unet64 --latent "$out/ae" --base-channels 64 --steps 7500 &
+run lat_dit --latent "$out/ae" --net dit --steps 11000 &
+wait
+for name in px_unet px_dit lat_unet32 lat_unet64 lat_dit128 lat_dit; do
   "$bin" eval --checkpoint "$out/$name" --n 1000 --no-likelihood --threads 1 --out "$out/$name.json" \
     --samples-out "$out/$name.png"
 done
 python3 - "$out" <<'PY'
 import csv, json, sys
 out = sys.argv[1]
-def step_time(name):  # seconds per step between logged rows, validation rows left out
-    rows = [r for r in csv.DictReader(open(f'{out}/{name}/log.csv'))]
-    plain = [(int(r['step']), float(r['seconds'])) for r in rows if not r.get('val_nelbo')]
-    (s0, t0), (s1, t1) = plain[1], plain[-1]
-    return (t1 - t0) / (s1 - s0)
+def step_time(name):  # the median seconds per step between logged rows, intervals that validated left out
+    rows = [(int(r['step']), float(r['seconds']), bool(r.get('val_nelbo')))
+            for r in csv.DictReader(open(f'{out}/{name}/log.csv'))]
+    steps = sorted((t1 - t0) / (s1 - s0) for (s0, t0, _), (s1, t1, v1) in zip(rows, rows[1:]) if not v1)
+    return steps[len(steps) // 2]
 print('| model | steps | training s | s / step | peak MiB | fd | fd / fd_floor | class accuracy | s / 1000 images |')
 print('| --- | --- | --- | --- | --- | --- | --- | --- | --- |')
-for name in ('px_unet', 'px_dit', 'lat_unet32', 'lat_unet64', 'lat_dit'):
+for name in ('px_unet', 'px_dit', 'lat_unet32', 'lat_unet64', 'lat_dit128', 'lat_dit'):
     j = json.load(open(f'{out}/{name}.json'))
     kib, wall = open(f'{out}/{name}.time').read().split()[-2:]
     log = list(csv.DictReader(open(f'{out}/{name}/log.csv')))

@@ -178,10 +178,14 @@ TEST_F(ImageCli, TrainsModelsOnAnAutoencodersLatentsThatOutliveIt) {
   EXPECT_CLI_ERROR(run_sdegen("train --data " + data + " --latent " + run + " --out " + path("y")),
                    "it must be an autoencoder");
 
-  // The diffusion transformer on the same latents (2x2: one token of patch 2).
+  // The diffusion transformer on the same latents (2x2: one token of patch 2), 64 wide on latents.
   const test::Outcome dit = run_sdegen("train --data " + data + " --latent " + ae + " --model flow --net dit " +
-                                       "--width 16 --depth 1 --heads 2 --batch 8 --steps 2 --out " + path("dit"));
+                                       "--depth 1 --heads 2 --batch 8 --steps 2 --out " + path("dit"));
   ASSERT_EQ(dit.code, 0) << dit.output;
+  const nlohmann::json dit_net =
+      nlohmann::json::parse(test::read_file(path("dit") + "/checkpoint/config.json")).at("model").at("net");
+  EXPECT_EQ(dit_net.at("hidden"), 64);
+  EXPECT_EQ(dit_net.at("patch"), 2);
 
   std::filesystem::remove_all(ae);
   const test::Outcome resumed = run_sdegen(train + " --steps 6 --resume");
