@@ -69,10 +69,11 @@ void print_table(const ImageEvalResult& r, const std::vector<std::string>& class
                g.class_accuracy ? fmt::format("{:.4f}", *g.class_accuracy) : std::string("-"), g.nfe, g.seconds,
                fmt::join(g.histogram, " "));
   if (!class_names.empty()) fmt::print("  classes: {}\n", fmt::join(class_names, ", "));
-  if (r.latent_nelbo_per_dim) {
-    fmt::print("negative ELBO of {} test images' latents, nats per latent dimension (a figure of the latent space, "
-               "not pixel bits): {:.4f} +- {:.4f}\n",
-               r.elbo_n, r.latent_nelbo_per_dim->mean, r.latent_nelbo_per_dim->se);
+  if (r.latent) {
+    if (r.elbo_n > 0)
+      fmt::print("negative ELBO of {} test images' latents, nats per latent dimension (a figure of the latent space, "
+                 "not pixel bits): {}\n",
+                 r.elbo_n, figure(r.latent_nelbo_per_dim, r.elbo_problem));
     return;
   }
   if (r.elbo_n == 0 && r.likelihood_n == 0) return;

@@ -110,6 +110,7 @@ ImageEvalResult evaluate_images(GenerativeModel& model, Classifier& classifier, 
 
   ImageEvalResult r;
   r.kind = model.kind();
+  r.latent = latent != nullptr;
   r.source = reference.source;
   r.shape = shape;
   r.n = o.n;
@@ -270,6 +271,7 @@ nlohmann::json to_json(const ImageEvalResult& r) {
           {"elbo_n", r.elbo_n},
           {"elbo_problem", r.elbo_problem},
           {"elbo_seconds", r.elbo_seconds},
+          {"latent", r.latent},
           {"latent_nelbo_per_dim", mean(r.latent_nelbo_per_dim)},
           {"latent_nelbo_per_dim_stderr", se(r.latent_nelbo_per_dim)}};
 }

@@ -94,6 +94,7 @@ struct ImageEvalResult {
   int64_t elbo_n = 0, likelihood_n = 0, likelihood_nfe = 0;
   std::string elbo_problem, likelihood_problem;
   double elbo_seconds = 0.0, likelihood_seconds = 0.0;
+  bool latent = false;  // a latent model's (its draws decoded, its ELBO of latents)
   // A latent model: the negative ELBO of the reference images' latents per latent dimension, in
   // nats. A figure of the latent space, not comparable with pixel bits per dimension (which stay
   // absent for latent models).
@@ -140,7 +141,8 @@ nlohmann::json to_json(const ReconstructionResult& result);
 // weight's figures as guidance_weight, fd, class_accuracy, histogram and nfe; guidance, a list of
 // every weight's {weight, fd, fd_over_floor, class_accuracy, histogram, nfe, seconds};
 // bits_per_dim (the probability flow's) and elbo_bits_per_dim with their _stderr, n, problem and
-// seconds; latent_nelbo_per_dim and its _stderr. Absent figures are null.
+// seconds; latent (true for a latent model), latent_nelbo_per_dim and its _stderr. Absent figures
+// are null.
 nlohmann::json to_json(const ImageEvalResult& result);
 
 }  // namespace sdegen
