@@ -201,14 +201,11 @@ ReconstructionResult evaluate_reconstruction(AutoencoderModel& autoencoder, Clas
   const torch::Tensor rows = torch::randperm(reference.size(), generator, torch::TensorOptions(torch::kLong));
   const torch::Tensor a = reference.x.index_select(0, rows.narrow(0, 0, n));
   const torch::Tensor b = reference.x.index_select(0, rows.narrow(0, n, n));
-  const torch::Tensor means = posterior_means(autoencoder, b);
-  std::vector<torch::Tensor> parts;
-  for (int64_t i = 0; i < n; i += 256)
-    parts.push_back(autoencoder.decode(means.narrow(0, i, std::min<int64_t>(256, n - i))));
   ReconstructionResult r;
   r.n = n;
   r.originals = b.to(torch::kFloat);
-  r.reconstructions = torch::cat(parts).to(torch::kFloat).clamp(-1.0, 1.0);
+  r.reconstructions =
+      decode_latents(autoencoder, posterior_means(autoencoder, b)).to(torch::kFloat).clamp(-1.0, 1.0);
   const FeatureStats reference_stats = feature_stats(image_features(classifier, a), "the reference images' features");
   r.fd = frechet_distance(feature_stats(image_features(classifier, r.reconstructions), "the reconstructions' features"),
                           reference_stats);

@@ -27,12 +27,13 @@ AutoencoderModel::Pass AutoencoderModel::pass(const torch::Tensor& y, const Cond
                ", ", s[2], "], got ", y.sizes());
   const torch::Tensor x = y.to(dtype());
   const LatentPosterior q = net_->encode(x);
-  const torch::Tensor z = q.mean + torch::exp(0.5 * q.logvar) * torch::randn_like(q.mean);
+  const torch::Tensor std = torch::exp(0.5 * q.logvar);
+  const torch::Tensor z = q.mean + std * torch::randn_like(q.mean);
   const torch::Tensor squared_error = (x - net_->decode(z)).square().flatten(1).sum(1);
   const double d = static_cast<double>(dim()), var = options_.kl_weight / 2;  // the decoder's s^2
   ElboTerms terms;
   terms.reconstruction = -squared_error / (2 * var) - 0.5 * d * std::log(2 * M_PI * var);
-  terms.prior = 0.5 * (q.mean.square() + q.logvar.exp() - 1 - q.logvar).flatten(1).sum(1);
+  terms.prior = gaussian_kl_to_prior(q.mean, std, 1.0);
   terms.drift = torch::zeros_like(terms.prior);
   return {terms, squared_error};
 }

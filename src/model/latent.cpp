@@ -57,11 +57,15 @@ torch::Tensor LatentSpace::encode(const torch::Tensor& images, int64_t batch) co
   return standardize(posterior_means(*autoencoder_, images, batch));
 }
 
+torch::Tensor decode_latents(AutoencoderModel& autoencoder, const torch::Tensor& means, int64_t batch) {
+  const std::vector<int64_t> s = autoencoder.latent_shape();
+  SDEGEN_CHECK(means.dim() == 4 && means.sizes().slice(1).vec() == s, "latent space: expected latents [n, ", s[0],
+               ", ", s[1], ", ", s[2], "], got ", means.sizes());
+  return batched(means, batch, [&](const torch::Tensor& z) { return autoencoder.decode(z); });
+}
+
 torch::Tensor LatentSpace::decode(const torch::Tensor& latents, int64_t batch) const {
-  const std::vector<int64_t> s = latent_shape();
-  SDEGEN_CHECK(latents.dim() == 4 && latents.sizes().slice(1).vec() == s, "latent space: expected latents [n, ", s[0],
-               ", ", s[1], ", ", s[2], "], got ", latents.sizes());
-  return batched(latents, batch, [&](const torch::Tensor& z) { return autoencoder_->decode(unstandardize(z)); });
+  return decode_latents(*autoencoder_, unstandardize(latents), batch);
 }
 
 nlohmann::json LatentSpace::to_json() const {

@@ -26,6 +26,10 @@ namespace sdegen {
 // in batches of `batch`, without gradient, in eval mode.
 torch::Tensor posterior_means(AutoencoderModel& autoencoder, const torch::Tensor& images, int64_t batch = 256);
 
+// The autoencoder's decoding of raw (unstandardised) latents [n, *latent_shape] to images, in
+// batches of `batch`, without gradient.
+torch::Tensor decode_latents(AutoencoderModel& autoencoder, const torch::Tensor& means, int64_t batch = 256);
+
 class LatentSpace {
  public:
   // Refuses a scale that is not positive and finite, a shift that is not finite.
