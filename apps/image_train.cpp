@@ -204,6 +204,7 @@ void run_image_training(TrainArgs& a, const CLI::App& command) {
   }
   if (labelled) setup.labels = images.labels.index_select(0, train_rows);
   setup.resume = a.resume;
+  setup.group = a.group;
   setup.overwrite = a.overwrite;
   setup.extra = {{"data", a.data},
                  {"images", {{"shape", images.shape()}, {"classes", images.class_names}, {"source", images.source}}}};

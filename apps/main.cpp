@@ -1,10 +1,24 @@
 // The sdegen command-line program: the only code that reads argv, prints and picks exit codes.
 #include <CLI/CLI.hpp>
 
+#include <cstdlib>
 #include <iostream>
+#include <string>
 
 #include "apps/commands.h"
 #include "sdegen/core/error.h"
+
+namespace {
+
+// "sdegen: error: ", naming the rank in a data-parallel worker (apps/launch.h).
+std::string error_prefix() {
+  const char* rank = std::getenv("RANK");
+  const char* world = std::getenv("WORLD_SIZE");
+  if (rank == nullptr || world == nullptr || std::string(world) == "1") return "sdegen: error: ";
+  return std::string("sdegen: error (rank ") + rank + "): ";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"sdegen: generative modelling with stochastic and ordinary differential equations"};
@@ -17,13 +31,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const sdegen::Error& e) {
-    std::cerr << "sdegen: error: " << e.what() << "\n";
+    std::cerr << error_prefix() << e.what() << "\n";
     return 1;
   } catch (const c10::Error& e) {
-    std::cerr << "sdegen: error: " << e.what_without_backtrace() << "\n";
+    std::cerr << error_prefix() << e.what_without_backtrace() << "\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "sdegen: error: " << e.what() << "\n";
+    std::cerr << error_prefix() << e.what() << "\n";
     return 1;
   }
   return 0;

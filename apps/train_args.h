@@ -8,6 +8,7 @@
 
 #include "sdegen/data/images.h"
 #include "sdegen/net/autoencoder.h"
+#include "sdegen/train/distributed.h"
 #include "sdegen/train/options.h"
 
 namespace sdegen::app {
@@ -43,6 +44,11 @@ struct TrainArgs {
   // --model autoencoder (0: AutoencoderOptions' and AutoencoderModelOptions' defaults).
   int64_t latent_channels = 0;
   double kl_weight = 0.0;
+  // Data-parallel training (apps/launch.h): --nproc local workers, the collectives' and the
+  // rendezvous' timeout in seconds, and this worker's communicator (null: one process).
+  int64_t nproc = 1;
+  double dist_timeout = 120.0;
+  CommunicatorPtr group;
 };
 
 // The image recipe (apps/image_train.cpp), measured on Fashion-MNIST with flow: 8000 steps of

@@ -5,6 +5,7 @@
 
 #include "apps/commands.h"
 #include "apps/json_config.h"
+#include "apps/launch.h"
 #include "apps/train_args.h"
 #include "sdegen/io/csv.h"
 #include "sdegen/core/check.h"
@@ -20,6 +21,7 @@
 
 namespace sdegen::app {
 namespace {
+
 
 struct Dataset {
   torch::Tensor train, val;
@@ -101,6 +103,7 @@ void run(TrainArgs& a, const CLI::App& command) {
     setup.validator = make_validator(a.val_metric.empty() ? recipe.validation : a.val_metric, data.val.size(0));
   setup.resume = a.resume;
   setup.overwrite = a.overwrite;
+  setup.group = a.group;
   setup.extra = {{"data", a.data}, {"standardizer", st.to_json()}};
   // The run's whole configuration, in the format --config reads (a resumed run keeps the first),
   // written once train() has accepted every input: a refused run leaves the directory as it was.
@@ -226,6 +229,15 @@ void register_train(CLI::App& app) {
   cmd->add_option("--kl-weight", a->kl_weight,
                   "--model autoencoder: the KL's weight beside the summed squared error of an image (0: 1e-4)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--nproc", a->nproc,
+                  "Data-parallel training: start this many worker processes on this machine (--batch is the global "
+                  "batch, split between them; --threads is each worker's). Under an external launcher (torchrun, a "
+                  "scheduler) leave it out: RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT place each process")
+      ->check(positive());
+  cmd->add_option("--dist-timeout", a->dist_timeout,
+                  "Data-parallel training: seconds to wait for every process at the rendezvous and at each collective "
+                  "before stopping with an error")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--out", a->out, "Run directory (checkpoint, log.csv)");
   cmd->add_flag("--resume", a->resume, "Continue from the checkpoint in --out");
   cmd->add_flag("--overwrite", a->overwrite, "Replace a checkpoint already in --out");
@@ -239,6 +251,9 @@ void register_train(CLI::App& app) {
       SDEGEN_CHECK(a->model_overrides.is_object(), "--model-config must be a JSON object, got '", a->model_config,
                    "'");
     }
+    // With --nproc and no launcher's variables this process is the launcher, not a worker.
+    if (a->nproc > 1 && !distributed_environment()) return launch_workers(a->nproc, a->dist_timeout + 5.0);
+    a->group = join_from_environment(a->nproc, a->dist_timeout);
     run(*a, *cmd);
   });
 }

@@ -20,6 +20,7 @@ packages=(
   liblemon-dev            # network simplex: exact minibatch optimal-transport couplings
   gnuplot-nox             # plots
   dataset-fashion-mnist   # real images: Fashion-MNIST's IDX files in /usr/share/datasets/fashion-mnist
+  libgloo-dev             # c10d's Gloo process group headers: data-parallel training (--nproc)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/shard.h"
 #include "sdegen/core/tensor.h"
 #include "sdegen/objective/coupling.h"
 #include "sdegen/process/loglinear.h"
@@ -186,7 +187,7 @@ void AffineModel::check_data(const torch::Tensor& y) const {
 
 Condition AffineModel::drop_labels(const Condition& condition, int64_t batch) const {
   if (condition.empty() || options_.p_uncond == 0.0) return condition;
-  const torch::Tensor drop = torch::rand({batch}, torch::TensorOptions(torch::kDouble)) < options_.p_uncond;
+  const torch::Tensor drop = batch_rand(batch, torch::TensorOptions(torch::kDouble)) < options_.p_uncond;
   return Condition(torch::where(drop.to(condition.labels.device()), torch::full_like(condition.labels, kNullLabel),
                                 condition.labels));
 }
@@ -196,13 +197,13 @@ torch::Tensor AffineModel::sample_times(int64_t n, const torch::TensorOptions& t
   torch::Tensor u;
   if (options_.time_sampling == "antithetic") {
     // Low-discrepancy: one uniform offset, then evenly spaced (VDM).
-    u = torch::remainder(torch::rand({1}, to) + torch::arange(n, to) / static_cast<double>(n), 1.0);
+    u = batch_stratified(n, to);
   } else if (options_.time_sampling == "lognormal") {
     // EDM: log sigma ~ N(P_mean, P_std^2) with sigma = b / a, i.e. lambda = -2 log sigma.
-    const torch::Tensor log_sigma = options_.lognormal_mean + options_.lognormal_std * torch::randn({n}, to);
+    const torch::Tensor log_sigma = options_.lognormal_mean + options_.lognormal_std * batch_randn(n, to);
     return schedule_->inverse_lambda(-2.0 * log_sigma).clamp(lo, hi);
   } else {
-    u = torch::rand({n}, to);
+    u = batch_rand(n, to);
   }
   return lo + (hi - lo) * u;
 }
@@ -248,7 +249,7 @@ CouplingOptions AffineModel::coupling() const {
 }
 
 torch::Tensor AffineModel::prior_pairs(const torch::Tensor& y, const Condition& condition) const {
-  if (!condition.source.defined()) return couple(y, torch::randn_like(y), condition.labels, coupling());
+  if (!condition.source.defined()) return couple(y, batch_randn_like(y), condition.labels, coupling());
   SDEGEN_CHECK(condition.source.sizes() == y.sizes() && condition.source.scalar_type() == y.scalar_type(),
                "the '", kind(), "' model's given prior points must match the data: ", y.sizes(), " ",
                y.scalar_type(), ", got ", condition.source.sizes(), " ", condition.source.scalar_type());
@@ -278,8 +279,8 @@ ElboTerms AffineModel::elbo(const torch::Tensor& y, int64_t time_samples, const 
   const int64_t n = y.size(0);
   ElboTerms terms = end_terms(y);
   for (int64_t k = 0; k < time_samples; ++k) {
-    const torch::Tensor t = lo + (hi - lo) * torch::rand({n}, y.options());
-    const torch::Tensor eps = torch::randn_like(y);
+    const torch::Tensor t = lo + (hi - lo) * batch_rand(n, y.options());
+    const torch::Tensor eps = batch_randn_like(y);
     terms.drift = terms.drift + (hi - lo) * drift_terms(y, t, eps, condition).elbo_integrand;
   }
   if (time_samples > 0) terms.drift = terms.drift / static_cast<double>(time_samples);

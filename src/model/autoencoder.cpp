@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/shard.h"
 #include "sdegen/core/json_fields.h"
 
 namespace sdegen {
@@ -28,7 +29,7 @@ AutoencoderModel::Pass AutoencoderModel::pass(const torch::Tensor& y, const Cond
   const torch::Tensor x = y.to(dtype());
   const LatentPosterior q = net_->encode(x);
   const torch::Tensor std = torch::exp(0.5 * q.logvar);
-  const torch::Tensor z = q.mean + std * torch::randn_like(q.mean);
+  const torch::Tensor z = q.mean + std * batch_randn_like(q.mean);
   const torch::Tensor squared_error = (x - net_->decode(z)).square().flatten(1).sum(1);
   const double d = static_cast<double>(dim()), var = options_.kl_weight / 2;  // the decoder's s^2
   ElboTerms terms;

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/shard.h"
 #include "sdegen/core/tensor.h"
 #include "sdegen/model/affine_model.h"
 
@@ -243,7 +244,8 @@ torch::Tensor ConsistencyModel::loss(const torch::Tensor& y, const Condition& co
   const Discretisation& disc = discretisation(consistency_level_count(options_, step));
   const ConsistencyLevels& L = disc.levels;
   const int64_t n = y.size(0);
-  const torch::Tensor draw = torch::multinomial(disc.pair_probabilities, n, /*replacement=*/true).contiguous();
+  const torch::Tensor draw =
+      shard_draw(n, [&](int64_t rows) { return torch::multinomial(disc.pair_probabilities, rows, /*replacement=*/true); });
   const int64_t* drawn = draw.data_ptr<int64_t>();
   const std::vector<int64_t> level(drawn, drawn + n);
   std::vector<double> t(n), t_next(n), weight(n);
@@ -255,7 +257,7 @@ torch::Tensor ConsistencyModel::loss(const torch::Tensor& y, const Condition& co
   const auto opts = torch::TensorOptions(y.scalar_type()).device(y.device());
   const torch::Tensor tt = torch::tensor(t, torch::TensorOptions(torch::kDouble)).to(opts);
   const torch::Tensor tt_next = torch::tensor(t_next, torch::TensorOptions(torch::kDouble)).to(opts);
-  const torch::Tensor eps = torch::randn_like(y);
+  const torch::Tensor eps = batch_randn_like(y);
   const ScheduleCoefficients c = schedule_->coefficients(tt).like(y);
   const torch::Tensor x = c.a * y + c.b * eps;
   torch::Tensor target;

@@ -4,6 +4,7 @@
 
 #include "sdegen/core/check.h"
 #include "sdegen/core/error.h"
+#include "sdegen/core/shard.h"
 #include "sdegen/core/tensor.h"
 #include "sdegen/solver/ode.h"
 
@@ -80,8 +81,10 @@ FlowLikelihood OdeModel::likelihood(const torch::Tensor& y_in) {
   const torch::Tensor y = y_in.reshape({n, d});
   // Rademacher probes, one set per solve (Hutchinson).
   torch::Tensor probes;
-  if (!options_.exact_divergence)
-    probes = torch::randint(0, 2, {options_.probes, n, d}, y.options()) * 2.0 - 1.0;
+  if (!options_.exact_divergence) {
+    auto signs = [&](int64_t rows) { return torch::randint(0, 2, {options_.probes, rows, d}, y.options()); };
+    probes = shard_draw(n, signs, /*dim=*/1) * 2.0 - 1.0;
+  }
   // The augmented state [x, ell] of shape [n, d + 1], with d ell/dt = div F.
   const VectorField field = [&](double t, const torch::Tensor& state) {
     const torch::Tensor x = state.slice(1, 0, d);

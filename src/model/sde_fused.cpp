@@ -12,6 +12,7 @@
 #include <cmath>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/shard.h"
 #include "sdegen/core/tensor.h"
 #include "sdegen/model/sde_model.h"
 
@@ -37,7 +38,7 @@ double SdeModel::loss_and_gradient(const torch::Tensor& y_in, const Condition& c
   const int64_t n = y.size(0), d = dim(), K = options_.sigma_knots;
   // The same draws in the same order as loss() = -elbo(y, 1): the times, then the noise.
   const torch::Tensor t_tensor = sample_times(n, y.options()).contiguous();
-  const torch::Tensor eps = torch::randn_like(y);
+  const torch::Tensor eps = batch_randn_like(y);
   zero_gradients(parameters());
   const double *Y = y.data_ptr<double>(), *E = eps.data_ptr<double>(), *t = t_tensor.data_ptr<double>();
   const double b1 = std::exp(*log_b1_.data_ptr<double>()), delta = std::exp(*log_delta_.data_ptr<double>());

@@ -5,6 +5,7 @@
 
 #include "sdegen/core/check.h"
 #include "sdegen/core/error.h"
+#include "sdegen/core/shard.h"
 #include "sdegen/core/tensor.h"
 #include "sdegen/objective/elbo.h"
 
@@ -188,8 +189,8 @@ torch::Tensor SdeModel::drift_integrand(const torch::Tensor& y, const torch::Ten
 
 torch::Tensor SdeModel::sample_times(int64_t n, const torch::TensorOptions& to) const {
   if (options_.time_sampling == "antithetic")
-    return torch::remainder(torch::rand({1}, to) + torch::arange(n, to) / static_cast<double>(n), 1.0);
-  return torch::rand({n}, to);
+    return batch_stratified(n, to);
+  return batch_rand(n, to);
 }
 
 ElboTerms SdeModel::elbo(const torch::Tensor& y, int64_t time_samples, const Condition& condition) {
@@ -206,7 +207,7 @@ ElboTerms SdeModel::elbo(const torch::Tensor& y, int64_t time_samples, const Con
     // The times, then the noise, in that order (not left to argument evaluation order): the
     // fused step (sde_fused.cpp) draws the same numbers.
     const torch::Tensor t = sample_times(n, y.options());
-    const torch::Tensor eps = torch::randn_like(y);
+    const torch::Tensor eps = batch_randn_like(y);
     terms.drift = terms.drift + drift_integrand(y, t, eps);
   }
   if (time_samples > 0) terms.drift = terms.drift / static_cast<double>(time_samples);

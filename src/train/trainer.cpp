@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/shard.h"
 #include "sdegen/core/tensor.h"
 #include "sdegen/core/vmath.h"
 #include "sdegen/train/batches.h"
@@ -54,8 +55,8 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o,
                   .weight_decay(o.weight_decay()));
 }
 
-std::vector<Metric> validate(GenerativeModel& model, Ema* ema, const Validator& validator,
-                             const torch::Tensor& val, const torch::Tensor& val_labels, uint64_t seed) {
+std::vector<double> run_validator(GenerativeModel& model, Ema* ema, const Validator& validator,
+                                  const torch::Tensor& val, const torch::Tensor& val_labels, uint64_t seed) {
   std::vector<double> values;
   {
     ValidationScope scope(model, ema, seed);
@@ -64,6 +65,30 @@ std::vector<Metric> validate(GenerativeModel& model, Ema* ema, const Validator& 
   SDEGEN_CHECK(values.size() == validator.columns.size() && !values.empty(), "validator returned ",
                values.size(), " values for the ", validator.columns.size(), " columns ",
                join(validator.columns));
+  return values;
+}
+
+// The validator's figures; with ranks and figures that are means over rows, each rank evaluates
+// its share of the rows (on noise of its own) and the means are combined weighted by rows.
+std::vector<Metric> validate(GenerativeModel& model, Ema* ema, const Validator& validator,
+                             const torch::Tensor& val, const torch::Tensor& val_labels, uint64_t seed,
+                             Communicator* group) {
+  std::vector<double> values;
+  if (group == nullptr || !validator.mean_over_rows) {
+    values = run_validator(model, ema, validator, val, val_labels, seed);
+  } else {
+    const int64_t m = val.size(0), lo = m * group->rank() / group->size(), hi = m * (group->rank() + 1) / group->size();
+    torch::Tensor sums = torch::zeros({static_cast<int64_t>(validator.columns.size())}, torch::kDouble);
+    if (hi > lo) {
+      const uint64_t rank_seed = group->rank() == 0 ? seed : stream_seed(seed, static_cast<uint64_t>(group->rank()));
+      const std::vector<double> mine =
+          run_validator(model, ema, validator, val.slice(0, lo, hi),
+                        val_labels.defined() ? val_labels.slice(0, lo, hi) : torch::Tensor(), rank_seed);
+      for (size_t i = 0; i < mine.size(); ++i) sums[static_cast<int64_t>(i)] = mine[i] * static_cast<double>(hi - lo);
+    }
+    group->all_reduce_sum(sums);
+    for (int64_t i = 0; i < sums.size(0); ++i) values.push_back(sums[i].item<double>() / static_cast<double>(m));
+  }
   std::vector<Metric> metrics;
   for (size_t i = 0; i < values.size(); ++i) metrics.push_back({validator.columns[i], values[i]});
   return metrics;
@@ -120,6 +145,23 @@ torch::Tensor checked_labels(const torch::Tensor& labels, int64_t rows, int64_t 
   return l.contiguous();
 }
 
+// Data-parallel: sums this rank's gradients (each weighted by its share of the global batch) and
+// its loss over the ranks, so that every rank holds the global batch's gradients and returns its
+// loss.
+double reduce_step(Communicator& group, const std::vector<torch::Tensor>& params, double loss, double share) {
+  std::vector<torch::Tensor> grads;
+  for (const torch::Tensor& p : params) {
+    torch::Tensor& g = p.mutable_grad();
+    if (!g.defined()) g = torch::zeros_like(p);
+    else if (!g.is_contiguous()) g = g.contiguous();
+    g.mul_(share);
+    grads.push_back(g);
+  }
+  grads.push_back(torch::full({1}, loss * share, torch::kDouble));
+  all_reduce_sum(group, grads);
+  return grads.back().item<double>();
+}
+
 struct Window {  // sums since the previous log row
   double loss = 0, grad_norm = 0;
   int64_t count = 0;
@@ -158,9 +200,20 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
   if (setup.resume && !has_checkpoint(out_dir))
     throw IoError("cannot resume: no checkpoint in '" + out_dir + "' (expected the directory '" +
                   checkpoint_dir(out_dir) + "')");
+  Communicator* group = setup.group.get();
+  const bool writer = group == nullptr || group->rank() == 0;  // rank 0 alone writes and reports
+  if (group)
+    SDEGEN_CHECK(options.batch() >= group->size(), "train: the batch (", options.batch(),
+                 ") is the global batch, split between the ", group->size(), " processes; it needs a row for each");
   ThreadsGuard threads(options.threads());
 
   model->train();
+  if (group) {
+    // One model: rank 0's initial weights (and buffers) on every rank.
+    std::vector<torch::Tensor> state = params;
+    for (const torch::Tensor& b : model->buffers()) state.push_back(b);
+    broadcast_from_rank0(*group, state);
+  }
   auto optimizer = make_optimizer(options, params);
   BatchSampler batches(x.size(0), options.batch(), stream_seed(options.seed(), kBatches));
   std::optional<Ema> ema;
@@ -183,13 +236,16 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
   } else {
     torch::manual_seed(stream_seed(options.seed(), kNoise));
   }
-  if (setup.on_start) setup.on_start();
-  std::filesystem::create_directories(out_dir);
+  // A resumed run's ranks read the same checkpoint; this confirms they did.
+  if (group) check_replicas_agree(*group, params, "weights at the start");
+  if (setup.on_start && writer) setup.on_start();
+  if (writer) std::filesystem::create_directories(out_dir);
 
   std::vector<std::string> columns = {"loss", "lr", "grad_norm", "seconds"};
   if (validating) columns.insert(columns.end(), setup.validator.columns.begin(), setup.validator.columns.end());
-  TrainLog log((std::filesystem::path(out_dir) / "log.csv").string(), columns,
-               setup.resume ? result.start_step : -1);
+  std::optional<TrainLog> log;
+  if (writer)
+    log.emplace((std::filesystem::path(out_dir) / "log.csv").string(), columns, setup.resume ? result.start_step : -1);
 
   const auto started = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(); };
@@ -224,6 +280,8 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
     };
     check_probe(nullptr, "current");
     if (ema_ptr) check_probe(ema_ptr, "averaged");
+    if (group) check_replicas_agree(*group, params, "weights at step " + std::to_string(step));
+    if (!writer) return;
     try {
       save_checkpoint(out_dir, state, {step, earlier_seconds + elapsed(), options, setup.extra, setup.attachments});
     } catch (const NumericError& e) {
@@ -236,12 +294,23 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
     const double lr = learning_rate(options, step);
     for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
 
-    const torch::Tensor rows = batches.next().to(x.device());
+    torch::Tensor rows = batches.next().to(x.device());
+    // Data-parallel: every rank draws the global batch and keeps its share of the rows.
+    std::optional<ShardScope> shard;
+    if (group) {
+      const auto [lo, hi] = shard_range(options.batch(), group->rank(), group->size());
+      rows = rows.slice(0, lo, hi);
+      shard.emplace(BatchShard{lo, hi - lo, options.batch()});
+    }
     const torch::Tensor y = x.index_select(0, rows);
     Condition condition(labels.defined() ? labels.index_select(0, rows) : torch::Tensor());
     if (sources.defined()) condition.source = sources.index_select(0, rows);
-    const double loss_value = options.fused() ? model->loss_and_gradient(y, condition)
-                                              : autograd_loss_and_gradient(*model, y, condition);
+    double loss_value = options.fused() ? model->loss_and_gradient(y, condition)
+                                        : autograd_loss_and_gradient(*model, y, condition);
+    shard.reset();
+    if (group)
+      loss_value = reduce_step(*group, params, loss_value,
+                               static_cast<double>(rows.size(0)) / static_cast<double>(options.batch()));
     if (!std::isfinite(loss_value)) fail(step, "loss", loss_value);
     const double grad_norm = clip_gradients(params, options.grad_clip());
     if (!std::isfinite(grad_norm)) fail(step, "gradient norm", grad_norm);
@@ -255,8 +324,8 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
         validating && (step == options.steps() || (options.val_every() > 0 && step % options.val_every() == 0));
     std::vector<Metric> metrics;
     if (validate_now) {
-      metrics =
-          validate(*model, ema_ptr, setup.validator, val, val_labels, stream_seed(options.seed(), kValidation));
+      metrics = validate(*model, ema_ptr, setup.validator, val, val_labels, stream_seed(options.seed(), kValidation),
+                         group);
       // +infinity is a validator's "no better than anything" (e.g. a likelihood solve that
       // diverged on a validation row); NaN or -infinity means the weights themselves went wrong.
       for (const Metric& m : metrics)
@@ -274,14 +343,14 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
       std::vector<std::optional<double>> row = {window.mean_loss(), lr, window.mean_grad_norm(), seconds};
       for (size_t i = 0; validating && i < setup.validator.columns.size(); ++i)
         row.push_back(validate_now ? std::optional<double>(metrics[i].value) : std::nullopt);
-      log.write(step, row);
+      if (log) log->write(step, row);
       report.mean_loss = window.mean_loss();
       window = Window();
     }
     const int64_t every = options.checkpoint_every();
     if (last || (every > 0 ? step % every == 0 : validate_now)) save(step);
 
-    if (setup.progress) {
+    if (setup.progress && writer) {
       report.step = step;
       report.steps = options.steps();
       report.start_step = result.start_step;
@@ -307,7 +376,9 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
   if (best.step >= 0) result.best_value = best.value;
   result.seconds = elapsed();
   result.total_seconds = earlier_seconds + result.seconds;
-  result.checkpoint = find_checkpoint(out_dir);
+  // Every rank returns once the final checkpoint is written.
+  if (group) group->barrier();
+  result.checkpoint = writer ? find_checkpoint(out_dir) : checkpoint_dir(out_dir);
   return result;
 }
 

@@ -23,17 +23,29 @@ struct Outcome {
   std::string output;  // stdout and stderr together
 };
 
-// `sdegen ARGS` through the shell (ARGS may quote).
-inline Outcome run_sdegen(const std::string& args) {
-  const char* bin = std::getenv("SDEGEN_BIN");
-  if (!bin) return {-1, "SDEGEN_BIN is not set (run the tests through ctest)"};
-  FILE* pipe = popen((std::string(bin) + " " + args + " 2>&1").c_str(), "r");
+// A shell command line's exit code and output.
+inline Outcome run_sdegen_command(const std::string& command) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
   if (!pipe) return {-1, "popen failed"};
   std::string out;
   std::array<char, 4096> buf{};
   while (fgets(buf.data(), buf.size(), pipe)) out += buf.data();
   const int status = pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// `sdegen ARGS` through the shell (ARGS may quote).
+inline Outcome run_sdegen(const std::string& args) {
+  const char* bin = std::getenv("SDEGEN_BIN");
+  if (!bin) return {-1, "SDEGEN_BIN is not set (run the tests through ctest)"};
+  return run_sdegen_command(std::string(bin) + " " + args);
+}
+
+// `sdegen ARGS` with environment variables set first (ENV: "NAME=value ...").
+inline Outcome run_sdegen_with(const std::string& env, const std::string& args) {
+  const char* bin = std::getenv("SDEGEN_BIN");
+  if (!bin) return {-1, "SDEGEN_BIN is not set (run the tests through ctest)"};
+  return run_sdegen_command("env " + env + " " + bin + " " + args);
 }
 
 inline std::string read_file(const std::string& path) {

@@ -21,6 +21,12 @@ struct IoError : Error {
   using Error::Error;
 };
 
+// Another process of a data-parallel run (train/distributed.h) could not be reached: it never
+// arrived, stopped, or the network between them failed.
+struct DistributedError : Error {
+  using Error::Error;
+};
+
 // A computation produced a non-finite value or could not finish (step limit, underflow).
 struct NumericError : Error {
   using Error::Error;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "sdegen/model/generative_model.h"
+#include "sdegen/train/distributed.h"
 #include "sdegen/train/options.h"
 #include "sdegen/train/progress.h"
 #include "sdegen/train/validation.h"
@@ -38,6 +39,12 @@ struct TrainSetup {
   std::map<std::string, std::string> attachments;   // files stored in the checkpoint (CheckpointMeta)
   Validator validator = nelbo_validator();
   ProgressFn progress = stderr_progress();  // nullptr: silent
+  // Data-parallel training (train/distributed.h): this process's place among the ranks; null: one
+  // process. Every rank calls train() with the same model, data, options and setup; options.batch
+  // is the global batch (at least one row per rank), split into contiguous shares; validation rows
+  // are split too when the validator's figures are means over rows. Rank 0 alone calls progress
+  // and on_start and writes log.csv and the checkpoints; every rank returns the same losses.
+  CommunicatorPtr group;
   // Called once every input is checked (and a resumed state loaded), before anything is written:
   // where a caller records the run (a refused run then leaves no trace).
   std::function<void()> on_start;

@@ -36,6 +36,9 @@ struct Validator {
   std::vector<std::string> columns;  // log.csv column names, in the order fn returns the values
   // val [m, *shape]; labels [m] for a conditional model, else undefined.
   std::function<std::vector<double>(GenerativeModel& model, const torch::Tensor& val, const torch::Tensor& labels)> fn;
+  // Whether each figure is a mean over the rows, so that data-parallel training may split the rows
+  // across processes and combine their figures weighted by rows (else every rank evaluates all).
+  bool mean_over_rows = true;
 };
 
 // "val_nelbo": the mean over the rows of -model.elbo(val, time_samples).total(), evaluated `chunk`
