@@ -2,7 +2,8 @@
 // (train/distributed.h, Gloo over the loopback), each configuration running sdegen's own
 // train() on the same model, data and global batch, side by side in alternating rounds. Reports
 // the median step time of each, their ratio, and the all-reduce time per step (the gradients in
-// flat buckets, as train() sends them) measured in the workers.
+// flat buckets, as train() sends them) measured in the workers: in training (TrainResult::
+// allreduce_seconds) and back to back on its own.
 //   --workload mlp:  flow with its fused step, the recipe's MLP on 8-D rows, --batch (1024)
 //   --workload unet: the image recipe's U-Net (base 16, 1x28x28, 10 classes, float32), --batch (64)
 //   bench_data_parallel --workload mlp|unet [--procs 2] [--steps N] [--warmup W] [--rounds R] [--batch B]
@@ -51,7 +52,7 @@ Workload make_workload(const std::string& name) {
 }
 
 struct Timing {
-  double step_ms = 0, allreduce_ms = 0;
+  double step_ms = 0, allreduce_ms = 0, back_to_back_ms = 0, compute_ms = 0;
   int64_t bytes = 0;
 };
 
@@ -61,7 +62,8 @@ Timing run(const std::string& name, int64_t threads, int64_t batch, int64_t warm
            const sdegen::CommunicatorPtr& group, const std::string& out) {
   Workload w = make_workload(name);
   sdegen::TrainOptions o;
-  o.batch(batch).steps(warmup + steps).threads(threads).seed(1).log_every(1000000).checkpoint_every(warmup + steps);
+  // One step more than timed: the last one also writes the final checkpoint.
+  o.batch(batch).steps(warmup + steps + 1).threads(threads).seed(1).log_every(1000000).checkpoint_every(warmup + steps + 1);
   sdegen::TrainSetup setup;
   setup.labels = w.labels;
   setup.overwrite = true;
@@ -70,12 +72,17 @@ Timing run(const std::string& name, int64_t threads, int64_t batch, int64_t warm
   auto last = bench::Clock::now();
   setup.progress = [&](const sdegen::StepReport& r) {
     const auto now = bench::Clock::now();
-    if (r.step > warmup) times.push_back(std::chrono::duration<double, std::milli>(now - last).count());
+    if (r.step > warmup && r.step <= warmup + steps) times.push_back(std::chrono::duration<double, std::milli>(now - last).count());
     last = now;
   };
-  sdegen::train(w.model, w.x, o, out, setup);
+  const sdegen::TrainResult result = sdegen::train(w.model, w.x, o, out, setup);
   Timing t;
   t.step_ms = bench::median(times);
+  t.allreduce_ms = 1e3 * result.allreduce_seconds / static_cast<double>(warmup + steps + 1);
+  // The mean timed step less the mean all-reduce (warm-up steps included in that mean).
+  double sum = 0;
+  for (const double ms : times) sum += ms;
+  t.compute_ms = sum / static_cast<double>(std::max<size_t>(1, times.size())) - t.allreduce_ms;
   if (group) {
     std::vector<torch::Tensor> grads;
     for (const torch::Tensor& p : w.model->parameters()) {
@@ -89,7 +96,7 @@ Timing run(const std::string& name, int64_t threads, int64_t batch, int64_t warm
       sdegen::all_reduce_sum(*group, grads);
       reduce.push_back(bench::ms_since(start));
     }
-    t.allreduce_ms = bench::median(reduce);
+    t.back_to_back_ms = bench::median(reduce);
   }
   return t;
 }
@@ -139,7 +146,7 @@ Timing run_workers(int argc, char** argv, int64_t procs, const std::string& resu
   (void)argc;
   Timing t;
   std::ifstream in(result);
-  in >> t.step_ms >> t.allreduce_ms >> t.bytes;
+  in >> t.step_ms >> t.allreduce_ms >> t.back_to_back_ms >> t.compute_ms >> t.bytes;
   return t;
 }
 
@@ -165,18 +172,21 @@ int main(int argc, char** argv) {
     if (env->rank == 0) {
       std::ofstream out(std::getenv("SDEGEN_BENCH_RESULT"));
       out.precision(17);
-      out << t.step_ms << " " << t.allreduce_ms << " " << t.bytes << "\n";
+      out << t.step_ms << " " << t.allreduce_ms << " " << t.back_to_back_ms << " " << t.compute_ms << " " << t.bytes
+          << "\n";
     }
     return 0;
   }
 
-  std::vector<double> one, many, reduce;
+  std::vector<double> one, many, reduce, back_to_back, compute;
   int64_t bytes = 0;
   for (int64_t round = 0; round < args.integer("rounds", 3); ++round) {
     one.push_back(run(name, procs, batch, warmup, steps, nullptr, scratch + "_one").step_ms);
     const Timing t = run_workers(argc, argv, procs, scratch + "_result");
     many.push_back(t.step_ms);
     reduce.push_back(t.allreduce_ms);
+    back_to_back.push_back(t.back_to_back_ms);
+    compute.push_back(t.compute_ms);
     bytes = t.bytes;
     std::cerr << "round " << round + 1 << ": 1 x " << procs << " threads " << one.back() << " ms/step, " << procs
               << " x 1 thread " << many.back() << " ms/step (all-reduce " << t.allreduce_ms << " ms)\n";
@@ -190,13 +200,14 @@ int main(int argc, char** argv) {
   std::printf("  1 process x %ld threads: %.3f ms/step\n", static_cast<long>(procs), a);
   std::printf("  %ld processes x 1 thread: %.3f ms/step (throughput ratio %.2fx)\n", static_cast<long>(procs), b,
               a / b);
-  std::printf("  all-reduce of the gradients (%.2f MB): %.3f ms per step, %.1f%% of the step\n",
-              static_cast<double>(bytes) / 1e6, r, 100.0 * r / b);
-  // The cost model: a worker's compute grows with its rows (per-row cost from the workers above,
-  // all-reduce excluded); train() sums the gradients after the backward pass, without overlap, by
+  std::printf("  all-reduce of the gradients (%.2f MB) in training: %.3f ms per step (%.1f%% of the step; waiting for "
+              "the other rank included); back to back, alone: %.3f ms\n",
+              static_cast<double>(bytes) / 1e6, r, 100.0 * r / b, bench::median(back_to_back));
+  // The cost model: a worker's compute grows with its rows (per-row cost from the workers above:
+  // their mean timed step less their mean all-reduce); train() sums the gradients after the backward pass, without overlap, by
   // Gloo's ring: 2 (N - 1) / N of the bytes each way per worker plus 2 (N - 1) message latencies
   // (alpha = 25 us, a TCP round on a data-centre network: an assumption, not a measurement).
-  const double per_row = (b - r) / (static_cast<double>(batch) / static_cast<double>(procs));
+  const double per_row = bench::median(compute) / (static_cast<double>(batch) / static_cast<double>(procs));
   const double alpha_ms = 0.025;
   std::printf("cost model (1-thread workers, %.4f ms per row measured here, ring all-reduce of %.2f MB, alpha %.3f "
               "ms):\n",

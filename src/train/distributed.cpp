@@ -14,6 +14,7 @@
 #include "sdegen/core/error.h"
 
 #ifdef SDEGEN_HAVE_GLOO
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
@@ -102,13 +103,13 @@ class GlooCommunicator final : public Communicator {
 void arrive(c10d::Store& store, const DistributedEnv& e, const std::string& where, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   try {
-    store.set("sdegen/arrived/" + std::to_string(e.rank), std::vector<uint8_t>{1});
-    store.add("sdegen/arrivals", 1);
-    while (store.add("sdegen/arrivals", 0) < e.world_size) {
+    store.set("arrived/" + std::to_string(e.rank), std::vector<uint8_t>{1});
+    store.add("arrivals", 1);
+    while (store.add("arrivals", 0) < e.world_size) {
       if (std::chrono::steady_clock::now() > deadline) {
         std::vector<std::string> missing;
         for (int64_t r = 0; r < e.world_size; ++r)
-          if (!store.check({"sdegen/arrived/" + std::to_string(r)})) missing.push_back(std::to_string(r));
+          if (!store.check({"arrived/" + std::to_string(r)})) missing.push_back(std::to_string(r));
         std::string list;
         for (const std::string& m : missing) list += (list.empty() ? "" : ", ") + m;
         throw DistributedError(fmt::format("rank {} of {}: the rendezvous on {} timed out after {} s: {} of {} "
@@ -162,11 +163,15 @@ CommunicatorPtr connect(const DistributedEnv& e, std::chrono::milliseconds timeo
   try {
     c10d::TCPStoreOptions o;
     o.port = static_cast<std::uint16_t>(e.master_port);
-    o.isServer = e.rank == 0;
+    // torchrun's agent may serve the store itself (and says so); then every rank is a client.
+    o.isServer = e.rank == 0 && env("TORCHELASTIC_USE_AGENT_STORE").value_or("") != "True";
     o.numWorkers = static_cast<std::size_t>(e.world_size);
     o.waitWorkers = false;  // arrive() below waits, and names the ranks missing
     o.timeout = timeout;
-    store = c10::make_intrusive<c10d::TCPStore>(e.master_addr, o);
+    // Keys of their own, per restart of an elastic launcher that keeps its store.
+    store = c10::make_intrusive<c10d::PrefixStore>(
+        "sdegen/" + env("TORCHELASTIC_RESTART_COUNT").value_or("0") + "/",
+        c10::make_intrusive<c10d::TCPStore>(e.master_addr, o));
   } catch (const std::exception& ex) {
     const std::string r = reason(ex);
     if (r.find("Address already in use") != std::string::npos)

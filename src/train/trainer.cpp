@@ -308,9 +308,13 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
     double loss_value = options.fused() ? model->loss_and_gradient(y, condition)
                                         : autograd_loss_and_gradient(*model, y, condition);
     shard.reset();
-    if (group)
+    if (group) {
+      const auto reducing = std::chrono::steady_clock::now();
       loss_value = reduce_step(*group, params, loss_value,
                                static_cast<double>(rows.size(0)) / static_cast<double>(options.batch()));
+      result.allreduce_seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - reducing).count();
+    }
     if (!std::isfinite(loss_value)) fail(step, "loss", loss_value);
     const double grad_norm = clip_gradients(params, options.grad_clip());
     if (!std::isfinite(grad_norm)) fail(step, "gradient norm", grad_norm);

@@ -4,7 +4,8 @@
 // PyTorch's are; sdegen compiles this part with USE_C10D_GLOO when libgloo-dev's headers are
 // there). Processes find each other through torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK,
 // MASTER_ADDR, MASTER_PORT), so `sdegen train --nproc N` and any external launcher (torchrun, a
-// cluster scheduler) start the same binary the same way. Rank 0 serves the store.
+// cluster scheduler) start the same binary the same way. Rank 0 serves the store, unless
+// torchrun's agent serves it (TORCHELASTIC_USE_AGENT_STORE=True).
 //
 // How train() (train/trainer.h) uses it: every rank draws the same global batch of --batch rows
 // and keeps its contiguous share (core/shard.h draws the noise of the whole batch, so the union

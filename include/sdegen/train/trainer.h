@@ -65,6 +65,9 @@ struct TrainResult {
   int64_t best_step = -1;
   double best_value = std::numeric_limits<double>::quiet_NaN();
   bool stopped_early = false;        // options.patience validations passed without a new best
+  // Data-parallel: the wall time this run spent summing gradients over the ranks (waiting for the
+  // slowest rank included); 0 in one process.
+  double allreduce_seconds = 0;
 };
 
 // Trains model on data [n, *shape] (float or double; converted to the model's dtype and device) for
