@@ -1,0 +1,71 @@
+#pragma once
+// sdegen's API for programs that use a trained model: load a run directory that `sdegen train`
+// wrote, draw samples, compute log-likelihoods. This header and the types it names are the
+// stable surface; the rest of include/sdegen is the library's working interior and may change.
+//
+//   find_package(sdegen REQUIRED)                        # CMake, after cmake --install
+//   target_link_libraries(app PRIVATE sdegen::sdegen)
+//
+//   const sdegen::Model model = sdegen::Model::load("runs/table");
+//   torch::Tensor x = model.sample(100);                  // [100, d], the table's units
+//   torch::Tensor logp = model.log_likelihood(x);         // [100], nats
+//
+// Concurrency: a Model is immutable once loaded. sample() and log_likelihood() may be called from
+// several threads at once on one Model (tests/api/model_api_test.cpp runs them so and compares
+// with one thread). Each sample() draws its prior points from a generator of its own, seeded by
+// SampleOptions::seed, so the deterministic (ODE) solvers give the same samples for the same seed
+// in any thread; the stochastic solvers draw their noise from LibTorch's global generator, which
+// is thread-safe but shared, so concurrent stochastic calls are not reproducible. Each call runs
+// on LibTorch's intra-op threads (torch::set_num_threads); for many small concurrent calls, one
+// thread each is usually fastest.
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sdegen {
+
+struct SampleOptions {
+  // A solver of `sdegen sample --solver` (heun, rk4, dpm++2m, ..., euler-maruyama, ...), on
+  // `steps` steps; the empty string: dopri5 for models with a probability flow, euler-maruyama
+  // otherwise.
+  std::string solver = "heun";
+  int steps = 20;
+  // Class-conditional models: the class of every sample (-1: unconditional, the null label), and
+  // the classifier-free guidance weight w (0: unconditional, 1: conditional, > 1: sharper).
+  int64_t label = -1;
+  double guidance = 1.0;
+  uint64_t seed = 0;  // of this call's prior draws
+};
+
+class Model {
+ public:
+  // The weights training kept (the best validated, else the average, else the last). IoError
+  // when run_dir holds no checkpoint, InvalidArgument or IoError naming what is wrong with one
+  // that does not load; an autoencoder's run is refused (it samples nothing).
+  static Model load(const std::string& run_dir);
+
+  std::string kind() const;            // flow, diffusion, score, vdm, sde, ode, consistency
+  std::vector<int64_t> shape() const;  // one sample: {d} for tables, {C, H, W} for images
+  int64_t num_classes() const;         // 0: unconditional
+  bool is_image() const;
+
+  // n samples [n, *shape()]: float64 in the training data's units for tables and vectors; float32
+  // pixels in [-1, 1] for images (a latent model's decoded). NumericError when the solve failed.
+  torch::Tensor sample(int64_t n, const SampleOptions& options = {}) const;
+
+  // log p(x) in nats for each row of points [n, *shape()] (data units; images: pixels in
+  // [-1, 1]) through the model's probability-flow ODE, solved adaptively. NumericError when the
+  // solve failed or diverged for any row (the figure would not be trustworthy); InvalidArgument
+  // for a model without a probability flow (sde, consistency) or a latent model.
+  torch::Tensor log_likelihood(const torch::Tensor& points) const;
+
+ private:
+  struct State;
+  explicit Model(std::shared_ptr<const State> state);
+  std::shared_ptr<const State> state_;
+};
+
+}  // namespace sdegen
