@@ -1,10 +1,8 @@
 #include "apps/launch.h"
 
 #include <fmt/core.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,22 +40,6 @@ std::vector<std::string> own_arguments() {
   return args;
 }
 
-// A port of the loopback that nothing listens on now (the kernel's choice for port 0).
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  SDEGEN_CHECK(fd >= 0, "--nproc: cannot open a socket to find a free port: ", std::strerror(errno));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-                  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
-  close(fd);
-  SDEGEN_CHECK(ok, "--nproc: cannot find a free port on the loopback: ", std::strerror(errno));
-  return ntohs(addr.sin_port);
-}
-
 std::string describe(int status) {
   if (WIFSIGNALED(status))
     return fmt::format("was killed by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
@@ -70,7 +52,7 @@ void launch_workers(int64_t nproc, double grace_seconds) {
   SDEGEN_CHECK(nproc >= 2, "launch_workers: needs 2 or more workers, got ", nproc);
   const std::vector<std::string> args = own_arguments();
   const char* given_port = std::getenv("MASTER_PORT");
-  const std::string port = given_port != nullptr ? given_port : std::to_string(free_port());
+  const std::string port = given_port != nullptr ? given_port : std::to_string(free_loopback_port());
   const std::string addr = std::getenv("MASTER_ADDR") != nullptr ? std::getenv("MASTER_ADDR") : "127.0.0.1";
   // The parent's environment without torchrun's variables, which each worker gets its own of.
   std::vector<std::string> base;

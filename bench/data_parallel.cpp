@@ -8,9 +8,7 @@
 //   --workload unet: the image recipe's U-Net (base 16, 1x28x28, 10 classes, float32), --batch (64)
 //   bench_data_parallel --workload mlp|unet [--procs 2] [--steps N] [--warmup W] [--rounds R] [--batch B]
 // The program starts itself as the workers (RANK, WORLD_SIZE, MASTER_PORT in their environment).
-#include <netinet/in.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -101,21 +99,9 @@ Timing run(const std::string& name, int64_t threads, int64_t batch, int64_t warm
   return t;
 }
 
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // Starts `procs` copies of this program as workers and returns rank 0's timing.
 Timing run_workers(int argc, char** argv, int64_t procs, const std::string& result) {
-  const std::string port = std::to_string(free_port());
+  const std::string port = std::to_string(sdegen::free_loopback_port());
   std::vector<pid_t> pids;
   for (int64_t r = 0; r < procs; ++r) {
     std::vector<std::string> env;

@@ -232,7 +232,7 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
     SDEGEN_CHECK(result.start_step <= options.steps(), "cannot resume: the checkpoint in '", out_dir,
                  "' is at step ", result.start_step, ", beyond steps = ", options.steps());
     // This run's hyperparameters, not the checkpoint's (the moments are what carry over).
-    for (auto& group : optimizer->param_groups()) group.set_options(optimizer->defaults().clone());
+    for (auto& param_group : optimizer->param_groups()) param_group.set_options(optimizer->defaults().clone());
   } else {
     torch::manual_seed(stream_seed(options.seed(), kNoise));
   }
@@ -292,7 +292,7 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
   Window window;
   for (int64_t step = result.start_step + 1; step <= options.steps(); ++step) {
     const double lr = learning_rate(options, step);
-    for (auto& group : optimizer->param_groups()) group.options().set_lr(lr);
+    for (auto& param_group : optimizer->param_groups()) param_group.options().set_lr(lr);
 
     torch::Tensor rows = batches.next().to(x.device());
     // Data-parallel: every rank draws the global batch and keeps its share of the rows.

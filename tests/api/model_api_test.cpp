@@ -5,7 +5,6 @@
 #include "apps/cli_support.h"
 #include "sdegen/core/error.h"
 #include "sdegen/data/density.h"
-#include "sdegen/io/png.h"
 #include "sdegen/sdegen.h"
 
 namespace sdegen {
@@ -80,15 +79,7 @@ TEST_F(ModelApi, ConcurrentCallsOnOneModelGiveTheSequentialResults) {
 
 TEST_F(ModelApi, SamplesImagesOfAClassWithGuidance) {
   // 8x8 images: class a bright on the left half, class b on the right.
-  const std::string root = path("images");
-  for (const std::string cls : {"a", "b"}) {
-    std::filesystem::create_directories(root + "/" + cls);
-    for (int k = 0; k < 12; ++k) {
-      torch::Tensor img = torch::full({1, 8, 8}, 30, torch::kUInt8);
-      img.narrow(2, cls == "a" ? 0 : 4, 4).fill_(200 + k);
-      write_png(root + "/" + cls + "/" + std::to_string(k) + ".png", img);
-    }
-  }
+  const std::string root = test::write_two_class_folder(path("images"));
   const std::string run = path("run");
   const test::Outcome o = run_sdegen("train --data " + root + " --model flow --base-channels 8 --batch 8 --steps 150 " +
                                      "--lr 2e-3 --threads 1 --out " + run);

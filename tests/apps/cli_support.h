@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <vector>
 
+#include "sdegen/io/png.h"
 #include "support/support.h"
 
 namespace sdegen::test {
@@ -69,6 +70,20 @@ inline std::vector<std::vector<double>> read_csv_rows(const std::string& path) {
     rows.push_back(row);
   }
   return rows;
+}
+
+// root/<a|b>/<k>.png, 12 images each: 8x8 grey, class a bright on the left half, class b on the
+// right. Returns root.
+inline std::string write_two_class_folder(const std::string& root) {
+  for (const std::string cls : {"a", "b"}) {
+    std::filesystem::create_directories(root + "/" + cls);
+    for (int k = 0; k < 12; ++k) {
+      torch::Tensor img = torch::full({1, 8, 8}, 30, torch::kUInt8);
+      img.narrow(2, cls == "a" ? 0 : 4, 4).fill_(200 + k);
+      write_png(root + "/" + cls + "/" + std::to_string(k) + ".png", img);
+    }
+  }
+  return root;
 }
 
 // A fresh directory per test, unique per process too (another checkout's suite may run the same

@@ -24,24 +24,21 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// A port of the loopback and, while `listening`, a socket listening on it.
-struct Port {
+// A port taken: a socket listening on it (on every address, as a TCPStore binds).
+struct TakenPort {
   int fd = -1, number = 0;
-  explicit Port(bool listening) {
+  TakenPort() {
     fd = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_ANY);
     socklen_t len = sizeof(addr);
-    bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    EXPECT_EQ(listen(fd, 4), 0);
     number = ntohs(addr.sin_port);
-    if (listening) listen(fd, 4);
-    else close(fd), fd = -1;
   }
-  ~Port() {
-    if (fd >= 0) close(fd);
-  }
+  ~TakenPort() { close(fd); }
 };
 
 // The pid of the child of `parent` whose environment has RANK=rank, or -1.
@@ -145,7 +142,7 @@ TEST_F(DistributedCli, AKilledWorkerStopsTheOthersAndTheCheckpointResumes) {
 }
 
 TEST_F(DistributedCli, APortInUseIsNamed) {
-  const Port taken(/*listening=*/true);
+  const TakenPort taken;
   const auto begun = Clock::now();
   const Outcome o = run_sdegen_with("MASTER_PORT=" + std::to_string(taken.number),
                                     "train --data laplace5 --steps 5 --n-val 0 --checkpoint-every 5 --nproc 2 "
@@ -158,12 +155,12 @@ TEST_F(DistributedCli, APortInUseIsNamed) {
 }
 
 TEST_F(DistributedCli, ARankThatNeverArrivesIsAnErrorNotAHang) {
-  const Port port(/*listening=*/false);
+  const int port = free_loopback_port();
   const auto begun = Clock::now();
-  const Outcome lonely = run_sdegen_with("RANK=0 WORLD_SIZE=2 MASTER_PORT=" + std::to_string(port.number),
+  const Outcome lonely = run_sdegen_with("RANK=0 WORLD_SIZE=2 MASTER_PORT=" + std::to_string(port),
                                          "train --data laplace5 --steps 5 --n-val 0 --checkpoint-every 5 "
                                          "--dist-timeout 2 --out " + path("lonely"));
-  EXPECT_CLI_ERROR(lonely, "error (rank 0): rank 0 of 2: the rendezvous on 127.0.0.1:" + std::to_string(port.number) +
+  EXPECT_CLI_ERROR(lonely, "error (rank 0): rank 0 of 2: the rendezvous on 127.0.0.1:" + std::to_string(port) +
                                " timed out after 2 s: 1 of 2 processes arrived; missing rank(s) 1");
   EXPECT_LT(seconds_since(begun), 60.0);
   EXPECT_FALSE(has_checkpoint(path("lonely")));

@@ -14,19 +14,8 @@ using test::run_sdegen;
 
 class ImageCli : public CliTest {
  protected:
-  // DIR/<a|b>/<k>.png: 8x8 grey images, class a dark on the left, class b on the right.
-  std::string folder() {
-    const std::string root = path("images");
-    for (const std::string cls : {"a", "b"}) {
-      std::filesystem::create_directories(root + "/" + cls);
-      for (int k = 0; k < 12; ++k) {
-        torch::Tensor img = torch::full({1, 8, 8}, 30, torch::kUInt8);
-        img.narrow(2, cls == "a" ? 0 : 4, 4).fill_(200 + k);
-        write_png(root + "/" + cls + "/" + std::to_string(k) + ".png", img);
-      }
-    }
-    return root;
-  }
+  // DIR/<a|b>/<k>.png: 8x8 grey images, class a bright on the left, class b on the right.
+  std::string folder() { return test::write_two_class_folder(path("images")); }
 };
 
 TEST_F(ImageCli, TrainsResumesAndSamplesAGridWithOneRowPerClass) {

@@ -3,9 +3,7 @@
 // binary as the workers (DataParallelWorker.Run, skipped unless the variables below are set), on
 // the loopback, in double precision.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -95,23 +93,11 @@ std::vector<double> read_losses(const std::string& path) {
   return v;
 }
 
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // Runs the case in `world` worker processes (this binary, DataParallelWorker.Run) and returns
 // each rank's losses.
 std::vector<std::vector<double>> run_workers(const std::string& name, int64_t world, int64_t steps,
                                              const std::string& out, bool resume) {
-  const std::string port = std::to_string(free_port());
+  const std::string port = std::to_string(free_loopback_port());
   std::vector<pid_t> pids;
   std::vector<std::string> files;
   for (int64_t r = 0; r < world; ++r) {
@@ -150,6 +136,19 @@ TEST(DataParallelWorker, Run) {
   const std::optional<DistributedEnv> env = distributed_environment();
   ASSERT_TRUE(env.has_value());
   const CommunicatorPtr group = connect(*env, std::chrono::seconds(60));
+  if (std::string(name) == "agree" || std::string(name) == "disagree") {
+    // Writes 1 when check_replicas_agree throws, else 0.
+    torch::Tensor w = torch::linspace(-1.0, 2.0, 7, torch::kDouble);
+    if (std::string(name) == "disagree" && env->rank == 1) w[3] += 1e-6;
+    double threw = 0;
+    try {
+      check_replicas_agree(*group, {w}, "test weights");
+    } catch (const DistributedError& e) {
+      threw = std::string(e.what()).find("the ranks' test weights differ") != std::string::npos ? 1 : 2;
+    }
+    write_losses(std::getenv("SDEGEN_DP_LOSSES"), {threw});
+    return;
+  }
   const std::vector<double> losses = train_case(name, std::atoll(std::getenv("SDEGEN_DP_STEPS")),
                                                 std::getenv("SDEGEN_DP_OUT"),
                                                 std::string(std::getenv("SDEGEN_DP_RESUME")) == "1", group);
@@ -203,6 +202,18 @@ TEST_P(DataParallel, ResumesWithAnotherNumberOfProcesses) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, DataParallel, ::testing::Values("mlp", "unet"));
+
+TEST(DataParallelReplicas, DifferingWeightsAreCaughtOnEveryRank) {
+  if (!distributed_available()) GTEST_SKIP() << "built without c10d's Gloo (libgloo-dev)";
+  const std::string out = test::temp_path("data_parallel_replicas");
+  const auto same = run_workers("agree", 2, 0, out, false);
+  const auto differ = run_workers("disagree", 2, 0, out, false);
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(same[r], std::vector<double>{0}) << "rank " << r;
+    EXPECT_EQ(differ[r], std::vector<double>{1}) << "rank " << r;
+  }
+  for (int r = 0; r < 2; ++r) std::filesystem::remove(out + ".rank" + std::to_string(r));
+}
 
 TEST(DataParallelShards, SplitTheBatchIntoContiguousShares) {
   EXPECT_EQ(shard_range(8, 0, 2), (std::pair<int64_t, int64_t>{0, 4}));

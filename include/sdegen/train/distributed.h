@@ -76,9 +76,14 @@ void all_reduce_sum(Communicator& comm, const std::vector<torch::Tensor>& tensor
 void broadcast_from_rank0(Communicator& comm, const std::vector<torch::Tensor>& tensors);
 
 // Throws DistributedError when the tensors differ between ranks (a sum and a sum of squares in
-// double, compared by their maximum and minimum over the ranks): the check that the ranks still
+// double, compared by their maximum and minimum over the ranks, beyond 1e-9 of the sum of
+// squares, which leaves room for CPUs that round differently): the check that the ranks still
 // hold one model.
 void check_replicas_agree(Communicator& comm, const std::vector<torch::Tensor>& tensors, const std::string& what);
+
+// A port of the loopback that nothing listens on now (the kernel's choice for port 0): where a
+// launcher picks MASTER_PORT. Another process may take it before it is used.
+int free_loopback_port();
 
 // The rows [lo, hi) of a global batch of `batch` rows that rank `rank` of `world` trains on.
 std::pair<int64_t, int64_t> shard_range(int64_t batch, int64_t rank, int64_t world);
