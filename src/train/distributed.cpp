@@ -60,8 +60,8 @@ class GlooCommunicator final : public Communicator {
   int64_t rank() const override { return rank_; }
   int64_t size() const override { return size_; }
 
-  void all_reduce_sum(torch::Tensor& t) override { reduce(t, c10d::ReduceOp::SUM, "summing gradients"); }
-  void all_reduce_max(torch::Tensor& t) override { reduce(t, c10d::ReduceOp::MAX, "comparing values"); }
+  void all_reduce_sum(torch::Tensor& t) override { reduce(t, c10d::ReduceOp::SUM, "summing over the ranks"); }
+  void all_reduce_max(torch::Tensor& t) override { reduce(t, c10d::ReduceOp::MAX, "taking a maximum over the ranks"); }
 
   void broadcast(torch::Tensor& t, int64_t root) override {
     std::vector<torch::Tensor> ts = {t};
