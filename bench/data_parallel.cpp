@@ -190,9 +190,10 @@ int main(int argc, char** argv) {
               "the other rank included); back to back, alone: %.3f ms\n",
               static_cast<double>(bytes) / 1e6, r, 100.0 * r / b, bench::median(back_to_back));
   // The cost model: a worker's compute grows with its rows (per-row cost from the workers above:
-  // their mean timed step less their mean all-reduce); train() sums the gradients after the backward pass, without overlap, by
-  // Gloo's ring: 2 (N - 1) / N of the bytes each way per worker plus 2 (N - 1) message latencies
-  // (alpha = 25 us, a TCP round on a data-centre network: an assumption, not a measurement).
+  // their mean timed step less their mean all-reduce); train() sums the gradients after the
+  // backward pass, without overlap; a ring all-reduce moves 2 (N - 1) / N of the bytes each way
+  // per worker and takes 2 (N - 1) message latencies (alpha = 25 us, a TCP round on a
+  // data-centre network: an assumption, not a measurement).
   const double per_row = bench::median(compute) / (static_cast<double>(batch) / static_cast<double>(procs));
   const double alpha_ms = 0.025;
   std::printf("cost model (1-thread workers, %.4f ms per row measured here, ring all-reduce of %.2f MB, alpha %.3f "
