@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,7 +61,7 @@ void launch_workers(int64_t nproc, double grace_seconds) {
     const std::string v = *e;
     const std::string name = v.substr(0, v.find('='));
     if (name != "RANK" && name != "LOCAL_RANK" && name != "WORLD_SIZE" && name != "MASTER_ADDR" &&
-        name != "MASTER_PORT" && name != "LOCAL_WORLD_SIZE")
+        name != "MASTER_PORT" && name != "LOCAL_WORLD_SIZE" && name != "SDEGEN_LAUNCHER_PID")
       base.push_back(v);
   }
   std::map<pid_t, int64_t> rank_of;
@@ -75,7 +76,8 @@ void launch_workers(int64_t nproc, double grace_seconds) {
              {"WORLD_SIZE", std::to_string(nproc)},
              {"LOCAL_WORLD_SIZE", std::to_string(nproc)},
              {"MASTER_ADDR", addr},
-             {"MASTER_PORT", port}})
+             {"MASTER_PORT", port},
+             {"SDEGEN_LAUNCHER_PID", std::to_string(getpid())}})
       env.push_back(k + "=" + v);
     std::vector<char*> argv, envp;
     for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -126,6 +128,14 @@ void launch_workers(int64_t nproc, double grace_seconds) {
 CommunicatorPtr join_from_environment(int64_t nproc, double timeout_seconds) {
   const std::optional<DistributedEnv> env = distributed_environment();
   if (!env) return nullptr;
+  // A worker of --nproc goes when its launcher goes (killed, or stopped by a scheduler), instead
+  // of training on alone; the check after prctl catches a launcher that is already gone.
+  if (const char* launcher = std::getenv("SDEGEN_LAUNCHER_PID")) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (std::to_string(getppid()) != launcher)
+      throw DistributedError("rank " + std::to_string(env->rank) + ": its launcher (pid " + launcher +
+                             ") is gone; stopping");
+  }
   SDEGEN_CHECK(nproc == 1 || nproc == env->world_size, "--nproc ", nproc, " disagrees with WORLD_SIZE=",
                env->world_size, " set by a launcher; leave --nproc out under an external launcher");
   if (env->world_size == 1) return nullptr;

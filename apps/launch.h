@@ -13,7 +13,8 @@ namespace sdegen::app {
 // (exits non-zero or is killed), the others get `grace_seconds` (train: --dist-timeout + 5) to
 // stop on their own (they do at their next collective, or when it times out), then are
 // terminated; the DistributedError thrown names the first worker that failed and how. Returns
-// when all exit 0.
+// when all exit 0. The workers get SIGTERM when the launcher itself goes (SDEGEN_LAUNCHER_PID,
+// PR_SET_PDEATHSIG): a scheduler that stops the launcher stops the run.
 void launch_workers(int64_t nproc, double grace_seconds);
 
 // This process's communicator when torchrun's variables describe a run of more than one

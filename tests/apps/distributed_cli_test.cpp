@@ -141,6 +141,43 @@ TEST_F(DistributedCli, AKilledWorkerStopsTheOthersAndTheCheckpointResumes) {
   EXPECT_EQ(load_checkpoint_config(out).at("step").get<int64_t>(), step + 10);
 }
 
+TEST_F(DistributedCli, StoppingTheLauncherStopsItsWorkers) {
+  const std::string out = path("run"), log = path("launcher.log");
+  std::vector<std::string> args;
+  std::istringstream words(kTrain + " --n-val 0 --steps 1000000 --checkpoint-every 50 --nproc 2");
+  for (std::string w; words >> w;) args.push_back(w);
+  args.insert(args.end(), {"--out", out});
+  const pid_t launcher = start(args, log);
+  ASSERT_GT(launcher, 0);
+  const auto begun = Clock::now();
+  while (!has_checkpoint(out) && seconds_since(begun) < 120) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(has_checkpoint(out)) << read_file(log);
+  const pid_t rank0 = worker_of(launcher, 0), rank1 = worker_of(launcher, 1);
+  ASSERT_GT(rank0, 0);
+  ASSERT_GT(rank1, 0);
+  // As a scheduler would: SIGKILL, which the launcher cannot catch or forward.
+  ASSERT_EQ(kill(launcher, SIGKILL), 0);
+  int status = 0;
+  waitpid(launcher, &status, 0);
+  const auto killed = Clock::now();
+  // The workers were reparented; they are gone once kill(pid, 0) fails (or they are zombies of init).
+  auto alive = [](pid_t pid) {
+    if (kill(pid, 0) != 0) return false;
+    const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+    const size_t close_paren = stat.rfind(')');
+    return close_paren != std::string::npos && stat.size() > close_paren + 2 && stat[close_paren + 2] != 'Z';
+  };
+  while ((alive(rank0) || alive(rank1)) && seconds_since(killed) < 30)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(alive(rank0));
+  EXPECT_FALSE(alive(rank1));
+  EXPECT_LT(seconds_since(killed), 10.0);
+  for (const pid_t pid : {rank0, rank1})  // a failed check leaves no orphan training on
+    if (alive(pid)) kill(pid, SIGKILL);
+  // What they left is a checkpoint that loads.
+  EXPECT_GE(load_checkpoint_config(out).at("step").get<int64_t>(), 50);
+}
+
 TEST_F(DistributedCli, APortInUseIsNamed) {
   const TakenPort taken;
   const auto begun = Clock::now();
