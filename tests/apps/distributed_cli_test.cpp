@@ -64,8 +64,25 @@ pid_t worker_of(pid_t parent, int rank) {
   return -1;
 }
 
+const std::string kTrain = "train --data laplace5 --model flow --n-train 500 --threads 1 --log-every 1 --batch 16";
+
 class DistributedCli : public CliTest {
  protected:
+  // Starts a long 2-worker run into `out` (plus `extra` flags) and waits for its first checkpoint;
+  // returns the launcher's pid, or -1 when no checkpoint came within 2 minutes.
+  pid_t start_long_run(const std::string& out, const std::string& log, const std::string& extra) {
+    std::vector<std::string> args;
+    std::istringstream words(kTrain + " --n-val 0 --steps 1000000 --checkpoint-every 50 --nproc 2" + extra);
+    for (std::string w; words >> w;) args.push_back(w);
+    args.insert(args.end(), {"--out", out});
+    const pid_t launcher = start(args, log);
+    const auto begun = Clock::now();
+    while (launcher > 0 && !has_checkpoint(out) && seconds_since(begun) < 120)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (has_checkpoint(out)) return launcher;
+    if (launcher > 0) kill(launcher, SIGKILL), waitpid(launcher, nullptr, 0);  // its workers follow it
+    return -1;
+  }
   void SetUp() override {
     if (!distributed_available()) GTEST_SKIP() << "built without c10d's Gloo (libgloo-dev)";
     CliTest::SetUp();
@@ -88,7 +105,6 @@ class DistributedCli : public CliTest {
   }
 };
 
-const std::string kTrain = "train --data laplace5 --model flow --n-train 500 --threads 1 --log-every 1 --batch 16";
 
 TEST_F(DistributedCli, TwoWorkersTrainAsOneProcess) {
   const Outcome one = run_sdegen(kTrain + " --n-val 100 --steps 30 --out " + path("one"));
@@ -105,16 +121,9 @@ TEST_F(DistributedCli, TwoWorkersTrainAsOneProcess) {
 
 TEST_F(DistributedCli, AKilledWorkerStopsTheOthersAndTheCheckpointResumes) {
   const std::string out = path("run"), log = path("launcher.log");
-  std::vector<std::string> args;
-  std::istringstream words(kTrain + " --n-val 0 --steps 1000000 --checkpoint-every 50 --nproc 2 --dist-timeout 20");
-  for (std::string w; words >> w;) args.push_back(w);
-  args.insert(args.end(), {"--out", out});
-  const pid_t launcher = start(args, log);
-  ASSERT_GT(launcher, 0);
-  // Wait for the first checkpoint, then kill rank 1.
-  const auto begun = Clock::now();
-  while (!has_checkpoint(out) && seconds_since(begun) < 120) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  ASSERT_TRUE(has_checkpoint(out)) << read_file(log);
+  const pid_t launcher = start_long_run(out, log, " --dist-timeout 20");
+  ASSERT_GT(launcher, 0) << read_file(log);
+  // With its first checkpoint written, kill rank 1.
   const pid_t victim = worker_of(launcher, 1);
   ASSERT_GT(victim, 0) << "no worker with RANK=1 under the launcher";
   ASSERT_EQ(kill(victim, SIGKILL), 0);
@@ -143,15 +152,8 @@ TEST_F(DistributedCli, AKilledWorkerStopsTheOthersAndTheCheckpointResumes) {
 
 TEST_F(DistributedCli, StoppingTheLauncherStopsItsWorkers) {
   const std::string out = path("run"), log = path("launcher.log");
-  std::vector<std::string> args;
-  std::istringstream words(kTrain + " --n-val 0 --steps 1000000 --checkpoint-every 50 --nproc 2");
-  for (std::string w; words >> w;) args.push_back(w);
-  args.insert(args.end(), {"--out", out});
-  const pid_t launcher = start(args, log);
-  ASSERT_GT(launcher, 0);
-  const auto begun = Clock::now();
-  while (!has_checkpoint(out) && seconds_since(begun) < 120) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  ASSERT_TRUE(has_checkpoint(out)) << read_file(log);
+  const pid_t launcher = start_long_run(out, log, "");
+  ASSERT_GT(launcher, 0) << read_file(log);
   const pid_t rank0 = worker_of(launcher, 0), rank1 = worker_of(launcher, 1);
   ASSERT_GT(rank0, 0);
   ASSERT_GT(rank1, 0);
