@@ -82,12 +82,11 @@ torch::Tensor Model::log_likelihood(const torch::Tensor& points) const {
   const LikelihoodResult r =
       is_image() ? model_log_likelihood(model, points.to(model.parameters().front().scalar_type()), o)
                  : model_log_likelihood(model, t.standardizer, points.to(torch::kDouble), o);
-  const double radius = kDivergedPriorRadius * model.sde(DiffusionSpec{})->prior_std();
-  const int64_t diverged = (r.x_prior.flatten(1).square().mean(1).sqrt() > radius).sum().item<int64_t>();
-  if (r.invalid > 0 || diverged > 0)
-    throw NumericError(detail::concat("log_likelihood: the probability-flow solve failed for ", r.invalid,
-                                      " and ran away for ", diverged, " of ", points.size(0),
-                                      " points; their log-likelihood cannot be trusted"));
+  const int64_t untrusted = untrusted_points(model, r).sum().item<int64_t>();
+  if (untrusted > 0)
+    throw NumericError(detail::concat("log_likelihood: the probability-flow solve failed or ran away (beyond ",
+                                      kDivergedPriorRadius, " prior standard deviations) for ", untrusted, " of ",
+                                      points.size(0), " points; their log-likelihood cannot be trusted"));
   return r.log_prob.to(torch::kDouble);
 }
 

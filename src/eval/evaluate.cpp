@@ -95,9 +95,7 @@ EvalResult evaluate(GenerativeModel& model, const Standardizer& st, const EvalDa
       // Per point: set aside by the solve or not finite (l.valid), or carried far outside the
       // prior (a diverged solve whose figure is finite but meaningless). An average that leaves
       // such points out is not the model's likelihood.
-      const double radius = kDivergedPriorRadius * model.sde(DiffusionSpec{})->prior_std();
-      const torch::Tensor bad = l.valid.logical_not() | (l.x_prior.flatten(1).square().mean(1).sqrt() > radius);
-      r.likelihood_failed = bad.sum().item<int64_t>();
+      r.likelihood_failed = untrusted_points(model, l).sum().item<int64_t>();
       if (r.likelihood_failed == 0) {
         r.log_likelihood = mean_and_se(l.log_prob);
         if (o.quantization > 0) r.bits_per_dim = bpd(r.log_likelihood->mean);

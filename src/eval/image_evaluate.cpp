@@ -167,10 +167,7 @@ ImageEvalResult evaluate_images(GenerativeModel& model, Classifier& classifier, 
     try {
       const LikelihoodResult l = model_log_likelihood(model, y, o.likelihood);
       r.likelihood_nfe = l.nfe;
-      const double radius = kDivergedPriorRadius * model.sde(DiffusionSpec{})->prior_std();
-      const int64_t bad = (l.valid.logical_not() | (l.x_prior.flatten(1).square().mean(1).sqrt() > radius))
-                              .sum()
-                              .item<int64_t>();
+      const int64_t bad = untrusted_points(model, l).sum().item<int64_t>();
       if (bad == 0) r.likelihood_bits_per_dim = bits_estimate(-l.log_prob, dims);
       else
         r.likelihood_problem = detail::concat(bad, " of ", r.likelihood_n,

@@ -90,6 +90,11 @@ LikelihoodResult model_log_likelihood(const GenerativeModel& model, const Standa
   return r;
 }
 
+torch::Tensor untrusted_points(const GenerativeModel& model, const LikelihoodResult& l) {
+  const double radius = kDivergedPriorRadius * model.sde(DiffusionSpec{})->prior_std();
+  return l.valid.logical_not() | (l.x_prior.flatten(1).square().mean(1).sqrt() > radius);
+}
+
 Validator likelihood_validator(double tolerance) {
   SDEGEN_CHECK(tolerance > 0, "likelihood_validator: the tolerance must be positive, got ", tolerance);
   Validator v;
@@ -104,9 +109,7 @@ Validator likelihood_validator(double tolerance) {
     torch::NoGradGuard no_grad;  // the raw path, where the model has one
     try {
       const LikelihoodResult l = model_log_likelihood(model, identity, val, o);
-      const double radius = kDivergedPriorRadius * model.sde(DiffusionSpec{})->prior_std();
-      const bool diverged = l.invalid > 0 || (l.x_prior.flatten(1).square().mean(1).sqrt() > radius).any().item<bool>();
-      if (!diverged) return {-l.log_prob.mean().item<double>()};
+      if (!untrusted_points(model, l).any().item<bool>()) return {-l.log_prob.mean().item<double>()};
     } catch (const NumericError&) {
     }
     return {std::numeric_limits<double>::infinity()};

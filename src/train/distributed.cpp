@@ -12,7 +12,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <map>
+#include <limits>
 #include <thread>
 
 #include "sdegen/core/check.h"
@@ -257,14 +257,12 @@ void all_reduce_sum(Communicator& comm, const std::vector<torch::Tensor>& tensor
 }
 
 void broadcast_from_rank0(Communicator& comm, const std::vector<torch::Tensor>& tensors) {
-  std::vector<torch::Tensor> contiguous;
-  for (const torch::Tensor& t : tensors) contiguous.push_back(t.detach());
-  std::map<c10::ScalarType, std::vector<torch::Tensor>> by_type;
-  for (const torch::Tensor& t : contiguous) by_type[t.scalar_type()].push_back(t);
-  for (auto& [type, ts] : by_type) {
-    torch::Tensor flat = flatten(ts);
+  std::vector<torch::Tensor> detached;
+  for (const torch::Tensor& t : tensors) detached.push_back(t.detach());
+  for (const auto& bucket : buckets(detached, std::numeric_limits<int64_t>::max())) {
+    torch::Tensor flat = flatten(bucket);
     comm.broadcast(flat, 0);
-    unflatten(flat, ts);
+    unflatten(flat, bucket);
   }
 }
 

@@ -73,6 +73,11 @@ EvalData eval_data_from_rows(const torch::Tensor& rows, const std::string& sourc
 // -d * this^2 / 2) is an artifact of the solve, not a figure to average.
 constexpr double kDivergedPriorRadius = 100.0;
 
+// The points of a probability-flow solve of `model` whose log-likelihood cannot be trusted, [n]
+// bool: set aside by the solve or not finite (l.valid false), or carried beyond
+// kDivergedPriorRadius prior standard deviations.
+torch::Tensor untrusted_points(const GenerativeModel& model, const LikelihoodResult& l);
+
 // log p(y) per row of y [n, d] (data units) through the model's probability-flow ODE, from its
 // data end back to t = 0. An affine model whose data end t1 < 1 (the prediction is singular at
 // t = 1) gives log p_{t1}(a(t1) y) + d log a(t1), which neglects the small noise b(t1) left there.

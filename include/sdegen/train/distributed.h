@@ -71,8 +71,8 @@ CommunicatorPtr connect(const DistributedEnv& env, std::chrono::milliseconds tim
 void all_reduce_sum(Communicator& comm, const std::vector<torch::Tensor>& tensors,
                     int64_t bucket_bytes = 32 << 20);
 
-// Rank 0's values of the tensors (weights, buffers) on every rank, in place, through one flat
-// buffer per dtype.
+// Rank 0's values of the tensors (weights, buffers; defined and contiguous) on every rank, in
+// place, through one flat buffer per run of consecutive tensors of one dtype.
 void broadcast_from_rank0(Communicator& comm, const std::vector<torch::Tensor>& tensors);
 
 // Throws DistributedError when the tensors differ between ranks (a sum and a sum of squares in
