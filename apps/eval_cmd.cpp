@@ -204,6 +204,10 @@ void run(EvalArgs& a, const CLI::App& command) {
                "' is not a directory; give the run directory of sdegen train");
   TrainedModel t = load_trained_model(a.checkpoint);
   if (!t.images.is_null()) return run_images(a, t, command);
+  // Its likelihood and ELBO would need each row's condition, which eval does not pass yet.
+  SDEGEN_CHECK(t.condition_columns.empty(), "eval of a model trained with --condition-columns (",
+               join(t.condition_columns), ") is not built yet; its run's log.csv has the validation ELBO, and ",
+               "sdegen sample --condition draws from it");
   const std::string spec = a.data.empty() ? t.data : a.data;
   SDEGEN_CHECK(!spec.empty(), "the checkpoint records no data; pass --data SPEC|FILE.csv");
   const EvalData data = make_eval_data(spec, a.n, a.options.seed);

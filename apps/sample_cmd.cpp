@@ -1,5 +1,7 @@
 // sdegen sample: draw samples from a model by integrating its generative SDE or ODE.
 #include <chrono>
+#include <cmath>
+#include <sstream>
 #include <fmt/core.h>
 
 #include "apps/commands.h"
@@ -37,7 +39,45 @@ struct SampleArgs {
   double guidance = kDefaultGuidance;  // classifier-free guidance weight w: 0 unconditional, 1 conditional
   bool guidance_given = false;         // --guidance on the command line (refused for unconditional models)
   int64_t columns = 10;    // images per row of the grid
+  // Tables trained with --condition-columns: "name=value,..." for every sample; empty: none observed.
+  std::string condition;
 };
+
+// The values of --condition "name=value,..." in the order of the model's condition columns.
+std::vector<double> parse_condition(const std::string& text, const std::vector<std::string>& names) {
+  std::vector<double> values(names.size(), std::nan(""));
+  std::vector<bool> seen(names.size(), false);
+  std::istringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    const auto eq = item.find('=');
+    SDEGEN_CHECK(eq != std::string::npos, "--condition: expected name=value, got '", item, "'");
+    auto trim = [](std::string s) {
+      const auto a = s.find_first_not_of(" \t"), b = s.find_last_not_of(" \t");
+      return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
+    };
+    const std::string name = trim(item.substr(0, eq)), value = trim(item.substr(eq + 1));
+    const auto at = std::find(names.begin(), names.end(), name);
+    SDEGEN_CHECK(at != names.end(), "--condition: the model is conditioned on ", join(names), "; it has no '", name,
+                 "'");
+    const size_t j = static_cast<size_t>(at - names.begin());
+    SDEGEN_CHECK(!seen[j], "--condition gives '", name, "' twice");
+    size_t used = 0;
+    double v = std::nan("");
+    try {
+      v = std::stod(value, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    SDEGEN_CHECK(used == value.size() && used > 0 && std::isfinite(v), "--condition: the value of '", name, "' must be ",
+                 "a finite number, got '", value, "'");
+    values[j] = v, seen[j] = true;
+  }
+  for (size_t j = 0; j < names.size(); ++j)
+    SDEGEN_CHECK(seen[j], "--condition gives no value for '", names[j], "' (the model is conditioned on ",
+                 join(names), ")");
+  return values;
+}
 
 // How close the samples are, beside how much two data samples of the same size differ.
 void report_distance(const Density& data, const torch::Tensor& x, int64_t n_reference) {
@@ -128,12 +168,24 @@ void run_checkpoint(SampleArgs& a) {
   const Standardizer& st = t.standardizer;
   torch::NoGradGuard no_grad;
   const torch::Tensor x0 = sample_model_prior(*model, a.n);
+  SDEGEN_CHECK(a.condition.empty() || model->condition_dim() > 0, "--condition: this model takes no condition ",
+               "vector (it was trained without --condition-columns)");
+  SDEGEN_CHECK(model->condition_dim() > 0 || model->num_classes() > 0 || !a.guidance_given,
+               "--guidance needs a conditional model; this one is unconditional");
+  Guidance guidance;
+  if (!a.condition.empty()) {
+    guidance.condition.vector = t.condition_rows(parse_condition(a.condition, t.condition_columns), a.n);
+    guidance.weight = a.guidance_given ? a.guidance : 1.0;  // the conditional model unless asked
+  } else if (model->condition_dim() > 0) {
+    fmt::print("no --condition: drawing from the unconditional model (the model is conditioned on {})\n",
+               join(t.condition_columns));
+  }
   const auto start = std::chrono::steady_clock::now();
-  const Solution sol = generate(*model, x0, a.sampler);
+  const Solution sol = generate(*model, x0, a.sampler, guidance);
   const double seconds = seconds_since(start);
   sol.check();
   const torch::Tensor x = st.inverse(sol.x);
-  write_csv(a.out, x);
+  write_csv(a.out, x, t.columns);
   const std::string& spec = t.data;
   fmt::print("sampled {} points from {} ({} model) with {}: {} function evaluations, {:.3f} s\n", a.n,
              a.checkpoint, model->kind(), a.sampler.solver, sol.nfe, seconds);
@@ -195,9 +247,12 @@ void register_sample(CLI::App& app) {
   cmd->add_option("--out", args->out, "Output: a CSV, one sample per row; a PNG grid for an image model");
   cmd->add_option("--label", args->label, "Image models: the class to draw (-1: one row per class)");
   cmd->add_option("--guidance", args->guidance,
-                  "Image models: classifier-free guidance weight (0: unconditional, 1: conditional, >1: sharper; "
-                  "default: 1 for a model trained without label dropout, a consistency model or a reflowed student)");
+                  "Conditional models: classifier-free guidance weight (0: unconditional, 1: conditional, >1: sharper; "
+                  "default: 1 for tables with --condition, a model trained without label dropout, a consistency model or a reflowed student)");
   cmd->add_option("--columns", args->columns, "Image models: images per row of the grid")->check(positive());
+  cmd->add_option("--condition", args->condition,
+                  "Tables trained with --condition-columns: the observed values, name=value,... in data units, for "
+                  "every sample (none: the unconditional model); --guidance weighs it");
   cmd->callback([args, cmd] {
     args->guidance_given = cmd->count("--guidance") > 0;
     run(*args);

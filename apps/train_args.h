@@ -38,7 +38,9 @@ struct TrainArgs {
   int64_t patch = 0, heads = 0; // --net dit (0: DiTOptions' defaults; --width and --depth too)
   double mlp_ratio = 0.0;
   int64_t image_size = 0;       // 0: the images' own size
-  double p_uncond = 0.1;        // classifier-free guidance's label dropout
+  double p_uncond = 0.1;        // classifier-free guidance's label (and condition) dropout
+  // A CSV file's columns that condition the model (comma separated names); the rest are generated.
+  std::string condition_columns;
   // Latent models: the run directory of an autoencoder whose latents the model learns.
   std::string latent;
   // --model autoencoder (0: AutoencoderOptions' and AutoencoderModelOptions' defaults).

@@ -2,6 +2,7 @@
 #include <fmt/core.h>
 
 #include <filesystem>
+#include <sstream>
 
 #include "apps/commands.h"
 #include "apps/json_config.h"
@@ -25,20 +26,73 @@ namespace {
 
 struct Dataset {
   torch::Tensor train, val;
+  // --condition-columns: the conditioning columns of the same rows, and the names of both sets.
+  torch::Tensor train_condition, val_condition;
+  std::vector<std::string> columns, condition_columns;
 };
+
+// The comma-separated names of --condition-columns, trimmed.
+std::vector<std::string> split_names(const std::string& text) {
+  std::vector<std::string> names;
+  std::string name;
+  std::istringstream in(text);
+  while (std::getline(in, name, ',')) {
+    const auto first = name.find_first_not_of(" \t"), last = name.find_last_not_of(" \t");
+    SDEGEN_CHECK(first != std::string::npos, "--condition-columns: an empty name in '", text, "'");
+    names.push_back(name.substr(first, last - first + 1));
+  }
+  return names;
+}
+
+// A CSV file's rows split into generated and conditioning columns (by --condition-columns),
+// then into training and validation rows.
+Dataset load_table(const TrainArgs& a) {
+  const CsvData csv = load_csv(a.data);
+  Dataset d;
+  std::vector<int64_t> generated, conditioning;
+  const std::vector<std::string> wanted = a.condition_columns.empty() ? std::vector<std::string>{}
+                                                                      : split_names(a.condition_columns);
+  for (const std::string& name : wanted) {
+    const auto at = std::find(csv.columns.begin(), csv.columns.end(), name);
+    SDEGEN_CHECK(at != csv.columns.end(), "--condition-columns: '", a.data, "' has no column '", name,
+                 "'; its columns are ", join(csv.columns));
+    const int64_t j = at - csv.columns.begin();
+    SDEGEN_CHECK(std::find(conditioning.begin(), conditioning.end(), j) == conditioning.end(),
+                 "--condition-columns names '", name, "' twice");
+    conditioning.push_back(j);
+  }
+  for (int64_t j = 0; j < static_cast<int64_t>(csv.columns.size()); ++j)
+    if (std::find(conditioning.begin(), conditioning.end(), j) == conditioning.end()) generated.push_back(j);
+  SDEGEN_CHECK(!generated.empty(), "--condition-columns names every column of '", a.data,
+               "'; at least one must be left to generate");
+  for (const int64_t j : generated) d.columns.push_back(csv.columns[static_cast<size_t>(j)]);
+  for (const int64_t j : conditioning) d.condition_columns.push_back(csv.columns[static_cast<size_t>(j)]);
+  // One split of the rows for both sets of columns.
+  const TrainValSplit s = split_train_val(csv.x, a.val_fraction, a.options.seed());
+  auto columns = [](const torch::Tensor& x, const std::vector<int64_t>& j) {
+    return x.index_select(1, torch::tensor(j, torch::kLong));
+  };
+  d.train = columns(s.train, generated), d.val = columns(s.val, generated);
+  if (!conditioning.empty())
+    d.train_condition = columns(s.train, conditioning), d.val_condition = columns(s.val, conditioning);
+  return d;
+}
 
 Dataset load_data(const TrainArgs& a) {
   check_data_spec(a.data, /*csv_ok=*/true);
   const std::string ext = ".csv";
-  if (a.data.size() > ext.size() && a.data.compare(a.data.size() - ext.size(), ext.size(), ext) == 0) {
-    const TrainValSplit s = split_train_val(load_csv(a.data).x, a.val_fraction, a.options.seed());
-    return {s.train, s.val};
-  }
+  if (a.data.size() > ext.size() && a.data.compare(a.data.size() - ext.size(), ext.size(), ext) == 0)
+    return load_table(a);
+  SDEGEN_CHECK(a.condition_columns.empty(), "--condition-columns names columns of a CSV file; '", a.data,
+               "' is a built-in density");
   SDEGEN_CHECK(a.n_train > 0 && a.n_val >= 0, "--n-train must be positive and --n-val >= 0");
   const DensityPtr d = make_density(a.data);
   torch::manual_seed(a.options.seed());
   const torch::Tensor train = d->sample(a.n_train);
-  return {train, a.n_val > 0 ? d->sample(a.n_val) : torch::empty({0, train.size(1)}, train.options())};
+  Dataset data;
+  data.train = train;
+  data.val = a.n_val > 0 ? d->sample(a.n_val) : torch::empty({0, train.size(1)}, train.options());
+  return data;
 }
 
 void run(TrainArgs& a, const CLI::App& command) {
@@ -53,12 +107,20 @@ void run(TrainArgs& a, const CLI::App& command) {
   SDEGEN_CHECK(a.patch == 0 && a.heads == 0 && a.mlp_ratio == 0, "--patch, --heads and --mlp-ratio shape the ",
                "diffusion transformer, for images (--net dit)");
   const Dataset data = load_data(a);
+  const bool conditioned = data.train_condition.defined();
+  const std::string affine_kinds[] = {"flow", "diffusion", "score", "vdm"};
+  SDEGEN_CHECK(!conditioned || std::find(std::begin(affine_kinds), std::end(affine_kinds), a.model) !=
+                                   std::end(affine_kinds),
+               "--condition-columns conditions flow, diffusion, score or vdm; the '", a.model,
+               "' model takes no condition vector");
   if (a.resume) {
     // Resuming on other data would load weights of the wrong shape: name the mismatch instead.
     const nlohmann::json saved = load_checkpoint_config(a.out);
     check_dimension(saved.at("model").at("net").at("in_dim").get<int64_t>(), data.train.size(1), a.data);
   }
   const Standardizer st = fit_standardizer(data.train);
+  // The conditioning columns are standardised like the generated ones, on the training rows.
+  const Standardizer condition_st = conditioned ? fit_standardizer(data.train_condition) : Standardizer{};
   // The model's recipe, then the flags given, then --model-config on top (its "net" keys merge).
   SDEGEN_CHECK(a.steps >= 0 && a.lr >= 0 && a.width >= 0 && a.fourier_scale >= 0,
                "--steps, --lr, --width and --fourier-scale must be positive (or 0 for the model's recommended)");
@@ -88,6 +150,10 @@ void run(TrainArgs& a, const CLI::App& command) {
   if (!a.activation.empty()) net["activation"] = a.activation;
   if (!a.embedding.empty()) net["time_embedding"] = a.embedding;
   if (a.fourier_scale > 0) net["fourier_scale"] = a.fourier_scale;
+  if (conditioned) {
+    net["condition_dim"] = condition_st.dim();
+    overrides["p_uncond"] = a.p_uncond;
+  }
   for (const auto& item : a.model_overrides.items()) {
     if (item.key() == "net" && item.value().is_object()) net.update(item.value());
     else overrides[item.key()] = item.value();
@@ -99,12 +165,22 @@ void run(TrainArgs& a, const CLI::App& command) {
   // A consistency model has no likelihood or ELBO to validate by: it keeps its last (averaged) weights.
   const bool validating = data.val.size(0) > 0 && !consistency;
   setup.val = validating ? st.transform(data.val) : torch::Tensor();
-  if (validating)
-    setup.validator = make_validator(a.val_metric.empty() ? recipe.validation : a.val_metric, data.val.size(0));
+  // The likelihood validator is unconditional: a conditional model is judged by its ELBO.
+  const std::string recipe_metric = conditioned ? "nelbo" : recipe.validation;
+  if (validating) setup.validator = make_validator(a.val_metric.empty() ? recipe_metric : a.val_metric, data.val.size(0));
+  if (conditioned) {
+    setup.conditions = condition_st.transform(data.train_condition);
+    if (validating) setup.val_conditions = condition_st.transform(data.val_condition);
+  }
   setup.resume = a.resume;
   setup.overwrite = a.overwrite;
   setup.group = a.group;
   setup.extra = {{"data", a.data}, {"standardizer", st.to_json()}};
+  if (!data.columns.empty()) setup.extra["columns"] = data.columns;
+  if (conditioned) {
+    setup.extra["condition_columns"] = data.condition_columns;
+    setup.extra["condition_standardizer"] = condition_st.to_json();
+  }
   // The run's whole configuration, in the format --config reads (a resumed run keeps the first),
   // written once train() has accepted every input: a refused run leaves the directory as it was.
   setup.on_start = [&] {
@@ -115,6 +191,8 @@ void run(TrainArgs& a, const CLI::App& command) {
   const TrainResult r = train(model, st.transform(data.train), a.options, a.out, setup);
   fmt::print("trained {} on '{}' ({} rows, {}-D): {} steps in {:.1f} s, final loss {:.4f}\n", a.model, a.data,
              data.train.size(0), data.train.size(1), r.steps, r.seconds, r.final_loss);
+  if (conditioned)
+    fmt::print("  generating {} given {}\n", join(data.columns), join(data.condition_columns));
   if (r.stopped_early)
     fmt::print("  stopped early at step {}: {} validations without a better {}\n", r.steps, a.options.patience(),
                r.validation.front().name);
@@ -217,7 +295,11 @@ void register_train(CLI::App& app) {
   cmd->add_option("--mlp-ratio", a->mlp_ratio, "DiT: MLP hidden features per token feature (0: 4)");
   cmd->add_option("--image-size", a->image_size, "Resize a folder's images to this size (0: as they are)");
   cmd->add_option("--p-uncond", a->p_uncond,
-                  "Labelled images: share of labels dropped, so one network also learns the unconditional model");
+                  "Conditional models (labelled images, --condition-columns): share of labels and conditions dropped, "
+                  "so one network also learns the unconditional model (classifier-free guidance)");
+  cmd->add_option("--condition-columns", a->condition_columns,
+                  "CSV data: comma-separated names of the columns that condition the model (observations); the other "
+                  "columns are generated given them (flow, diffusion, score, vdm; sdegen sample --condition)");
   cmd->add_option("--latent", a->latent,
                   "Images: the run directory of an autoencoder (--model autoencoder); the model learns its "
                   "standardised latents, and its checkpoint embeds the autoencoder (a resumed run uses the one "

@@ -10,6 +10,9 @@
 //   torch::Tensor x = model.sample(100);                  // [100, d], the table's units
 //   torch::Tensor logp = model.log_likelihood(x);         // [100], nats
 //
+// A model trained with --condition-columns generates its other columns given observed values
+// (SampleOptions::condition); fast_sampler() gives the batch-1 sampler a control loop calls.
+//
 // Concurrency: a Model is immutable once loaded. sample() and log_likelihood() may be called from
 // several threads at once on one Model (tests/api/model_api_test.cpp runs them so and compares
 // with one thread). Each sample() draws its prior points from a generator of its own, seeded by
@@ -38,6 +41,36 @@ struct SampleOptions {
   int64_t label = -1;
   double guidance = 1.0;
   uint64_t seed = 0;  // of this call's prior draws
+  // Tables trained with --condition-columns: the observed values, in data units and in the order
+  // of Model::condition_columns(), shared by every sample (empty: the unconditional model). The
+  // guidance weight applies to it as to a label.
+  std::vector<double> condition;
+};
+
+struct FastSampleOptions {
+  std::string solver = "euler";  // euler | heun
+  int steps = 10;                // euler: one network evaluation a step; heun: two
+  double guidance = 1.0;         // classifier-free guidance weight on the condition
+  uint64_t seed = 0;             // of the sampler's own generator of prior draws
+};
+
+// A sampler for a control loop: a flow model trained on a table (an MLP predicting the velocity),
+// one sample per call, Euler or Heun on raw buffers with nothing allocated per call. It holds the
+// model and a generator of its own; use one per thread.
+class ChunkSampler {
+ public:
+  int64_t dim() const;            // generated values per sample (an action chunk: H x action dim)
+  int64_t condition_dim() const;  // observed values per call (0: none)
+  int evaluations() const;        // network evaluations per call
+  // Writes one sample [dim()] in data units, given the observation [condition_dim()] in data units
+  // (nullptr: the unconditional model). InvalidArgument for a NaN or infinite observation.
+  void sample(const double* observation, double* out);
+
+ private:
+  friend class Model;
+  struct State;
+  explicit ChunkSampler(std::shared_ptr<State> state);
+  std::shared_ptr<State> state_;
 };
 
 class Model {
@@ -51,6 +84,10 @@ class Model {
   std::vector<int64_t> shape() const;  // one sample: {d} for tables, {C, H, W} for images
   int64_t num_classes() const;         // 0: unconditional
   bool is_image() const;
+  // Tables: the generated columns' names, and those trained with --condition-columns the
+  // conditioning columns' names (empty: none).
+  std::vector<std::string> columns() const;
+  std::vector<std::string> condition_columns() const;
 
   // n samples [n, *shape()]: float64 in the training data's units for tables and vectors; float32
   // pixels in [-1, 1] for images (a latent model's decoded). NumericError when the solve failed.
@@ -59,10 +96,16 @@ class Model {
   // log p(x) in nats for each row of points [n, *shape()] (data units; images: pixels in
   // [-1, 1]) through the model's probability-flow ODE, solved adaptively. NumericError when the
   // solve failed or diverged for any row (the figure would not be trustworthy); InvalidArgument
-  // for a model without a probability flow (sde, consistency) or a latent model.
+  // for a model without a probability flow (sde, consistency) or a latent model. A model with
+  // condition columns gives the density of its unconditional model (no observation).
   torch::Tensor log_likelihood(const torch::Tensor& points) const;
 
+  // The fast sampler of this model (see ChunkSampler); InvalidArgument naming why when the model
+  // is not a flow on a table with an MLP, or the options are out of range.
+  ChunkSampler fast_sampler(const FastSampleOptions& options = {}) const;
+
  private:
+  friend class ChunkSampler;
   struct State;
   explicit Model(std::shared_ptr<const State> state);
   std::shared_ptr<const State> state_;

@@ -4,11 +4,13 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
+#include <random>
 
 #include "sdegen/core/check.h"
 #include "sdegen/core/error.h"
 #include "sdegen/eval/evaluate.h"
 #include "sdegen/model/factory.h"
+#include "sdegen/model/fast_sampler.h"
 
 namespace sdegen {
 
@@ -37,6 +39,69 @@ int64_t Model::num_classes() const { return state_->trained.model->num_classes()
 
 bool Model::is_image() const { return !state_->trained.images.is_null(); }
 
+std::vector<std::string> Model::columns() const { return state_->trained.columns; }
+
+std::vector<std::string> Model::condition_columns() const { return state_->trained.condition_columns; }
+
+struct ChunkSampler::State {
+  std::shared_ptr<const Model::State> model;  // keeps the weights the sampler reads alive
+  std::unique_ptr<FastSampler> sampler;
+  std::mt19937_64 rng;
+  std::normal_distribution<double> normal;
+  std::vector<double> mean, std, condition_mean, condition_std, z, x;
+};
+
+ChunkSampler::ChunkSampler(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+int64_t ChunkSampler::dim() const { return state_->sampler->dim(); }
+
+int64_t ChunkSampler::condition_dim() const { return state_->sampler->condition_dim(); }
+
+int ChunkSampler::evaluations() const { return static_cast<int>(state_->sampler->evaluations()); }
+
+void ChunkSampler::sample(const double* observation, double* out) {
+  State& s = *state_;
+  const int64_t d = dim(), k = condition_dim();
+  if (observation != nullptr)
+    for (int64_t j = 0; j < k; ++j) {
+      SDEGEN_CHECK(std::isfinite(observation[j]), "ChunkSampler: observation ", j, " is ", observation[j],
+                   "; it must be finite");
+      s.z[j] = (observation[j] - s.condition_mean[j]) / s.condition_std[j];
+    }
+  const double prior_std = s.sampler->prior_std();
+  for (int64_t j = 0; j < d; ++j) s.x[j] = prior_std * s.normal(s.rng);
+  s.sampler->sample(s.x.data(), observation != nullptr && k > 0 ? s.z.data() : nullptr, 1, s.x.data());
+  for (int64_t j = 0; j < d; ++j) out[j] = s.mean[j] + s.std[j] * s.x[j];
+}
+
+ChunkSampler Model::fast_sampler(const FastSampleOptions& options) const {
+  const TrainedModel& t = state_->trained;
+  SDEGEN_CHECK(!is_image(), "fast_sampler: the fast sampler is for tables; this model draws images");
+  const auto* affine = dynamic_cast<const AffineModel*>(t.model.get());
+  SDEGEN_CHECK(affine != nullptr, "fast_sampler: the '", t.model->kind(), "' model is not a flow; the fast sampler "
+               "integrates a flow's velocity (train --model flow)");
+  FastSamplerOptions o;
+  o.solver = options.solver;
+  o.steps = options.steps;
+  o.guidance = options.guidance;
+  auto state = std::make_shared<ChunkSampler::State>();
+  state->model = state_;
+  state->sampler = std::make_unique<FastSampler>(*affine, o);
+  state->rng.seed(options.seed);
+  auto values = [](const torch::Tensor& v) {
+    const torch::Tensor c = v.to(torch::kDouble).contiguous();
+    return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+  };
+  state->mean = values(t.standardizer.mean), state->std = values(t.standardizer.std);
+  if (affine->condition_dim() > 0) {
+    state->condition_mean = values(t.condition_standardizer.mean);
+    state->condition_std = values(t.condition_standardizer.std);
+  }
+  state->z.assign(static_cast<size_t>(affine->condition_dim()), 0.0);
+  state->x.assign(static_cast<size_t>(affine->dim()), 0.0);
+  return ChunkSampler(std::move(state));
+}
+
 torch::Tensor Model::sample(int64_t n, const SampleOptions& options) const {
   const TrainedModel& t = state_->trained;
   const GenerativeModel& model = *t.model;
@@ -52,9 +117,15 @@ torch::Tensor Model::sample(int64_t n, const SampleOptions& options) const {
   torch::NoGradGuard no_grad;
   torch::Generator generator = at::make_generator<at::CPUGeneratorImpl>(options.seed);
   const torch::Tensor x0 = sample_model_prior(model, n, torch::kCPU, generator);
+  SDEGEN_CHECK(options.condition.empty() || model.condition_dim() > 0,
+               "sample: the model takes no condition (it was trained without --condition-columns)");
   Guidance guidance;
   if (classes > 0 && options.label >= 0) {
     guidance.condition = Condition(torch::full({n}, options.label, torch::kLong));
+    guidance.weight = options.guidance;
+  }
+  if (!options.condition.empty()) {
+    guidance.condition.vector = t.condition_rows(options.condition, n);
     guidance.weight = options.guidance;
   }
   const Solution sol = generate(model, x0, s, guidance);

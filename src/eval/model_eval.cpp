@@ -1,4 +1,5 @@
 // The model-level pieces of evaluation: likelihood, ELBO and samples in data units.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <utility>
@@ -46,7 +47,36 @@ TrainedModel load_trained_model(const std::string& run_dir, Weights weights) {
   SDEGEN_CHECK(extra.contains("standardizer"), "checkpoint '", run_dir, "' records no standardizer in its extra");
   t.standardizer = Standardizer::from_json(extra.at("standardizer"), t.model->dim());
   if (extra.contains("data") && extra.at("data").is_string()) t.data = extra.at("data").get<std::string>();
+  auto names = [&](const char* key) {
+    const nlohmann::json& j = extra.at(key);
+    SDEGEN_CHECK(j.is_array() && std::all_of(j.begin(), j.end(), [](const auto& v) { return v.is_string(); }),
+                 "checkpoint '", run_dir, "': its extra's \"", key, "\" must be a list of column names");
+    return j.get<std::vector<std::string>>();
+  };
+  if (extra.contains("columns")) t.columns = names("columns");
+  const int64_t k = t.model->condition_dim();
+  SDEGEN_CHECK(k == 0 || (extra.contains("condition_columns") && extra.contains("condition_standardizer")),
+               "checkpoint '", run_dir, "': its model takes a condition vector of ", k,
+               " values but the checkpoint records no condition columns or their standardizer");
+  if (k > 0) {
+    t.condition_columns = names("condition_columns");
+    SDEGEN_CHECK(static_cast<int64_t>(t.condition_columns.size()) == k, "checkpoint '", run_dir, "' names ",
+                 t.condition_columns.size(), " condition columns for a model conditioned on ", k, " values");
+    t.condition_standardizer = Standardizer::from_json(extra.at("condition_standardizer"), k);
+  }
   return t;
+}
+
+torch::Tensor TrainedModel::condition_rows(const std::vector<double>& values, int64_t n) const {
+  SDEGEN_CHECK(!condition_columns.empty(), "this model takes no condition vector (it was trained without ",
+               "--condition-columns)");
+  SDEGEN_CHECK(values.size() == condition_columns.size(), "the model is conditioned on ", condition_columns.size(),
+               " values (", join(condition_columns), "), got ", values.size());
+  for (size_t j = 0; j < values.size(); ++j)
+    SDEGEN_CHECK(std::isfinite(values[j]), "the condition's value of '", condition_columns[j], "' is ", values[j],
+                 "; it must be finite");
+  const torch::Tensor row = torch::tensor(values, torch::kDouble).unsqueeze(0);
+  return condition_standardizer.transform(row).expand({n, row.size(1)}).contiguous();
 }
 
 std::shared_ptr<LatentSpace> checkpoint_latent_space(const std::string& run_dir, const nlohmann::json& config) {
@@ -100,9 +130,9 @@ Validator likelihood_validator(double tolerance) {
   Validator v;
   v.columns = {"val_nll"};
   v.fn = [tolerance](GenerativeModel& model, const torch::Tensor& val,
-                     const torch::Tensor& labels) -> std::vector<double> {
-    SDEGEN_CHECK(!labels.defined(), "the likelihood validator (val_nll) is unconditional; validate a ",
-                 "class-conditional model by its ELBO (nelbo)");
+                     const Condition& condition) -> std::vector<double> {
+    SDEGEN_CHECK(condition.empty(), "the likelihood validator (val_nll) is unconditional; validate a ",
+                 "conditional model by its ELBO (nelbo)");
     const Standardizer identity{torch::zeros({model.dim()}, torch::kDouble), torch::ones({model.dim()}, torch::kDouble)};
     LikelihoodOptions o;
     o.adaptive = AdaptiveOptions{tolerance, tolerance};

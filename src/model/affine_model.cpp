@@ -91,7 +91,7 @@ PredictionFn AffineModel::native_fn(const Condition& condition) const {
 
 PredictionFn AffineModel::guided_fn(const Condition& condition, double w) const {
   if (condition.empty()) return native_fn(Condition{});
-  SDEGEN_CHECK(num_classes() > 0, "guidance needs a class-conditional model; this '", kind(),
+  SDEGEN_CHECK(num_classes() > 0 || condition_dim() > 0, "guidance needs a conditional model; this '", kind(),
                "' model is unconditional");
   SDEGEN_CHECK(std::isfinite(w), "guidance weight must be finite, got ", w);
   // Without label dropout the null label was never trained: guidance would mix in noise.
@@ -101,8 +101,7 @@ PredictionFn AffineModel::guided_fn(const Condition& condition, double w) const 
   // w = 0 and w = 1 are single evaluations (exactly the unconditional and the conditional model).
   if (w == 0.0) return native_fn(Condition{});
   if (w == 1.0) return native_fn(condition);
-  const torch::Tensor labels = condition.labels;
-  const PredictionFn both = native_fn(Condition(torch::cat({labels, torch::full_like(labels, kNullLabel)})));
+  const PredictionFn both = native_fn(with_null_rows(condition));
   return [both, w](const torch::Tensor& x, const torch::Tensor& t) {
     // One batched call: the conditional rows, then the same points with the null label.
     const int64_t n = x.size(0);
@@ -188,8 +187,7 @@ void AffineModel::check_data(const torch::Tensor& y) const {
 Condition AffineModel::drop_labels(const Condition& condition, int64_t batch) const {
   if (condition.empty() || options_.p_uncond == 0.0) return condition;
   const torch::Tensor drop = batch_rand(batch, torch::TensorOptions(torch::kDouble)) < options_.p_uncond;
-  return Condition(torch::where(drop.to(condition.labels.device()), torch::full_like(condition.labels, kNullLabel),
-                                condition.labels));
+  return drop_rows(condition, drop);
 }
 
 torch::Tensor AffineModel::sample_times(int64_t n, const torch::TensorOptions& to) const {

@@ -118,7 +118,10 @@ nlohmann::json model_config(const std::string& kind, int64_t dim, const nlohmann
       // Only the MLP has a closed-form Jacobian; another network's divergence is Hutchinson's.
       if (kind == "ode" && !overrides.contains("exact_divergence")) config["exact_divergence"] = false;
     } else if (item.key() == "net" && item.value().is_object()) {
-      check_keys(item.value(), config["net"]);
+      nlohmann::json keys = config["net"];
+      // The MLP's optional keys, absent from its config at their defaults (mlp.h).
+      if (keys.value("type", "") == "mlp") keys["condition_dim"] = 0, keys["x_init_scale"] = 1.0;
+      check_keys(item.value(), keys);
       config["net"].update(item.value());
     } else {
       config[item.key()] = item.value();
@@ -196,10 +199,14 @@ Solution generate(const AffineModel& model, const torch::Tensor& x0, SamplerOpti
   const bool velocity = model.options().prediction == Prediction::Velocity;
   const double end = velocity ? 1.0 : hi;
   options.t1 = std::min(options.t1, end);
-  if (!guidance.condition.empty())
-    SDEGEN_CHECK(guidance.condition.labels.dim() == 1 && guidance.condition.labels.size(0) == x0.size(0),
-                 "generate: labels must be [n] = [", x0.size(0), "] like the prior draws, got ",
-                 guidance.condition.labels.sizes());
+  const Condition& c = guidance.condition;
+  if (c.labels.defined())
+    SDEGEN_CHECK(c.labels.dim() == 1 && c.labels.size(0) == x0.size(0), "generate: labels must be [n] = [",
+                 x0.size(0), "] like the prior draws, got ", c.labels.sizes());
+  if (c.vector.defined())
+    SDEGEN_CHECK(c.vector.dim() == 2 && c.vector.size(0) == x0.size(0) && c.vector.size(1) == model.condition_dim(),
+                 "generate: the condition vector must be [n, condition_dim] = [", x0.size(0), ", ",
+                 model.condition_dim(), "], got ", c.vector.sizes());
   const auto field = model.guided_field(guidance.condition, guidance.weight);
   Solution sol = sample(*field, x0, options, observer);
   if (sol.ok() && options.t1 < 1.0) sol.x = field->predict(sol.x, options.t1, Prediction::Data);

@@ -22,7 +22,9 @@ double autograd_loss_and_gradient(GenerativeModel& model, const torch::Tensor& y
 }
 
 void check_unconditional(const GenerativeModel& model, const Condition& condition) {
-  SDEGEN_CHECK(condition.empty(), "the '", model.kind(), "' model is unconditional but was given labels");
+  SDEGEN_CHECK(!condition.labels.defined(), "the '", model.kind(), "' model is unconditional but was given labels");
+  SDEGEN_CHECK(!condition.vector.defined(), "the '", model.kind(),
+               "' model takes no condition vector (only flow, diffusion, score and vdm do) but was given one");
 }
 
 }  // namespace sdegen

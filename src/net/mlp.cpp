@@ -43,6 +43,7 @@ void check_mlp_options(const MlpOptions& o) {
                "Mlp: fourier_scale must be finite and > 0, got ", o.fourier_scale());
   SDEGEN_CHECK(o.num_classes() >= 0, "Mlp: num_classes must be >= 0 (0 means unconditional), got ",
                o.num_classes());
+  SDEGEN_CHECK(o.condition_dim() >= 0, "Mlp: condition_dim must be >= 0 (0 means none), got ", o.condition_dim());
   SDEGEN_CHECK(o.class_dim() >= 1, "Mlp: class_dim must be >= 1, got ", o.class_dim());
   SDEGEN_CHECK(std::isfinite(o.x_init_scale()) && o.x_init_scale() > 0.0,
                "Mlp: x_init_scale must be finite and > 0, got ", o.x_init_scale());
@@ -66,6 +67,7 @@ MlpImpl::MlpImpl(const MlpOptions& options_) : options(options_) {
         "class_embedding", torch::nn::Embedding(options.num_classes() + 1, options.class_dim()));
     in += options.class_dim();
   }
+  if (options.condition_dim() > 0) in += options.condition_dim() + 1;
   hidden = register_module("hidden", torch::nn::ModuleList());
   for (int64_t i = 0; i < options.depth(); ++i) {
     torch::nn::Linear layer(in, options.width());
@@ -89,7 +91,7 @@ MlpImpl::MlpImpl(const MlpOptions& options_) : options(options_) {
 
 torch::Tensor MlpImpl::check_inputs(const torch::Tensor& x, const torch::Tensor& t,
                                     const Condition& condition) const {
-  check_network_inputs("Mlp", shape(), options.num_classes(), x, t, condition);
+  check_network_inputs("Mlp", shape(), options.num_classes(), x, t, condition, options.condition_dim());
   // No copies on the usual path: expand is a view, and .to() returns t itself when the dtype
   // already matches.
   return (t.dim() == 0 ? t.expand({x.size(0)}) : t).to(x.dtype());
@@ -97,10 +99,12 @@ torch::Tensor MlpImpl::check_inputs(const torch::Tensor& x, const torch::Tensor&
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x, const torch::Tensor& t, const Condition& condition) {
   const torch::Tensor times = check_inputs(x, t, condition);
-  std::array<torch::Tensor, 3> parts{x, time_embedding->forward(times)};
+  std::array<torch::Tensor, 4> parts{x, time_embedding->forward(times)};
   size_t n = 2;
   if (class_embedding)
     parts[n++] = class_embedding->forward(label_rows(condition, options.num_classes(), x.size(0), x.device()));
+  if (options.condition_dim() > 0)
+    parts[n++] = condition_features("Mlp", condition, options.condition_dim(), x.size(0), x.scalar_type(), x.device());
   torch::Tensor h = torch::cat(torch::TensorList(parts.data(), n), 1);
   for (auto& layer : layers_) h = activate(layer->forward(h));
   return output->forward(h);
@@ -139,7 +143,8 @@ torch::Tensor MlpImpl::activation_slope(const torch::Tensor& pre, const torch::T
 
 MlpImpl::Tangents MlpImpl::forward_with_tangents(const torch::Tensor& x, const torch::Tensor& t,
                                                  bool time_derivative, bool jacobian) {
-  SDEGEN_CHECK(!class_embedding, "Mlp::forward_with_tangents supports unconditional nets only");
+  SDEGEN_CHECK(!class_embedding && options.condition_dim() == 0,
+               "Mlp::forward_with_tangents supports unconditional nets only");
   const torch::Tensor times = check_inputs(x, t);
   const int64_t d = options.in_dim(), batch = x.size(0);
   const torch::Tensor z = torch::cat({x, time_embedding->forward(times)}, 1);
@@ -191,6 +196,7 @@ void MlpImpl::pretty_print(std::ostream& stream) const {
          << ", depth=" << options.depth() << ", activation=" << options.activation()
          << ", time_embedding=" << options.time_embedding();
   if (options.num_classes() > 0) stream << ", num_classes=" << options.num_classes();
+  if (options.condition_dim() > 0) stream << ", condition_dim=" << options.condition_dim();
   stream << ")";
 }
 
@@ -203,7 +209,7 @@ const std::vector<std::string>& mlp_json_keys() {
       "type",          "in_dim",        "out_dim",       "width",
       "depth",         "activation",    "time_embedding", "embedding_dim",
       "max_frequency", "fourier_scale", "num_classes",   "class_dim",
-      "zero_init_output", "x_init_scale"};
+      "zero_init_output", "x_init_scale", "condition_dim"};
   return keys;
 }
 
@@ -226,6 +232,7 @@ nlohmann::json to_json(const MlpOptions& o) {
   // Written only when it is not 1, so the config of a net at the default initialisation is what
   // it was before the option existed (checkpoints compare their stored config exactly).
   if (o.x_init_scale() != 1.0) j["x_init_scale"] = o.x_init_scale();
+  if (o.condition_dim() > 0) j["condition_dim"] = o.condition_dim();  // likewise
   return j;
 }
 
@@ -246,6 +253,7 @@ MlpOptions mlp_options_from_json(const nlohmann::json& j) {
                      .zero_init_output(f.flag("zero_init_output"));
   // Optional: configs written before it existed were initialised at scale 1.
   if (f.has("x_init_scale")) o.x_init_scale(f.number("x_init_scale"));
+  if (f.has("condition_dim")) o.condition_dim(f.integer("condition_dim"));
   check_mlp_options(o);
   return o;
 }

@@ -45,12 +45,14 @@ class SerialBlas {
 
 }  // namespace
 
-bool MlpKernel::supports(const MlpImpl& net, std::string* why) {
+bool MlpKernel::supports(const MlpImpl& net, std::string* why, bool condition_inputs) {
   auto no = [&](const char* reason) {
     if (why) *why = reason;
     return false;
   };
   if (net.options.num_classes() > 0) return no("class-conditional nets are not supported");
+  if (net.options.condition_dim() > 0 && !condition_inputs)
+    return no("a net with a condition vector needs its condition inputs, which this caller does not pass");
   for (const auto& p : net.parameters())
     if (!is_raw_double(p)) return no("parameters must be contiguous float64 CPU tensors");
   for (const auto& b : net.buffers())
@@ -58,11 +60,12 @@ bool MlpKernel::supports(const MlpImpl& net, std::string* why) {
   return true;
 }
 
-MlpKernel::MlpKernel(MlpImpl& net) {
+MlpKernel::MlpKernel(MlpImpl& net, bool condition_inputs) {
   std::string why;
-  SDEGEN_CHECK(supports(net, &why), "MlpKernel: ", why);
+  SDEGEN_CHECK(supports(net, &why, condition_inputs), "MlpKernel: ", why);
   const MlpOptions& o = net.options;
   in_dim_ = o.in_dim();
+  condition_width_ = o.condition_dim() > 0 ? o.condition_dim() + 1 : 0;
   out_dim_ = o.resolved_out_dim();
   const std::string& act = o.activation();
   act_ = act == "tanh" ? Act::Tanh : act == "relu" ? Act::Relu : act == "gelu" ? Act::Gelu
@@ -89,8 +92,9 @@ MlpKernel::MlpKernel(MlpImpl& net) {
   add(net.output);
 }
 
-void MlpKernel::embed(const double* x, const double* t, int64_t n, Directions dirs, MlpTape& tape) const {
-  const int64_t d = in_dim_, E = embedding_dim_, width = d + E, B = tape.blocks_;
+void MlpKernel::embed(const double* x, const double* t, int64_t n, Directions dirs, const double* condition,
+                      MlpTape& tape) const {
+  const int64_t d = in_dim_, E = embedding_dim_, C = condition_width_, width = d + E + C, B = tape.blocks_;
   grow(tape.input, B * n * width);
   double* z = tape.input.data();
   std::memset(z, 0, sizeof(double) * static_cast<size_t>(B * n * width));
@@ -119,6 +123,11 @@ void MlpKernel::embed(const double* x, const double* t, int64_t n, Directions di
         drow[k] = c[i * half + k] * angular_[k], drow[half + k] = -s[i * half + k] * angular_[k];
     }
   }
+  // The condition's features in the value block only: they depend on neither t nor x. None given:
+  // zeros, the null condition.
+  if (C > 0 && condition != nullptr)
+    for (int64_t i = 0; i < n; ++i)
+      std::memcpy(z + i * width + d + E, condition + i * C, sizeof(double) * static_cast<size_t>(C));
   if (dirs.jacobian) {
     double* zj = z + (dirs.time ? 2 : 1) * n * width;
     for (int64_t j = 0; j < d; ++j, zj += n * width)
@@ -190,17 +199,19 @@ void MlpKernel::activate(MlpTape::Layer& layer, int64_t n, int64_t w, int64_t B,
   }
 }
 
-void MlpKernel::forward(const double* x, const double* t, int64_t n, Directions dirs, MlpTape& tape) const {
-  run(x, t, n, dirs, /*reverse=*/true, tape);
+void MlpKernel::forward(const double* x, const double* t, int64_t n, Directions dirs, MlpTape& tape,
+                        const double* condition) const {
+  run(x, t, n, dirs, /*reverse=*/true, tape, condition);
 }
 
-void MlpKernel::run(const double* x, const double* t, int64_t n, Directions dirs, bool reverse, MlpTape& tape) const {
+void MlpKernel::run(const double* x, const double* t, int64_t n, Directions dirs, bool reverse, MlpTape& tape,
+                    const double* condition) const {
   SDEGEN_CHECK(n >= 0, "MlpKernel: batch must be >= 0, got ", n);
   const int64_t B = blocks(dirs), L = static_cast<int64_t>(layers_.size());
   tape.batch_ = n;
   tape.blocks_ = B;
   tape.layers_.resize(static_cast<size_t>(L));
-  embed(x, t, n, dirs, tape);
+  embed(x, t, n, dirs, condition, tape);
   const double* in = tape.input.data();
   for (int64_t l = 0; l < L; ++l) {
     const Linear& lin = layers_[static_cast<size_t>(l)];

@@ -40,7 +40,8 @@ int64_t example_numel(const std::vector<int64_t>& shape) {
 }
 
 void check_network_inputs(const std::string& who, const std::vector<int64_t>& shape, int64_t num_classes,
-                          const torch::Tensor& x, const torch::Tensor& t, const Condition& condition) {
+                          const torch::Tensor& x, const torch::Tensor& t, const Condition& condition,
+                          int64_t condition_dim) {
   SDEGEN_CHECK(x.defined() && x.dim() == static_cast<int64_t>(shape.size()) + 1 &&
                    x.sizes().slice(1) == c10::IntArrayRef(shape),
                who, " expects x of shape [batch, ", join([&] {
@@ -55,7 +56,12 @@ void check_network_inputs(const std::string& who, const std::vector<int64_t>& sh
                " expects t of shape [batch] = [", batch, "] or a scalar, got ",
                t.defined() ? dims(t.sizes()) : std::string("an undefined tensor"));
   SDEGEN_CHECK(t.is_floating_point(), who, " expects floating-point t, got ", t.scalar_type());
-  if (condition.empty()) return;
+  if (condition.vector.defined() || condition.present.defined()) {
+    SDEGEN_CHECK(condition_dim > 0, who, " takes no condition vector (condition_dim = 0) but was given one of shape ",
+                 condition.vector.defined() ? dims(condition.vector.sizes()) : std::string("(none)"));
+    condition_features(who, condition, condition_dim, batch, x.scalar_type(), x.device());  // checks them
+  }
+  if (!condition.labels.defined()) return;
   const torch::Tensor& labels = condition.labels;
   SDEGEN_CHECK(num_classes > 0, who, " is unconditional (num_classes = 0) but was given labels of shape ",
                dims(labels.sizes()));
@@ -72,6 +78,76 @@ void check_network_inputs(const std::string& who, const std::vector<int64_t>& sh
                                          " (no label), got values in [", lo.item<int64_t>(), ", ",
                                          hi.item<int64_t>(), "]"));
   }
+}
+
+Condition Condition::slice(int64_t start, int64_t length) const {
+  Condition c;
+  auto part = [&](const torch::Tensor& v) { return v.defined() ? v.narrow(0, start, length) : v; };
+  c.labels = part(labels), c.vector = part(vector), c.present = part(present), c.source = part(source);
+  return c;
+}
+
+Condition Condition::select(const torch::Tensor& rows) const {
+  Condition c;
+  auto part = [&](const torch::Tensor& v) { return v.defined() ? v.index_select(0, rows.to(v.device())) : v; };
+  c.labels = part(labels), c.vector = part(vector), c.present = part(present), c.source = part(source);
+  return c;
+}
+
+namespace {
+
+// The presence of each row of a condition's vector: `present`, or ones.
+torch::Tensor presence(const Condition& c) {
+  return c.present.defined() ? c.present : torch::ones({c.vector.size(0)}, c.vector.options());
+}
+
+}  // namespace
+
+Condition with_null_rows(const Condition& condition) {
+  Condition c;
+  if (condition.labels.defined())
+    c.labels = torch::cat({condition.labels, torch::full_like(condition.labels, kNullLabel)});
+  if (condition.vector.defined()) {
+    const torch::Tensor p = presence(condition);
+    c.vector = torch::cat({condition.vector, torch::zeros_like(condition.vector)});
+    c.present = torch::cat({p, torch::zeros_like(p)});
+  }
+  return c;
+}
+
+Condition drop_rows(const Condition& condition, const torch::Tensor& drop) {
+  Condition c = condition;
+  if (c.labels.defined())
+    c.labels = torch::where(drop.to(c.labels.device()), torch::full_like(c.labels, kNullLabel), c.labels);
+  if (c.vector.defined()) {
+    const torch::Tensor p = presence(condition);
+    c.present = torch::where(drop.to(p.device()), torch::zeros_like(p), p);
+  }
+  return c;
+}
+
+torch::Tensor condition_features(const std::string& who, const Condition& condition, int64_t condition_dim,
+                                 int64_t batch, torch::ScalarType dtype, const torch::Device& device) {
+  const auto options = torch::TensorOptions(dtype).device(device);
+  if (!condition.vector.defined()) {
+    SDEGEN_CHECK(!condition.present.defined(), who, ": a condition's presence was given without its vector");
+    return torch::zeros({batch, condition_dim + 1}, options);
+  }
+  const torch::Tensor& v = condition.vector;
+  SDEGEN_CHECK(v.dim() == 2 && v.size(0) == batch && v.size(1) == condition_dim, who,
+               " expects a condition vector of shape [batch, condition_dim] = [", batch, ", ", condition_dim,
+               "], got ", dims(v.sizes()));
+  SDEGEN_CHECK(v.is_floating_point(), who, " expects a floating-point condition vector, got ", v.scalar_type());
+  SDEGEN_CHECK(!condition.present.defined() ||
+                   (condition.present.dim() == 1 && condition.present.size(0) == batch),
+               who, " expects the condition's presence of shape [batch] = [", batch, "], got ",
+               dims(condition.present.sizes()));
+  const torch::Tensor p = presence(condition).to(options).unsqueeze(1);
+  const torch::Tensor values = v.to(options);
+  // Checked here rather than left to poison the output: a NaN observation is bad input.
+  SDEGEN_CHECK(batch == 0 || torch::isfinite(values).all().item<bool>(), who,
+               " was given a condition vector with a NaN or infinite value");
+  return torch::cat({values * p, p}, 1);
 }
 
 torch::Tensor label_rows(const Condition& condition, int64_t num_classes, int64_t batch, const torch::Device& device) {

@@ -56,11 +56,11 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o,
 }
 
 std::vector<double> run_validator(GenerativeModel& model, Ema* ema, const Validator& validator,
-                                  const torch::Tensor& val, const torch::Tensor& val_labels, uint64_t seed) {
+                                  const torch::Tensor& val, const Condition& val_condition, uint64_t seed) {
   std::vector<double> values;
   {
     ValidationScope scope(model, ema, seed);
-    values = validator.fn(model, val, val_labels);
+    values = validator.fn(model, val, val_condition);
   }
   SDEGEN_CHECK(values.size() == validator.columns.size() && !values.empty(), "validator returned ",
                values.size(), " values for the ", validator.columns.size(), " columns ",
@@ -71,19 +71,18 @@ std::vector<double> run_validator(GenerativeModel& model, Ema* ema, const Valida
 // The validator's figures; with ranks and figures that are means over rows, each rank evaluates
 // its share of the rows (on noise of its own) and the means are combined weighted by rows.
 std::vector<Metric> validate(GenerativeModel& model, Ema* ema, const Validator& validator,
-                             const torch::Tensor& val, const torch::Tensor& val_labels, uint64_t seed,
+                             const torch::Tensor& val, const Condition& val_condition, uint64_t seed,
                              Communicator* group) {
   std::vector<double> values;
   if (group == nullptr || !validator.mean_over_rows) {
-    values = run_validator(model, ema, validator, val, val_labels, seed);
+    values = run_validator(model, ema, validator, val, val_condition, seed);
   } else {
     const int64_t m = val.size(0), lo = m * group->rank() / group->size(), hi = m * (group->rank() + 1) / group->size();
     torch::Tensor sums = torch::zeros({static_cast<int64_t>(validator.columns.size())}, torch::kDouble);
     if (hi > lo) {
       const uint64_t rank_seed = group->rank() == 0 ? seed : stream_seed(seed, static_cast<uint64_t>(group->rank()));
       const std::vector<double> mine =
-          run_validator(model, ema, validator, val.slice(0, lo, hi),
-                        val_labels.defined() ? val_labels.slice(0, lo, hi) : torch::Tensor(), rank_seed);
+          run_validator(model, ema, validator, val.slice(0, lo, hi), val_condition.slice(lo, hi - lo), rank_seed);
       for (size_t i = 0; i < mine.size(); ++i) sums[static_cast<int64_t>(i)] = mine[i] * static_cast<double>(hi - lo);
     }
     group->all_reduce_sum(sums);
@@ -125,6 +124,22 @@ torch::Tensor checked_rows(const torch::Tensor& x, const GenerativeModel& model,
   SDEGEN_CHECK(x.is_floating_point(), "train: ", what, " data must be floating point, got ", x.scalar_type());
   SDEGEN_CHECK(all_finite(x), "train: ", what, " data contain NaN or infinite values");
   return x.detach().to(like.device(), like.scalar_type()).contiguous();
+}
+
+// The condition vectors of the rows of x for a model taking vectors of width k: [rows, k] finite, in
+// x's dtype and on its device, or undefined for a model without one (which refuses them).
+torch::Tensor checked_conditions(const torch::Tensor& c, const torch::Tensor& x, int64_t k, const char* what) {
+  if (k == 0) {
+    SDEGEN_CHECK(!c.defined(), "train: the model takes no condition vector but ", what, " conditions were given");
+    return {};
+  }
+  SDEGEN_CHECK(c.defined(), "train: the model is conditioned on a vector of ", k, " values and needs ", what,
+               " conditions");
+  SDEGEN_CHECK(c.dim() == 2 && c.size(0) == x.size(0) && c.size(1) == k && c.is_floating_point(), "train: ", what,
+               " conditions must be floating point of shape [", x.size(0), ", ", k, "], got ", c.sizes(), " ",
+               c.scalar_type());
+  SDEGEN_CHECK(all_finite(c), "train: ", what, " conditions contain NaN or infinite values");
+  return c.detach().to(x.device(), x.scalar_type()).contiguous();
 }
 
 // The labels of `rows` rows for a model with `classes` classes: [rows] int64 in range, or
@@ -182,7 +197,9 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
   const torch::Tensor x = checked_rows(data, *model, params[0], "training");
   const bool validating = setup.val.defined() && static_cast<bool>(setup.validator.fn);
   const torch::Tensor val = validating ? checked_rows(setup.val, *model, params[0], "validation") : torch::Tensor();
-  const torch::Tensor labels = checked_labels(setup.labels, x.size(0), model->num_classes(), "training");
+  Condition conditions;  // of every training row
+  conditions.labels = checked_labels(setup.labels, x.size(0), model->num_classes(), "training");
+  conditions.vector = checked_conditions(setup.conditions, x, model->condition_dim(), "training");
   const torch::Tensor sources = setup.sources.defined() ? checked_rows(setup.sources, *model, params[0], "source")
                                                         : torch::Tensor();
   SDEGEN_CHECK(!sources.defined() || sources.size(0) == x.size(0), "train: ", sources.defined() ? sources.size(0) : 0,
@@ -192,8 +209,11 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
   SDEGEN_CHECK(!sources.defined() || kind == "flow" || kind == "diffusion" || kind == "score" || kind == "vdm",
                "train: given prior points (a reflow's pairs) train flow, diffusion, score or vdm; the '", kind,
                "' model draws no prior points to replace");
-  const torch::Tensor val_labels =
-      validating ? checked_labels(setup.val_labels, val.size(0), model->num_classes(), "validation") : torch::Tensor();
+  Condition val_condition;
+  if (validating) {
+    val_condition.labels = checked_labels(setup.val_labels, val.size(0), model->num_classes(), "validation");
+    val_condition.vector = checked_conditions(setup.val_conditions, val, model->condition_dim(), "validation");
+  }
   if (!setup.resume && !setup.overwrite && has_checkpoint(out_dir))
     throw InvalidArgument("output directory '" + out_dir +
                           "' already holds a checkpoint; resume it or choose another directory");
@@ -253,9 +273,7 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
   const torch::Tensor& probe_source = validating ? val : x;
   const int64_t probe_rows = std::min<int64_t>(256, probe_source.size(0));
   const torch::Tensor probe = probe_source.narrow(0, 0, probe_rows);
-  const torch::Tensor& probe_label_source = validating ? val_labels : labels;
-  const torch::Tensor probe_labels =
-      probe_label_source.defined() ? probe_label_source.narrow(0, 0, probe_rows) : torch::Tensor();
+  const Condition probe_condition = (validating ? val_condition : conditions).slice(0, probe_rows);
   auto last_good = [&] {
     if (!has_checkpoint(out_dir)) return std::string("no checkpoint was written");
     try {
@@ -274,7 +292,7 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
   };
   auto save = [&](int64_t step) {
     auto check_probe = [&](Ema* weights, const char* which) {
-      const double loss = probe_loss(*model, weights, probe, probe_labels, stream_seed(options.seed(), kProbe));
+      const double loss = probe_loss(*model, weights, probe, probe_condition, stream_seed(options.seed(), kProbe));
       if (!std::isfinite(loss))
         fail(step, std::string("the loss of the ") + which + " weights on the probe rows (not saved)", loss);
     };
@@ -303,7 +321,7 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
       shard.emplace(BatchShard{lo, hi - lo, options.batch()});
     }
     const torch::Tensor y = x.index_select(0, rows);
-    Condition condition(labels.defined() ? labels.index_select(0, rows) : torch::Tensor());
+    Condition condition = conditions.select(rows);
     if (sources.defined()) condition.source = sources.index_select(0, rows);
     double loss_value = options.fused() ? model->loss_and_gradient(y, condition)
                                         : autograd_loss_and_gradient(*model, y, condition);
@@ -328,7 +346,7 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
         validating && (step == options.steps() || (options.val_every() > 0 && step % options.val_every() == 0));
     std::vector<Metric> metrics;
     if (validate_now) {
-      metrics = validate(*model, ema_ptr, setup.validator, val, val_labels, stream_seed(options.seed(), kValidation),
+      metrics = validate(*model, ema_ptr, setup.validator, val, val_condition, stream_seed(options.seed(), kValidation),
                          group);
       // +infinity is a validator's "no better than anything" (e.g. a likelihood solve that
       // diverged on a validation row); NaN or -infinity means the weights themselves went wrong.

@@ -23,10 +23,10 @@ ValidationScope::~ValidationScope() {
   set_default_generator_state(saved_state_);
 }
 
-double probe_loss(GenerativeModel& model, Ema* ema, const torch::Tensor& rows, const torch::Tensor& labels,
+double probe_loss(GenerativeModel& model, Ema* ema, const torch::Tensor& rows, const Condition& condition,
                   uint64_t seed) {
   ValidationScope scope(model, ema, seed);
-  return model.loss(rows, Condition(labels)).detach().item<double>();
+  return model.loss(rows, condition).detach().item<double>();
 }
 
 Validator nelbo_validator(int64_t time_samples, int64_t chunk) {
@@ -34,7 +34,7 @@ Validator nelbo_validator(int64_t time_samples, int64_t chunk) {
   SDEGEN_CHECK(chunk >= 1, "nelbo_validator: chunk must be >= 1, got ", chunk);
   // Shared by copies of the validator: once the elbo has needed autograd, do not retry without.
   auto needs_grad = std::make_shared<bool>(false);
-  auto mean_nelbo = [time_samples, chunk](GenerativeModel& model, const torch::Tensor& val, const torch::Tensor& labels,
+  auto mean_nelbo = [time_samples, chunk](GenerativeModel& model, const torch::Tensor& val, const Condition& rows,
                                           bool grad) {
     std::optional<torch::NoGradGuard> no_grad;
     if (!grad) no_grad.emplace();
@@ -42,7 +42,7 @@ Validator nelbo_validator(int64_t time_samples, int64_t chunk) {
     double sum = 0;
     for (int64_t start = 0; start < n; start += chunk) {
       const int64_t end = std::min(n, start + chunk);
-      const Condition condition(labels.defined() ? labels.slice(0, start, end) : torch::Tensor());
+      const Condition condition = rows.slice(start, end - start);
       sum += -model.elbo(val.slice(0, start, end), time_samples, condition).total().detach().sum().item<double>();
     }
     return sum / static_cast<double>(n);
@@ -50,18 +50,18 @@ Validator nelbo_validator(int64_t time_samples, int64_t chunk) {
   Validator v;
   v.columns = {"val_nelbo"};
   v.fn = [needs_grad, mean_nelbo](GenerativeModel& model, const torch::Tensor& val,
-                                  const torch::Tensor& labels) -> std::vector<double> {
+                                  const Condition& condition) -> std::vector<double> {
     if (!*needs_grad) {
       const torch::Tensor state = default_generator_state();
       try {
-        return {mean_nelbo(model, val, labels, false)};
+        return {mean_nelbo(model, val, condition, false)};
       } catch (const c10::Error&) {
         // Autograd was needed inside elbo: retry with it, on the same noise.
         *needs_grad = true;
         set_default_generator_state(state);
       }
     }
-    return {mean_nelbo(model, val, labels, true)};
+    return {mean_nelbo(model, val, condition, true)};
   };
   return v;
 }

@@ -1,5 +1,7 @@
 // The stable API (sdegen/sdegen.h) on runs the program trained: loading, sampling with a seed,
 // labels and guidance, log-likelihoods, refusals, and concurrent calls on one Model.
+#include <fstream>
+#include <random>
 #include <thread>
 
 #include "apps/cli_support.h"
@@ -122,6 +124,58 @@ TEST_F(ModelApi, RefusesWhatItCannotDoByName) {
   o.solver = "nonsense";
   EXPECT_THROW(model.sample(3, o), InvalidArgument);
   EXPECT_THROW(model.sample(0), InvalidArgument);
+}
+
+}  // namespace
+}  // namespace sdegen
+
+namespace sdegen {
+namespace {
+
+// A table whose y follows its column c in {-2, 2} (noise 0.2), trained with --condition-columns c:
+// Model::sample and the fast sampler both follow the observation given in data units.
+TEST_F(ModelApi, ConditionColumnsSteerSampleAndTheFastSampler) {
+  {
+    std::ofstream csv(path("table.csv"));
+    csv << "c,y\n";
+    std::mt19937 rng(2);
+    std::normal_distribution<double> noise(0.0, 0.2);
+    for (int i = 0; i < 400; ++i) {
+      const double c = i % 2 ? 2.0 : -2.0;
+      csv << c << "," << 10.0 + c + noise(rng) << "\n";  // y in data units around 8 and 12
+    }
+  }
+  const std::string run = path("conditional");
+  const test::Outcome o = run_sdegen("train --data " + path("table.csv") + " --condition-columns c --model flow "
+                                     "--steps 800 --batch 128 --width 32 --lr 3e-3 --threads 1 --out " + run);
+  ASSERT_EQ(o.code, 0) << o.output;
+  const Model model = Model::load(run);
+  EXPECT_EQ(model.columns(), (std::vector<std::string>{"y"}));
+  EXPECT_EQ(model.condition_columns(), (std::vector<std::string>{"c"}));
+  ChunkSampler fast = model.fast_sampler({"heun", 5, 1.0, 7});
+  EXPECT_EQ(fast.dim(), 1);
+  EXPECT_EQ(fast.condition_dim(), 1);
+  EXPECT_EQ(fast.evaluations(), 10);
+  for (const double c : {-2.0, 2.0}) {
+    SampleOptions s;
+    s.condition = {c};
+    EXPECT_NEAR(model.sample(300, s).mean().item<double>(), 10.0 + c, 0.3) << "c = " << c;
+    double sum = 0;
+    for (int i = 0; i < 300; ++i) {
+      double y = 0;
+      fast.sample(&c, &y);
+      sum += y;
+    }
+    EXPECT_NEAR(sum / 300, 10.0 + c, 0.3) << "fast, c = " << c;
+  }
+  SampleOptions wrong;
+  wrong.condition = {1.0, 2.0};
+  EXPECT_THROW_WITH(model.sample(3, wrong), InvalidArgument, "conditioned on 1 values (c), got 2");
+  const double nan = std::nan("");
+  double y = 0;
+  EXPECT_THROW_WITH(fast.sample(&nan, &y), InvalidArgument, "observation 0 is nan");
+  EXPECT_THROW_WITH(Model::load(table_run()).sample(3, SampleOptions{"heun", 20, -1, 1.0, 0, {1.0}}),
+                    InvalidArgument, "takes no condition");
 }
 
 }  // namespace

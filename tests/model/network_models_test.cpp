@@ -187,7 +187,7 @@ TEST_P(GuidanceIdentities, ZeroIsUnconditionalOneIsConditionalAndEverySpaceAgree
   EXPECT_THROW_WITH(generate(*m, x0, s, {labels.narrow(0, 0, 3), 2.0}), InvalidArgument,
                     "labels must be [n] = [6]");
   EXPECT_THROW_WITH(vector_model(GetParam().kind, 0)->guided_field(labels, 2.0), InvalidArgument,
-                    "guidance needs a class-conditional model");
+                    "guidance needs a conditional model");
 }
 
 INSTANTIATE_TEST_SUITE_P(Parameterisations, GuidanceIdentities,

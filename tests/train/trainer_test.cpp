@@ -223,10 +223,10 @@ TEST(Train, ValidationIsPluggableAndDoesNotDisturbTraining) {
   const Validator nelbo = nelbo_validator(1, 7);  // chunks of 7 rows
   int calls = 0;
   setup.validator.columns = {"val_nelbo", "val_rows"};
-  setup.validator.fn = [&](GenerativeModel& model, const torch::Tensor& val, const torch::Tensor& labels) {
+  setup.validator.fn = [&](GenerativeModel& model, const torch::Tensor& val, const Condition& condition) {
     ++calls;
     EXPECT_FALSE(model.is_training());
-    std::vector<double> values = nelbo.fn(model, val, labels);
+    std::vector<double> values = nelbo.fn(model, val, condition);
     values.push_back(static_cast<double>(val.size(0)));
     return values;
   };
@@ -245,7 +245,7 @@ TEST(Train, ValidationSeesTheAveragedWeights) {
   TrainSetup setup = quiet();
   setup.val = tiny_data(50);
   setup.validator.columns = {"bias"};
-  setup.validator.fn = [](GenerativeModel& m, const torch::Tensor&, const torch::Tensor&) -> std::vector<double> {
+  setup.validator.fn = [](GenerativeModel& m, const torch::Tensor&, const Condition&) -> std::vector<double> {
     return {dynamic_cast<test::TinyModel&>(m).net->output->bias[0].item<double>()};
   };
   const TrainResult r = train(model, tiny_data(), busy(10), dir.str(), setup);

@@ -42,6 +42,16 @@ struct TrainedModel {
   std::shared_ptr<LatentSpace> latent;
   // The shape of what the model's samples are shown as: the latent space's images, else the model's.
   std::vector<int64_t> image_shape() const { return latent ? latent->image_shape() : model->shape(); }
+  // Tables: the generated columns' names (empty for checkpoints written before they were kept).
+  std::vector<std::string> columns;
+  // Tables trained with --condition-columns: the conditioning columns' names and their
+  // standardisation (model->condition_dim() of them); empty for other models.
+  std::vector<std::string> condition_columns;
+  Standardizer condition_standardizer;
+  // The condition vector of n samples that all observe `values` (data units, in the order of
+  // condition_columns), as the model takes it: standardised, [n, k] float64. Refuses a model
+  // without a condition vector, a wrong count and a NaN or infinite value, naming the columns.
+  torch::Tensor condition_rows(const std::vector<double>& values, int64_t n) const;
 };
 // IoError when run_dir has no checkpoint; the model is in eval mode, with the chosen weights (by
 // default the best validated ones, else the average, else the last iterate).

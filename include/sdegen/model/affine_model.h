@@ -88,6 +88,7 @@ class AffineModel final : public GenerativeModel {
   int64_t dim() const override { return example_numel(shape_); }
   std::vector<int64_t> shape() const override { return shape_; }
   int64_t num_classes() const override { return net_->num_classes(); }
+  int64_t condition_dim() const override { return net_->condition_dim(); }
   // The negative ELBO for vdm (or a weighted ELBO integrand plus the end terms): the drift term
   // at times from options().time_sampling and one noise draw per row, plus end_terms(y). Labels
   // are dropped to kNullLabel with probability options().p_uncond.

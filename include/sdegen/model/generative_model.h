@@ -24,6 +24,9 @@ class GenerativeModel : public torch::nn::Module {
   // Classes the model is conditioned on (0: unconditional). A conditional model takes labels
   // [batch] with every batch (kNullLabel: no label), and an empty Condition means no label.
   virtual int64_t num_classes() const { return 0; }
+  // Width of the condition vector the model takes (Condition::vector; 0: none). Such a model takes
+  // a vector [batch, condition_dim] with every batch, and an empty Condition means none observed.
+  virtual int64_t condition_dim() const { return 0; }
 
   // The scalar training loss on a batch of data y [batch, *shape] with its condition (the mean
   // over the batch of the weighted ELBO integrand, or of the negative ELBO, or of the negative
@@ -68,7 +71,8 @@ using ModelPtr = std::shared_ptr<GenerativeModel>;
 // loss(y) and backward(): the reference every fused loss_and_gradient is tested against.
 double autograd_loss_and_gradient(GenerativeModel& model, const torch::Tensor& y, const Condition& condition = {});
 
-// Refuses labels for a model without classes, naming its kind.
+// Refuses labels for a model without classes, and a condition vector for a model without one,
+// naming its kind.
 void check_unconditional(const GenerativeModel& model, const Condition& condition);
 
 }  // namespace sdegen

@@ -1,6 +1,7 @@
 #pragma once
-// A multilayer perceptron for vector data, conditioned on time (and optionally a class label):
-//   [x, embed(t) (, embed(label))] -> Linear -> act -> ... (depth times) -> Linear -> out_dim
+// A multilayer perceptron for vector data, conditioned on time (and optionally a class label
+// and a condition vector c with presence p):
+//   [x, embed(t) (, embed(label)) (, c * p, p)] -> Linear -> act -> ... (depth times) -> Linear -> out_dim
 // With the defaults below but activation "tanh" and in_dim d it is the paper's reference net
 // [x, t] -> 64 -> tanh -> 64 -> tanh -> d.
 #include <nlohmann/json_fwd.hpp>
@@ -28,6 +29,9 @@ struct MlpOptions {
   TORCH_ARG(double, fourier_scale) = 16.0;         // fourier: std of the random frequencies, > 0
   TORCH_ARG(int64_t, num_classes) = 0;             // >= 0; 0 means unconditional
   TORCH_ARG(int64_t, class_dim) = 16;              // learned class embedding size, >= 1
+  // Width of a condition vector (Condition::vector), >= 0; 0: none. The first layer then also
+  // reads [c * p, p], the vector times its presence p (0 for the null condition) and p itself.
+  TORCH_ARG(int64_t, condition_dim) = 0;
   // Start the final Linear at zero so the net outputs exactly 0 before training (a common
   // choice for residual and diffusion nets).
   TORCH_ARG(bool, zero_init_output) = false;
@@ -61,12 +65,14 @@ class MlpImpl : public NetworkImpl {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const Condition& condition = {}) override;
   std::vector<int64_t> shape() const override { return {options.in_dim()}; }
   int64_t num_classes() const override { return options.num_classes(); }
+  int64_t condition_dim() const override { return options.condition_dim(); }
   nlohmann::json config() const override;
   MlpImpl* as_mlp() override { return this; }
 
   // The output with its derivatives in closed form (forward-mode tangents through each layer:
   // one extra matrix product per layer and direction, differentiable by autograd, so a loss
-  // that uses them trains without double backward). Unconditional nets only.
+  // that uses them trains without double backward). Unconditional nets only (no classes, no
+  // condition vector).
   //   d_dt      [batch, out_dim]          d out / dt            (when time_derivative)
   //   jacobian  [batch, out_dim, in_dim]  d out / dx            (when jacobian)
   struct Tangents {

@@ -52,26 +52,32 @@ class MlpTape {
 
 class MlpKernel {
  public:
-  // Whether `net` can run here: float64 parameters on the CPU, contiguous, unconditional.
-  // When not, and why is given, says why.
-  static bool supports(const MlpImpl& net, std::string* why = nullptr);
+  // Whether `net` can run here: float64 parameters on the CPU, contiguous, no classes, and no
+  // condition vector unless the caller passes its inputs (condition_inputs: forward's
+  // `condition`). When not, and why is given, says why.
+  static bool supports(const MlpImpl& net, std::string* why = nullptr, bool condition_inputs = false);
   // Reads the parameters' current storage; build one per step (it is cheap), since loading or
-  // moving a model may replace them. Throws InvalidArgument when !supports(net).
-  explicit MlpKernel(MlpImpl& net);
+  // moving a model may replace them. Throws InvalidArgument when !supports(net, condition_inputs).
+  explicit MlpKernel(MlpImpl& net, bool condition_inputs = false);
 
   int64_t in_dim() const { return in_dim_; }
   int64_t out_dim() const { return out_dim_; }
+  // Inputs per row of a condition vector: condition_dim + 1 ([c * p, p], net/network.h's
+  // condition_features), or 0 for a net without one.
+  int64_t condition_width() const { return condition_width_; }
   int64_t blocks(Directions d) const { return 1 + (d.time ? 1 : 0) + (d.jacobian ? in_dim_ : 0); }
 
-  // x [batch, in_dim], t [batch]. The output stack is tape.output(): block 0 the net's output,
-  // the d/dt block its time derivative, the d/dx_j blocks the Jacobian's columns.
-  void forward(const double* x, const double* t, int64_t batch, Directions directions, MlpTape& tape) const;
+  // x [batch, in_dim], t [batch]; condition [batch, condition_width()] for a net with a condition
+  // vector (nullptr: the null condition). The output stack is tape.output(): block 0 the net's
+  // output, the d/dt block its time derivative, the d/dx_j blocks the Jacobian's columns.
+  void forward(const double* x, const double* t, int64_t batch, Directions directions, MlpTape& tape,
+               const double* condition = nullptr) const;
 
   // The output [batch, out_dim] and the trace of the Jacobian in x [batch] of a net that maps
   // R^d to R^d (out_dim == in_dim): forward's d Jacobian blocks, whose diagonal entries sum to
   // the divergence. It runs over chunks of rows, so that the tangent stacks stay in cache, on
   // LibTorch's intra-op threads (one tape of `workspace` per thread, single-threaded GEMMs).
-  // t [batch]. No reverse pass can follow it.
+  // t [batch]. No reverse pass can follow it. A net with a condition vector: at the null condition.
   void forward_trace(const double* x, const double* t, int64_t batch, double* out, double* trace,
                      Workspace& workspace) const;
 
@@ -92,11 +98,13 @@ class MlpKernel {
     int64_t in, out;
   };
   // forward; `reverse` keeps the activation's second derivative that the reverse pass needs.
-  void run(const double* x, const double* t, int64_t batch, Directions directions, bool reverse, MlpTape& tape) const;
-  void embed(const double* x, const double* t, int64_t batch, Directions directions, MlpTape& tape) const;
+  void run(const double* x, const double* t, int64_t batch, Directions directions, bool reverse, MlpTape& tape,
+           const double* condition = nullptr) const;
+  void embed(const double* x, const double* t, int64_t batch, Directions directions, const double* condition,
+             MlpTape& tape) const;
   void activate(MlpTape::Layer& layer, int64_t batch, int64_t width, int64_t blocks, bool curve) const;
 
-  int64_t in_dim_ = 0, out_dim_ = 0, embedding_dim_ = 0;
+  int64_t in_dim_ = 0, out_dim_ = 0, embedding_dim_ = 0, condition_width_ = 0;
   Act act_ = Act::Tanh;
   Embedding embedding_ = Embedding::Raw;
   std::vector<double> angular_;  // sinusoidal/fourier angular frequencies

@@ -23,18 +23,42 @@ class MlpImpl;
 // network learns it as one more class (the unconditional model in the same weights).
 constexpr int64_t kNullLabel = -1;
 
-// What a network is conditioned on besides time. Labels only for now; a condition vector is a
-// later field, and an unconditional network gets an empty Condition.
+// What a network is conditioned on besides time: a class label, a condition vector (observed
+// values, e.g. a robot's state: `--condition-columns`), or both; an unconditional network gets an
+// empty Condition.
 struct Condition {
   Condition() = default;
   /* implicit */ Condition(torch::Tensor labels) : labels(std::move(labels)) {}
   torch::Tensor labels;  // [B] int64: a class in [0, num_classes) or kNullLabel; undefined: none
+  // [B, condition_dim] floating point: the observed values; undefined: no vector (every row null).
+  torch::Tensor vector;
+  // [B] floating point, 1 where the row's vector is observed and 0 where it is dropped (the null
+  // condition of classifier-free guidance); undefined: every row of `vector` is observed.
+  torch::Tensor present;
   // Training only, never seen by a network: the prior point each row is paired with, [B, *shape]
   // (a given coupling: reflow's pairs, train/reflow.h); undefined: the model draws its own.
   torch::Tensor source;
-  // No labels (a source alone conditions no network).
-  bool empty() const { return !labels.defined(); }
+  // No labels and no vector (a source alone conditions no network).
+  bool empty() const { return !labels.defined() && !vector.defined(); }
+  // The rows [start, start + length) of every field.
+  Condition slice(int64_t start, int64_t length) const;
+  // The rows `rows` [k] (int64) of every field.
+  Condition select(const torch::Tensor& rows) const;
 };
+
+// The rows of `condition` followed by as many null rows (labels kNullLabel, vectors absent): the
+// conditional and unconditional halves of one guided network call (math.md's guidance).
+Condition with_null_rows(const Condition& condition);
+
+// `condition` with each row dropped to the null condition where drop [B] (bool) is true: its label
+// becomes kNullLabel and its vector absent (one draw drops both).
+Condition drop_rows(const Condition& condition, const torch::Tensor& drop);
+
+// The rows of a condition as they enter a network with condition_dim inputs: [B, condition_dim +
+// 1] = [vector * present, present] in `dtype` on `device`; an absent vector gives zeros, with
+// presence 0. Refuses a vector of another width or batch, naming `who`.
+torch::Tensor condition_features(const std::string& who, const Condition& condition, int64_t condition_dim,
+                                 int64_t batch, torch::ScalarType dtype, const torch::Device& device);
 
 class NetworkImpl : public torch::nn::Module {
  public:
@@ -47,6 +71,8 @@ class NetworkImpl : public torch::nn::Module {
   virtual std::vector<int64_t> shape() const = 0;
   // Classes the network is conditioned on; 0: unconditional.
   virtual int64_t num_classes() const = 0;
+  // Width of the condition vector the network takes (Condition::vector); 0: none.
+  virtual int64_t condition_dim() const { return 0; }
   // Everything needed to rebuild the architecture (not the weights), with "type" naming it.
   virtual nlohmann::json config() const = 0;
   // The MLP behind this network when it is one (its fused kernels apply), else nullptr.
@@ -65,10 +91,12 @@ NetworkPtr make_network(const nlohmann::json& config);
 // The number of elements of one example: the product of shape().
 int64_t example_numel(const std::vector<int64_t>& shape);
 
-// Checks that x is [B, *shape] and t is [B] or 0-dim, and that the condition's labels (when
-// given) are [B] integers in [0, num_classes) or kNullLabel. `who` names the network in messages.
+// Checks that x is [B, *shape] and t is [B] or 0-dim, that the condition's labels (when given)
+// are [B] integers in [0, num_classes) or kNullLabel, and that its vector (when given) is [B,
+// condition_dim] and finite with presence [B]. `who` names the network in messages.
 void check_network_inputs(const std::string& who, const std::vector<int64_t>& shape, int64_t num_classes,
-                          const torch::Tensor& x, const torch::Tensor& t, const Condition& condition);
+                          const torch::Tensor& x, const torch::Tensor& t, const Condition& condition,
+                          int64_t condition_dim = 0);
 
 // Labels as embedding rows: kNullLabel becomes row num_classes (an embedding of num_classes + 1
 // rows); an empty condition gives every example the null row.

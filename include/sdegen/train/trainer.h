@@ -30,6 +30,9 @@ struct TrainSetup {
   // Class-conditional models: the label of each training row [n] and validation row [m] (int64
   // in [0, num_classes)); undefined for unconditional ones.
   torch::Tensor labels, val_labels;
+  // Models with a condition vector (condition_dim() = k > 0): the observed values that condition
+  // each training row [n, k] and validation row [m, k]; undefined for models without one.
+  torch::Tensor conditions, val_conditions;
   // A given coupling (reflow, train/reflow.h): the prior point paired with each training row,
   // [n, *shape]; undefined: the model draws its own.
   torch::Tensor sources;

@@ -34,8 +34,9 @@ class ValidationScope {
 // is the figure training judges the weights by (lower is better): the best weights, early stopping.
 struct Validator {
   std::vector<std::string> columns;  // log.csv column names, in the order fn returns the values
-  // val [m, *shape]; labels [m] for a conditional model, else undefined.
-  std::function<std::vector<double>(GenerativeModel& model, const torch::Tensor& val, const torch::Tensor& labels)> fn;
+  // val [m, *shape]; condition: the rows' labels [m] and condition vectors [m, k] where the model
+  // takes them, else empty.
+  std::function<std::vector<double>(GenerativeModel& model, const torch::Tensor& val, const Condition& condition)> fn;
   // Whether each figure is a mean over the rows, so that data-parallel training may split the rows
   // across processes and combine their figures weighted by rows (else every rank evaluates all).
   bool mean_over_rows = true;
@@ -49,7 +50,7 @@ Validator nelbo_validator(int64_t time_samples = 1, int64_t chunk = 4096);
 // model.loss(rows) inside a ValidationScope (autograd on, since some losses differentiate
 // through the network; nothing is accumulated): a cheap check that a set of weights still gives
 // a finite loss.
-double probe_loss(GenerativeModel& model, Ema* ema, const torch::Tensor& rows, const torch::Tensor& labels,
+double probe_loss(GenerativeModel& model, Ema* ema, const torch::Tensor& rows, const Condition& condition,
                   uint64_t seed);
 
 }  // namespace sdegen
