@@ -71,6 +71,10 @@ elbo-sde-fused-recon | src/model/sde_fused.cpp | return integral - reconstructio
 elbo-sde-prior | src/model/sde_model.cpp | terms.prior = gaussian_kl_to_prior(start.alpha, start.beta, 1.0); | terms.prior = torch::zeros({n}, y.options()); | test_model | equivalent: q_0 = N(0, I) is built in (alpha(y, 0) = 0, beta(y, 0) = 1 exactly), so the prior KL and its gradient are exactly 0
 lik-hutchinson | src/eval/likelihood.cpp | div = div / static_cast<double>(probes.size(0)); | div = div / static_cast<double>(probes.size(0) + 1); | test_eval | Hutchinson: mean over probes divided by probes + 1
 lik-prior-std | src/eval/likelihood.cpp | - dim * (std::log(prior_std) + 0.5 * log_2pi); | - dim * 0.5 * log_2pi; | test_eval | likelihood: the prior's log std dropped (wrong for ve, edm)
+cond-presence | src/net/network.cpp | return torch::cat({values * p, p}, 1); | return torch::cat({values, p}, 1); | test_model:ConditionVector.* | condition vector: an absent row's values reach the net
+cond-null-rows | src/net/network.cpp | c.present = torch::cat({p, torch::zeros_like(p)}); | c.present = torch::cat({p, p}); | test_model:ConditionVector.* | guidance: the null half keeps the condition
+cond-kernel-offset | src/net/mlp_kernel.cpp | std::memcpy(z + i * width + d + E, condition + i * C, sizeof(double) * static_cast<size_t>(C)); | std::memcpy(z + i * width + d, condition + i * C, sizeof(double) * static_cast<size_t>(C)); | test_model:ConditionVector.* | kernel: the condition written over the time features
+fast-guidance | src/model/fast_sampler.cpp | for (int64_t e = 0; e < nd; ++e) v[e] = out[nd + e] + w * (out[e] - out[nd + e]); | for (int64_t e = 0; e < nd; ++e) v[e] = out[e] + w * (out[e] - out[nd + e]); | test_model:ConditionVector.* | fast sampler: guidance mixed from the conditional side
 EOF
 )
 
