@@ -116,6 +116,15 @@ void run(TrainArgs& a, const CLI::App& command) {
   if (a.resume) {
     // Resuming on other data would load weights of the wrong shape: name the mismatch instead.
     const nlohmann::json saved = load_checkpoint_config(a.out);
+    const nlohmann::json& extra = saved.at("extra");
+    const std::vector<std::string> before = extra.contains("condition_columns") && extra["condition_columns"].is_array()
+                                                ? extra["condition_columns"].get<std::vector<std::string>>()
+                                                : std::vector<std::string>{};
+    SDEGEN_CHECK(before == data.condition_columns, "cannot resume '", a.out, "': it was trained with ",
+                 before.empty() ? std::string("no --condition-columns") : "--condition-columns " + join(before, ","),
+                 ", and this run gives ",
+                 data.condition_columns.empty() ? std::string("none")
+                                                : "--condition-columns " + join(data.condition_columns, ","));
     check_dimension(saved.at("model").at("net").at("in_dim").get<int64_t>(), data.train.size(1), a.data);
   }
   const Standardizer st = fit_standardizer(data.train);

@@ -17,6 +17,21 @@ std::string dims(c10::IntArrayRef sizes) {
   return s.str();
 }
 
+// A condition's vector [batch, condition_dim] floating point and its presence [batch], when given.
+void check_condition_shapes(const std::string& who, const Condition& condition, int64_t condition_dim, int64_t batch) {
+  SDEGEN_CHECK(condition.vector.defined() || !condition.present.defined(), who,
+               ": a condition's presence was given without its vector");
+  if (!condition.vector.defined()) return;
+  const torch::Tensor& v = condition.vector;
+  SDEGEN_CHECK(v.dim() == 2 && v.size(0) == batch && v.size(1) == condition_dim, who,
+               " expects a condition vector of shape [batch, condition_dim] = [", batch, ", ", condition_dim,
+               "], got ", dims(v.sizes()));
+  SDEGEN_CHECK(v.is_floating_point(), who, " expects a floating-point condition vector, got ", v.scalar_type());
+  SDEGEN_CHECK(!condition.present.defined() || (condition.present.dim() == 1 && condition.present.size(0) == batch),
+               who, " expects the condition's presence of shape [batch] = [", batch, "], got ",
+               dims(condition.present.sizes()));
+}
+
 }  // namespace
 
 std::vector<std::string> network_names() { return {"mlp", "unet", "dit"}; }
@@ -59,7 +74,7 @@ void check_network_inputs(const std::string& who, const std::vector<int64_t>& sh
   if (condition.vector.defined() || condition.present.defined()) {
     SDEGEN_CHECK(condition_dim > 0, who, " takes no condition vector (condition_dim = 0) but was given one of shape ",
                  condition.vector.defined() ? dims(condition.vector.sizes()) : std::string("(none)"));
-    condition_features(who, condition, condition_dim, batch, x.scalar_type(), x.device());  // checks them
+    check_condition_shapes(who, condition, condition_dim, batch);  // its values: condition_features
   }
   if (!condition.labels.defined()) return;
   const torch::Tensor& labels = condition.labels;
@@ -130,20 +145,12 @@ torch::Tensor condition_features(const std::string& who, const Condition& condit
                                  int64_t batch, torch::ScalarType dtype, const torch::Device& device) {
   const auto options = torch::TensorOptions(dtype).device(device);
   if (!condition.vector.defined()) {
-    SDEGEN_CHECK(!condition.present.defined(), who, ": a condition's presence was given without its vector");
+    check_condition_shapes(who, condition, condition_dim, batch);
     return torch::zeros({batch, condition_dim + 1}, options);
   }
-  const torch::Tensor& v = condition.vector;
-  SDEGEN_CHECK(v.dim() == 2 && v.size(0) == batch && v.size(1) == condition_dim, who,
-               " expects a condition vector of shape [batch, condition_dim] = [", batch, ", ", condition_dim,
-               "], got ", dims(v.sizes()));
-  SDEGEN_CHECK(v.is_floating_point(), who, " expects a floating-point condition vector, got ", v.scalar_type());
-  SDEGEN_CHECK(!condition.present.defined() ||
-                   (condition.present.dim() == 1 && condition.present.size(0) == batch),
-               who, " expects the condition's presence of shape [batch] = [", batch, "], got ",
-               dims(condition.present.sizes()));
+  check_condition_shapes(who, condition, condition_dim, batch);
   const torch::Tensor p = presence(condition).to(options).unsqueeze(1);
-  const torch::Tensor values = v.to(options);
+  const torch::Tensor values = condition.vector.to(options);
   // Checked here rather than left to poison the output: a NaN observation is bad input.
   SDEGEN_CHECK(batch == 0 || torch::isfinite(values).all().item<bool>(), who,
                " was given a condition vector with a NaN or infinite value");
@@ -152,7 +159,7 @@ torch::Tensor condition_features(const std::string& who, const Condition& condit
 
 torch::Tensor label_rows(const Condition& condition, int64_t num_classes, int64_t batch, const torch::Device& device) {
   const auto long_options = torch::TensorOptions(torch::kLong).device(device);
-  if (condition.empty()) return torch::full({batch}, num_classes, long_options);
+  if (!condition.labels.defined()) return torch::full({batch}, num_classes, long_options);
   const torch::Tensor labels = condition.labels.to(long_options);
   return torch::where(labels.eq(kNullLabel), torch::full_like(labels, num_classes), labels);
 }

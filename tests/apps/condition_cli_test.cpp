@@ -64,6 +64,12 @@ TEST_F(ConditionCli, TrainsOnTheOtherColumnsAndSamplesGivenTheCondition) {
   refused(sample + "c=nan", "must be a finite number");
   refused(sample + "c=1,c=2", "gives 'c' twice");
   refused("eval --checkpoint " + run, "eval of a model trained with --condition-columns (c) is not built yet");
+  // Resuming goes on only with the columns the run was trained with.
+  const std::string more = "train --data " + path("table.csv") + " --model flow --steps 900 --batch 128 --width 32 "
+                           "--depth 2 --lr 3e-3 --threads 1 --resume --out " + run;
+  refused(more, "it was trained with --condition-columns c, and this run gives none");
+  const Outcome resumed = run_sdegen(more + " --condition-columns c");
+  EXPECT_EQ(resumed.code, 0) << resumed.output;
 }
 
 TEST_F(ConditionCli, BadColumnsAndModelsAreRefusedBeforeAnythingIsWritten) {

@@ -53,6 +53,18 @@ TEST(ConditionVector, TheNetReadsItsConditionAndIgnoresTheValuesOfAnAbsentOne) {
   for (int64_t i : {0, 2}) EXPECT_LT(test::max_abs_diff(mixed[i], shifted[i]), 1e-15);
 }
 
+// A net with classes and a condition vector takes either alone: the other is its null.
+TEST(ConditionVector, ANetWithClassesTooTakesAVectorAlone) {
+  Mlp net = conditional_mlp(2, 3, /*classes=*/4);
+  const torch::Tensor x = torch::randn({4, 2}, torch::kDouble), t = torch::rand({4}, torch::kDouble);
+  const torch::Tensor c = torch::randn({4, 3}, torch::kDouble);
+  Condition both = vector_condition(c);
+  both.labels = torch::full({4}, kNullLabel, torch::kLong);
+  EXPECT_LT(test::max_abs_diff(net->forward(x, t, vector_condition(c)), net->forward(x, t, both)), 1e-15);
+  Condition labels_only(torch::tensor({0, 1, 2, 3}, torch::kLong));
+  EXPECT_GT(test::max_abs_diff(net->forward(x, t, labels_only), net->forward(x, t)), 1e-6);
+}
+
 TEST(ConditionVector, BadConditionsAreRefusedByName) {
   Mlp net = conditional_mlp(2, 3);
   const torch::Tensor x = torch::randn({4, 2}, torch::kDouble), t = torch::rand({4}, torch::kDouble);

@@ -99,7 +99,7 @@ void check_network_inputs(const std::string& who, const std::vector<int64_t>& sh
                           int64_t condition_dim = 0);
 
 // Labels as embedding rows: kNullLabel becomes row num_classes (an embedding of num_classes + 1
-// rows); an empty condition gives every example the null row.
+// rows); a condition without labels gives every example the null row.
 torch::Tensor label_rows(const Condition& condition, int64_t num_classes, int64_t batch, const torch::Device& device);
 
 }  // namespace sdegen
