@@ -41,7 +41,23 @@ struct SampleArgs {
   int64_t columns = 10;    // images per row of the grid
   // Tables trained with --condition-columns: "name=value,..." for every sample; empty: none observed.
   std::string condition;
+  // Or a CSV file of observations (columns by name, others ignored): one sample per row.
+  std::string condition_file;
+  bool n_given = false;
 };
+
+// The observations of --condition-file: its columns named `names`, in that order, [rows, k] data units.
+torch::Tensor read_conditions(const std::string& file, const std::vector<std::string>& names) {
+  const CsvData csv = load_csv(file);  // refuses malformed rows, NaN and infinities by line
+  std::vector<int64_t> columns;
+  for (const std::string& name : names) {
+    const auto at = std::find(csv.columns.begin(), csv.columns.end(), name);
+    SDEGEN_CHECK(at != csv.columns.end(), "--condition-file: '", file, "' has no column '", name,
+                 "' (the model is conditioned on ", join(names), "); its columns are ", join(csv.columns));
+    columns.push_back(at - csv.columns.begin());
+  }
+  return csv.x.index_select(1, torch::tensor(columns, torch::kLong));
+}
 
 // The values of --condition "name=value,..." in the order of the model's condition columns.
 std::vector<double> parse_condition(const std::string& text, const std::vector<std::string>& names) {
@@ -167,15 +183,25 @@ void run_checkpoint(SampleArgs& a) {
   const ModelPtr& model = t.model;
   const Standardizer& st = t.standardizer;
   torch::NoGradGuard no_grad;
-  const torch::Tensor x0 = sample_model_prior(*model, a.n);
-  SDEGEN_CHECK(a.condition.empty() || model->condition_dim() > 0, "--condition: this model takes no condition ",
+  SDEGEN_CHECK((a.condition.empty() && a.condition_file.empty()) || model->condition_dim() > 0,
+               a.condition.empty() ? "--condition-file" : "--condition", ": this model takes no condition ",
                "vector (it was trained without --condition-columns)");
+  SDEGEN_CHECK(a.condition.empty() || a.condition_file.empty(), "give --condition (one observation for every ",
+               "sample) or --condition-file (one sample per row), not both");
+  SDEGEN_CHECK(a.condition_file.empty() || !a.n_given, "--n: with --condition-file each row gives one sample");
+  const torch::Tensor observed = a.condition_file.empty() ? torch::Tensor()
+                                                          : read_conditions(a.condition_file, t.condition_columns);
+  if (observed.defined()) a.n = observed.size(0);
+  const torch::Tensor x0 = sample_model_prior(*model, a.n);
   SDEGEN_CHECK(model->condition_dim() > 0 || model->num_classes() > 0 || !a.guidance_given,
                "--guidance needs a conditional model; this one is unconditional");
   Guidance guidance;
   if (!a.condition.empty()) {
     guidance.condition.vector = t.condition_rows(parse_condition(a.condition, t.condition_columns), a.n);
     guidance.weight = a.guidance_given ? a.guidance : 1.0;  // the conditional model unless asked
+  } else if (observed.defined()) {
+    guidance.condition.vector = t.condition_standardizer.transform(observed);
+    guidance.weight = a.guidance_given ? a.guidance : 1.0;
   } else if (model->condition_dim() > 0) {
     fmt::print("no --condition: drawing from the unconditional model (the model is conditioned on {})\n",
                join(t.condition_columns));
@@ -185,7 +211,13 @@ void run_checkpoint(SampleArgs& a) {
   const double seconds = seconds_since(start);
   sol.check();
   const torch::Tensor x = st.inverse(sol.x);
-  write_csv(a.out, x, t.columns);
+  if (observed.defined()) {  // each sample beside the observation it was drawn for
+    std::vector<std::string> header = t.condition_columns;
+    header.insert(header.end(), t.columns.begin(), t.columns.end());
+    write_csv(a.out, torch::cat({observed, x}, 1), t.columns.empty() ? std::vector<std::string>{} : header);
+  } else {
+    write_csv(a.out, x, t.columns);
+  }
   const std::string& spec = t.data;
   fmt::print("sampled {} points from {} ({} model) with {}: {} function evaluations, {:.3f} s\n", a.n,
              a.checkpoint, model->kind(), a.sampler.solver, sol.nfe, seconds);
@@ -253,8 +285,12 @@ void register_sample(CLI::App& app) {
   cmd->add_option("--condition", args->condition,
                   "Tables trained with --condition-columns: the observed values, name=value,... in data units, for "
                   "every sample (none: the unconditional model); --guidance weighs it");
+  cmd->add_option("--condition-file", args->condition_file,
+                  "Tables trained with --condition-columns: a CSV file of observations (those columns by name; "
+                  "others ignored), one sample per row, written beside its observation");
   cmd->callback([args, cmd] {
     args->guidance_given = cmd->count("--guidance") > 0;
+    args->n_given = cmd->count("--n") > 0;
     run(*args);
   });
 }

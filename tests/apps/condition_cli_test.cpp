@@ -44,6 +44,20 @@ TEST_F(ConditionCli, TrainsOnTheOtherColumnsAndSamplesGivenTheCondition) {
     EXPECT_NEAR(samples.x.select(1, 0).mean().item<double>(), c, 0.3) << "c = " << c;
     EXPECT_NEAR(samples.x.select(1, 1).mean().item<double>(), -c, 0.3) << "c = " << c;
   }
+  // A file of observations: one sample per row, written beside it (its extra column ignored).
+  {
+    std::ofstream obs(path("obs.csv"));
+    obs << "note,c\n";
+    for (int i = 0; i < 40; ++i) obs << i << "," << (i % 3 == 0 ? 2.0 : -2.0) << "\n";
+  }
+  const Outcome f = run_sdegen("sample --checkpoint " + run + " --condition-file " + path("obs.csv") +
+                               " --solver heun --steps 20 --out " + path("f.csv"));
+  ASSERT_EQ(f.code, 0) << f.output;
+  const CsvData per_row = load_csv(path("f.csv"));
+  ASSERT_EQ(per_row.columns, (std::vector<std::string>{"c", "y1", "y2"}));
+  ASSERT_EQ(per_row.x.size(0), 40);
+  const torch::Tensor c = per_row.x.select(1, 0), y1 = per_row.x.select(1, 1);
+  EXPECT_LT((y1 - c).abs().gt(1.0).to(torch::kDouble).mean().item<double>(), 0.1);  // each row follows its c
   // No condition: the unconditional model, both modes.
   const Outcome free = run_sdegen("sample --checkpoint " + run + " --n 300 --out " + path("u.csv"));
   ASSERT_EQ(free.code, 0) << free.output;
@@ -63,6 +77,10 @@ TEST_F(ConditionCli, TrainsOnTheOtherColumnsAndSamplesGivenTheCondition) {
   refused(sample + "c=abc", "the value of 'c' must be a finite number, got 'abc'");
   refused(sample + "c=nan", "must be a finite number");
   refused(sample + "c=1,c=2", "gives 'c' twice");
+  refused("sample --checkpoint " + run + " --condition-file " + path("table.csv") + " --n 5 --out " + path("x.csv"),
+          "--n: with --condition-file each row gives one sample");
+  refused("sample --checkpoint " + run + " --condition-file " + path("u.csv") + " --out " + path("x.csv"),
+          "has no column 'c' (the model is conditioned on c); its columns are y1, y2");
   refused("eval --checkpoint " + run, "eval of a model trained with --condition-columns (c) is not built yet");
   // Resuming goes on only with the columns the run was trained with.
   const std::string more = "train --data " + path("table.csv") + " --model flow --steps 900 --batch 128 --width 32 "
