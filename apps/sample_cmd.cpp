@@ -280,7 +280,7 @@ void register_sample(CLI::App& app) {
   cmd->add_option("--label", args->label, "Image models: the class to draw (-1: one row per class)");
   cmd->add_option("--guidance", args->guidance,
                   "Conditional models: classifier-free guidance weight (0: unconditional, 1: conditional, >1: sharper; "
-                  "default: 1 for tables with --condition, a model trained without label dropout, a consistency model or a reflowed student)");
+                  "default: 1 for tables with --condition or --condition-file, a model trained without label dropout, a consistency model or a reflowed student)");
   cmd->add_option("--columns", args->columns, "Image models: images per row of the grid")->check(positive());
   cmd->add_option("--condition", args->condition,
                   "Tables trained with --condition-columns: the observed values, name=value,... in data units, for "
