@@ -49,13 +49,8 @@ struct SampleArgs {
 // The observations of --condition-file: its columns named `names`, in that order, [rows, k] data units.
 torch::Tensor read_conditions(const std::string& file, const std::vector<std::string>& names) {
   const CsvData csv = load_csv(file);  // refuses malformed rows, NaN and infinities by line
-  std::vector<int64_t> columns;
-  for (const std::string& name : names) {
-    const auto at = std::find(csv.columns.begin(), csv.columns.end(), name);
-    SDEGEN_CHECK(at != csv.columns.end(), "--condition-file: '", file, "' has no column '", name,
-                 "' (the model is conditioned on ", join(names), "); its columns are ", join(csv.columns));
-    columns.push_back(at - csv.columns.begin());
-  }
+  const std::vector<int64_t> columns =
+      column_indices(csv, names, "--condition-file", " (the model is conditioned on " + join(names) + ")");
   return csv.x.index_select(1, torch::tensor(columns, torch::kLong));
 }
 
@@ -63,15 +58,9 @@ torch::Tensor read_conditions(const std::string& file, const std::vector<std::st
 std::vector<double> parse_condition(const std::string& text, const std::vector<std::string>& names) {
   std::vector<double> values(names.size(), std::nan(""));
   std::vector<bool> seen(names.size(), false);
-  std::istringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
+  for (const std::string& item : split_trimmed(text)) {
     const auto eq = item.find('=');
     SDEGEN_CHECK(eq != std::string::npos, "--condition: expected name=value, got '", item, "'");
-    auto trim = [](std::string s) {
-      const auto a = s.find_first_not_of(" \t"), b = s.find_last_not_of(" \t");
-      return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
-    };
     const std::string name = trim(item.substr(0, eq)), value = trim(item.substr(eq + 1));
     const auto at = std::find(names.begin(), names.end(), name);
     SDEGEN_CHECK(at != names.end(), "--condition: the model is conditioned on ", join(names), "; it has no '", name,

@@ -31,36 +31,17 @@ struct Dataset {
   std::vector<std::string> columns, condition_columns;
 };
 
-// The comma-separated names of --condition-columns, trimmed.
-std::vector<std::string> split_names(const std::string& text) {
-  std::vector<std::string> names;
-  std::string name;
-  std::istringstream in(text);
-  while (std::getline(in, name, ',')) {
-    const auto first = name.find_first_not_of(" \t"), last = name.find_last_not_of(" \t");
-    SDEGEN_CHECK(first != std::string::npos, "--condition-columns: an empty name in '", text, "'");
-    names.push_back(name.substr(first, last - first + 1));
-  }
-  return names;
-}
-
 // A CSV file's rows split into generated and conditioning columns (by --condition-columns),
 // then into training and validation rows.
 Dataset load_table(const TrainArgs& a) {
   const CsvData csv = load_csv(a.data);
   Dataset d;
-  std::vector<int64_t> generated, conditioning;
   const std::vector<std::string> wanted = a.condition_columns.empty() ? std::vector<std::string>{}
-                                                                      : split_names(a.condition_columns);
-  for (const std::string& name : wanted) {
-    const auto at = std::find(csv.columns.begin(), csv.columns.end(), name);
-    SDEGEN_CHECK(at != csv.columns.end(), "--condition-columns: '", a.data, "' has no column '", name,
-                 "'; its columns are ", join(csv.columns));
-    const int64_t j = at - csv.columns.begin();
-    SDEGEN_CHECK(std::find(conditioning.begin(), conditioning.end(), j) == conditioning.end(),
-                 "--condition-columns names '", name, "' twice");
-    conditioning.push_back(j);
-  }
+                                                                      : split_trimmed(a.condition_columns);
+  for (const std::string& name : wanted)
+    SDEGEN_CHECK(!name.empty(), "--condition-columns: an empty name in '", a.condition_columns, "'");
+  const std::vector<int64_t> conditioning = column_indices(csv, wanted, "--condition-columns");
+  std::vector<int64_t> generated;
   for (int64_t j = 0; j < static_cast<int64_t>(csv.columns.size()); ++j)
     if (std::find(conditioning.begin(), conditioning.end(), j) == conditioning.end()) generated.push_back(j);
   SDEGEN_CHECK(!generated.empty(), "--condition-columns names every column of '", a.data,

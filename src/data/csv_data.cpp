@@ -2,6 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -44,13 +45,6 @@ std::vector<std::string> split_lines(const std::string& text) {
   }
   if (!line.empty()) lines.push_back(std::move(line));
   return lines;
-}
-
-std::string trim(const std::string& s) {
-  const char* space = " \t\r\n";
-  const size_t first = s.find_first_not_of(space);
-  if (first == std::string::npos) return "";
-  return s.substr(first, s.find_last_not_of(space) - first + 1);
 }
 
 std::vector<std::string> split_fields(const std::string& line) {
@@ -220,6 +214,20 @@ Standardizer fit_standardizer(const torch::Tensor& x) {
                  ", beyond what double precision can scale (mean ", mean[j].item<double>(), ", spread ",
                  st[j].item<double>(), ")");
   return {mean, st};
+}
+
+std::vector<int64_t> column_indices(const CsvData& csv, const std::vector<std::string>& names,
+                                    const std::string& what, const std::string& note) {
+  std::vector<int64_t> indices;
+  for (const std::string& name : names) {
+    const auto at = std::find(csv.columns.begin(), csv.columns.end(), name);
+    SDEGEN_CHECK(at != csv.columns.end(), what, ": '", csv.path, "' has no column '", name, "'", note,
+                 "; its columns are ", join(csv.columns));
+    const int64_t j = at - csv.columns.begin();
+    SDEGEN_CHECK(std::find(indices.begin(), indices.end(), j) == indices.end(), what, " names '", name, "' twice");
+    indices.push_back(j);
+  }
+  return indices;
 }
 
 TrainValSplit split_train_val(const torch::Tensor& x, double val_fraction, uint64_t seed) {

@@ -100,8 +100,10 @@ PredictionFn AffineModel::guided_fn(const Condition& condition, double w) const 
                "use guidance 1, got ", w);
   // w = 0 and w = 1 are single evaluations (exactly the unconditional and the conditional model).
   if (w == 0.0) return native_fn(Condition{});
-  if (w == 1.0) return native_fn(condition);
-  const PredictionFn both = native_fn(with_null_rows(condition));
+  // The observation is checked once here, not in every evaluation of the field.
+  const Condition checked = condition.vector_finite ? condition : checked_finite("guidance", condition);
+  if (w == 1.0) return native_fn(checked);
+  const PredictionFn both = native_fn(with_null_rows(checked));
   return [both, w](const torch::Tensor& x, const torch::Tensor& t) {
     // One batched call: the conditional rows, then the same points with the null label.
     const int64_t n = x.size(0);

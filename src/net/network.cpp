@@ -99,6 +99,7 @@ Condition Condition::slice(int64_t start, int64_t length) const {
   Condition c;
   auto part = [&](const torch::Tensor& v) { return v.defined() ? v.narrow(0, start, length) : v; };
   c.labels = part(labels), c.vector = part(vector), c.present = part(present), c.source = part(source);
+  c.vector_finite = vector_finite;
   return c;
 }
 
@@ -106,6 +107,7 @@ Condition Condition::select(const torch::Tensor& rows) const {
   Condition c;
   auto part = [&](const torch::Tensor& v) { return v.defined() ? v.index_select(0, rows.to(v.device())) : v; };
   c.labels = part(labels), c.vector = part(vector), c.present = part(present), c.source = part(source);
+  c.vector_finite = vector_finite;
   return c;
 }
 
@@ -118,8 +120,17 @@ torch::Tensor presence(const Condition& c) {
 
 }  // namespace
 
+Condition checked_finite(const std::string& who, Condition condition) {
+  SDEGEN_CHECK(!condition.vector.defined() || condition.vector.numel() == 0 ||
+                   torch::isfinite(condition.vector).all().item<bool>(),
+               who, " was given a condition vector with a NaN or infinite value");
+  condition.vector_finite = true;
+  return condition;
+}
+
 Condition with_null_rows(const Condition& condition) {
   Condition c;
+  c.vector_finite = condition.vector_finite;  // the null rows are zeros
   if (condition.labels.defined())
     c.labels = torch::cat({condition.labels, torch::full_like(condition.labels, kNullLabel)});
   if (condition.vector.defined()) {
@@ -151,9 +162,9 @@ torch::Tensor condition_features(const std::string& who, const Condition& condit
   check_condition_shapes(who, condition, condition_dim, batch);
   const torch::Tensor p = presence(condition).to(options).unsqueeze(1);
   const torch::Tensor values = condition.vector.to(options);
-  // Checked here rather than left to poison the output: a NaN observation is bad input.
-  SDEGEN_CHECK(batch == 0 || torch::isfinite(values).all().item<bool>(), who,
-               " was given a condition vector with a NaN or infinite value");
+  // Checked here rather than left to poison the output (a NaN observation is bad input), unless
+  // the rows were checked where they came in.
+  if (!condition.vector_finite) checked_finite(who, condition);
   return torch::cat({values * p, p}, 1);
 }
 

@@ -200,6 +200,7 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
   Condition conditions;  // of every training row
   conditions.labels = checked_labels(setup.labels, x.size(0), model->num_classes(), "training");
   conditions.vector = checked_conditions(setup.conditions, x, model->condition_dim(), "training");
+  conditions.vector_finite = true;  // checked_conditions refused NaN and infinities
   const torch::Tensor sources = setup.sources.defined() ? checked_rows(setup.sources, *model, params[0], "source")
                                                         : torch::Tensor();
   SDEGEN_CHECK(!sources.defined() || sources.size(0) == x.size(0), "train: ", sources.defined() ? sources.size(0) : 0,
@@ -213,6 +214,7 @@ TrainResult train(const ModelPtr& model, const torch::Tensor& data, const TrainO
   if (validating) {
     val_condition.labels = checked_labels(setup.val_labels, val.size(0), model->num_classes(), "validation");
     val_condition.vector = checked_conditions(setup.val_conditions, val, model->condition_dim(), "validation");
+    val_condition.vector_finite = true;
   }
   if (!setup.resume && !setup.overwrite && has_checkpoint(out_dir))
     throw InvalidArgument("output directory '" + out_dir +

@@ -2,6 +2,8 @@
 // presence flag, the kernel's condition inputs against the module, dropout and guidance through
 // the affine model, the trainer's checks, a model that learns to follow its condition, and the
 // fast sampler against generate().
+#include <limits>
+
 #include "sdegen/core/error.h"
 #include "sdegen/model/factory.h"
 #include "sdegen/model/fast_sampler.h"
@@ -82,6 +84,33 @@ TEST(ConditionVector, BadConditionsAreRefusedByName) {
   plain->to(torch::kDouble);
   EXPECT_THROW_WITH(plain->forward(x, t, vector_condition(torch::zeros({4, 3}, torch::kDouble))), InvalidArgument,
                     "takes no condition vector (condition_dim = 0)");
+}
+
+// The values are checked once where rows come in (checked_finite), and the mark survives the
+// row operations, so that a training step or a solver's evaluations skip the per-call check.
+TEST(ConditionVector, FinitenessIsCheckedOnceAndTheMarkIsKept) {
+  torch::Tensor nan = torch::zeros({4, 3}, torch::kDouble);
+  nan[1][0] = std::numeric_limits<double>::infinity();
+  EXPECT_THROW_WITH(checked_finite("the sampler", vector_condition(nan)), InvalidArgument,
+                    "the sampler was given a condition vector with a NaN or infinite value");
+  const Condition ok = checked_finite("the sampler", vector_condition(torch::randn({4, 3}, torch::kDouble)));
+  EXPECT_TRUE(ok.vector_finite);
+  EXPECT_FALSE(vector_condition(torch::randn({4, 3}, torch::kDouble)).vector_finite);
+  EXPECT_TRUE(ok.slice(1, 2).vector_finite);
+  EXPECT_TRUE(ok.select(torch::tensor({0, 3}, torch::kLong)).vector_finite);
+  EXPECT_TRUE(with_null_rows(ok).vector_finite);
+  EXPECT_TRUE(drop_rows(ok, torch::tensor({true, false, true, false})).vector_finite);
+  // A marked condition is trusted by the network (the mark is the caller's promise) ...
+  Mlp net = conditional_mlp(2, 3);
+  const torch::Tensor x = torch::randn({4, 2}, torch::kDouble), t = torch::rand({4}, torch::kDouble);
+  Condition promised = vector_condition(nan);
+  promised.vector_finite = true;
+  EXPECT_NO_THROW(net->forward(x, t, promised));
+  // ... and guidance checks an unmarked observation once, before any evaluation.
+  const auto flow = flow_model(2, 3);
+  EXPECT_THROW_WITH(flow->guided_field(vector_condition(nan), 1.0), InvalidArgument,
+                    "guidance was given a condition vector with a NaN or infinite value");
+  EXPECT_THROW_WITH(flow->guided_field(vector_condition(nan), 2.5), InvalidArgument, "NaN or infinite");
 }
 
 TEST(ConditionVector, TheConfigRoundTripsAndOldConfigsHaveNone) {

@@ -27,6 +27,11 @@ namespace sdegen {
 
 // "a, b, c": for messages that list the valid choices.
 std::string join(const std::vector<std::string>& items, const std::string& sep = ", ");
+// s without leading and trailing spaces, tabs and line ends.
+std::string trim(const std::string& s);
+// "a, b,c" -> {"a", "b", "c"}: the pieces between separators, each trimmed (empty pieces kept, so
+// that a caller can refuse them by name).
+std::vector<std::string> split_trimmed(const std::string& text, char sep = ',');
 
 // Throws InvalidArgument "unknown <what> 'name'; valid: a, b, c" unless name is in valid.
 void check_name(const std::string& what, const std::string& name,

@@ -28,6 +28,12 @@ CsvData load_csv(const std::string& path);
 // The same reading of a file's contents (`path` names it in messages).
 CsvData parse_csv(std::string text, const std::string& path);
 
+// The indices of the named columns of csv, in the order given. An unknown name is refused with
+// InvalidArgument "<what>: '<path>' has no column '<name>'<note>; its columns are a, b, c"; a name
+// given twice with "<what> names '<name>' twice".
+std::vector<int64_t> column_indices(const CsvData& csv, const std::vector<std::string>& names,
+                                    const std::string& what, const std::string& note = "");
+
 // Per-column standardisation z = (x - mean) / std, fitted on the training rows and stored with
 // the model so that samples can be mapped back to data units.
 struct Standardizer {

@@ -38,6 +38,11 @@ struct Condition {
   // Training only, never seen by a network: the prior point each row is paired with, [B, *shape]
   // (a given coupling: reflow's pairs, train/reflow.h); undefined: the model draws its own.
   torch::Tensor source;
+  // True where every value of `vector` is already known to be finite (checked once where the rows
+  // came in: the trainer's rows, a sampler's observation; see checked_finite), so that a network's
+  // forward skips its own check: a reduction and a host sync per call. Kept by slice, select,
+  // with_null_rows and drop_rows.
+  bool vector_finite = false;
   // No labels and no vector (a source alone conditions no network).
   bool empty() const { return !labels.defined() && !vector.defined(); }
   // The rows [start, start + length) of every field.
@@ -45,6 +50,10 @@ struct Condition {
   // The rows `rows` [k] (int64) of every field.
   Condition select(const torch::Tensor& rows) const;
 };
+
+// `condition` with its vector's values checked once (InvalidArgument naming `who` for a NaN or
+// an infinity) and marked vector_finite, for the calls that follow.
+Condition checked_finite(const std::string& who, Condition condition);
 
 // The rows of `condition` followed by as many null rows (labels kNullLabel, vectors absent): the
 // conditional and unconditional halves of one guided network call (math.md's guidance).
