@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/device.h"
 #include "sdegen/core/limits.h"
 #include "sdegen/data/density.h"
 #include "sdegen/core/vmath.h"
@@ -107,20 +108,13 @@ void check_data_spec(const std::string& spec, bool csv_ok) {
                         (csv_ok ? " or a numeric CSV file (*.csv)" : ""));
 }
 
-void apply_runtime(int threads, uint64_t seed, const std::string& device) {
+torch::Device apply_runtime(int threads, uint64_t seed, const std::string& device) {
   SDEGEN_CHECK(threads > 0 && threads <= max_threads(), "--threads must be in [1, ", max_threads(), "], got ",
                threads);
   torch::set_num_threads(threads);
   vmath::set_blas_threads(threads);
   torch::manual_seed(seed);
-  torch::Device d(torch::kCPU);
-  try {
-    d = torch::Device(device);
-  } catch (const c10::Error&) {
-    throw InvalidArgument("unknown device '" + device + "'; use cpu or cuda[:N]");
-  }
-  SDEGEN_CHECK(d.is_cpu() || (d.is_cuda() && torch::cuda::is_available()), "device '", device,
-               "' is not available in this build of LibTorch; use cpu");
+  return parse_device(device);
 }
 
 }  // namespace sdegen::app

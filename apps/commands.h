@@ -45,7 +45,8 @@ void add_stochastic_sampler_options(CLI::App* cmd, EdmOptions& edm, PcOptions& p
 // where csv_ok, a numeric CSV file (*.csv); the message lists all that is accepted.
 void check_data_spec(const std::string& spec, bool csv_ok);
 
-// Applies --threads and --seed, and checks --device (cpu, or cuda where LibTorch has it).
-void apply_runtime(int threads, uint64_t seed, const std::string& device);
+// Applies --threads and --seed, and returns --device (cpu, or cuda[:N] where LibTorch has CUDA and a
+// GPU is visible; anything else refused by name: core/device.h).
+torch::Device apply_runtime(int threads, uint64_t seed, const std::string& device);
 
 }  // namespace sdegen::app

@@ -184,7 +184,10 @@ std::vector<Row> run_baselines(const CompareData& data, uint64_t seed) {
 }
 
 void run(CompareArgs& a) {
-  apply_runtime(a.threads, a.seed, a.device);
+  // The comparison's models are small MLPs whose fused float64 kernels run on the CPU, and its
+  // baselines (mixtures, KDE) are CPU code; it has not been made to run anywhere else.
+  SDEGEN_CHECK(apply_runtime(a.threads, a.seed, a.device).is_cpu(), "--device ", a.device,
+               ": compare runs on the CPU; train and sample take --device cuda");
   if (a.quick) {
     a.budget = std::min(a.budget, 3.0);
     a.n_val = std::min<int64_t>(a.n_val, 1000);
@@ -245,7 +248,7 @@ void register_compare(CLI::App& app) {
   cmd->add_option("--elbo-samples", a->elbo_time_samples, "Draws of t per point for the ELBO")->check(positive());
   cmd->add_option("--seed", a->seed, "Random seed (data, training, evaluation)")->check(seed_value());
   cmd->add_option("--threads", a->threads, "Intra-op threads")->check(thread_count());
-  cmd->add_option("--device", a->device, "Device (cpu; cuda where LibTorch has it)");
+  cmd->add_option("--device", a->device, "Device: cpu (compare runs on the CPU; train and sample take cuda)");
   cmd->add_option("--out", a->out, "Output directory: one run per model, compare.json, plots");
   cmd->add_flag("--overwrite", a->overwrite, "Replace an earlier comparison in --out");
   cmd->add_flag("--quick", a->quick, "A fast smoke run: 3 s per model, 1000 evaluation points");

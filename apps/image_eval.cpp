@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <filesystem>
 
+#include <unistd.h>  // isatty
+
 #include "sdegen/core/check.h"
 #include "sdegen/eval/classifier_cache.h"
 #include "sdegen/io/csv.h"

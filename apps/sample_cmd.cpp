@@ -147,7 +147,7 @@ void run_images(SampleArgs& a, const TrainedModel& t) {
     const Condition condition = labels.defined() ? Condition(labels.narrow(0, i, m)) : Condition();
     const Solution sol = generate(*model, x0.narrow(0, i, m), a.sampler, {condition, a.guidance});
     sol.check();
-    images.push_back((t.latent ? t.latent->decode(sol.x) : sol.x).to(torch::kFloat));
+    images.push_back((t.latent ? t.latent->decode(sol.x) : sol.x).to(torch::kCPU, torch::kFloat));
     nfe = sol.nfe;
   }
   const double seconds = seconds_since(start);
@@ -162,8 +162,9 @@ void run_images(SampleArgs& a, const TrainedModel& t) {
   fmt::print("wrote {}\n", a.out);
 }
 
-void run_checkpoint(SampleArgs& a) {
-  const TrainedModel t = load_trained_model(a.checkpoint);
+void run_checkpoint(SampleArgs& a, const torch::Device& device) {
+  TrainedModel t = load_trained_model(a.checkpoint);
+  t.to(device);  // the prior draws follow the model (drawn on the CPU: a seed gives the same on any device)
   SDEGEN_CHECK(t.model->kind() != "autoencoder", "'", a.checkpoint, "' holds an autoencoder, which maps images to ",
                "latents and back and samples nothing; train a model on its latents (sdegen train --latent ",
                a.checkpoint, ") and sample that, or see its reconstructions with sdegen eval --checkpoint ",
@@ -199,7 +200,7 @@ void run_checkpoint(SampleArgs& a) {
   const Solution sol = generate(*model, x0, a.sampler, guidance);
   const double seconds = seconds_since(start);
   sol.check();
-  const torch::Tensor x = st.inverse(sol.x);
+  const torch::Tensor x = st.inverse(sol.x.to(torch::kCPU));
   if (observed.defined()) {  // each sample beside the observation it was drawn for
     std::vector<std::string> header = t.condition_columns;
     header.insert(header.end(), t.columns.begin(), t.columns.end());
@@ -216,12 +217,13 @@ void run_checkpoint(SampleArgs& a) {
 }
 
 void run(SampleArgs& a) {
-  apply_runtime(a.threads, a.seed, a.device);
+  const torch::Device device = apply_runtime(a.threads, a.seed, a.device);
   SDEGEN_CHECK(a.oracle != !a.checkpoint.empty(),
                "sample needs one model: --checkpoint DIR (a trained run) or --oracle (the exact model of --data)");
+  SDEGEN_CHECK(!a.oracle || device.is_cpu(), "--oracle samples on the CPU (the exact mixture's field); drop --device");
   a.sampler.diffusion = parse_diffusion(a.sigma);
   if (a.oracle) run_oracle(a);
-  else run_checkpoint(a);
+  else run_checkpoint(a, device);
 }
 
 }  // namespace
@@ -264,7 +266,9 @@ void register_sample(CLI::App& app) {
   cmd->add_option("--n", args->n, "Number of samples")->check(positive());
   cmd->add_option("--seed", args->seed, "Random seed")->check(seed_value());
   cmd->add_option("--threads", args->threads, "Intra-op threads")->check(thread_count());
-  cmd->add_option("--device", args->device, "Device: cpu or cuda[:N]");
+  cmd->add_option("--device", args->device,
+                  "Device: cpu, or cuda[:N] with a CUDA LibTorch (the prior is drawn on the CPU and moved, so a "
+                  "seed gives the same start on any device)");
   cmd->add_option("--out", args->out, "Output: a CSV, one sample per row; a PNG grid for an image model");
   cmd->add_option("--label", args->label, "Image models: the class to draw (-1: one row per class)");
   cmd->add_option("--guidance", args->guidance,

@@ -51,6 +51,8 @@ struct TrainArgs {
   int64_t nproc = 1;
   double dist_timeout = 120.0;
   CommunicatorPtr group;
+  // Where the model trains: cpu, or cuda[:N] with a CUDA LibTorch (core/device.h).
+  std::string device = "cpu";
 };
 
 // The image recipe (apps/image_train.cpp), measured on Fashion-MNIST with flow: 8000 steps of

@@ -10,6 +10,7 @@
 #include "apps/train_args.h"
 #include "sdegen/io/csv.h"
 #include "sdegen/core/check.h"
+#include "sdegen/core/device.h"
 #include "sdegen/data/csv_data.h"
 #include "sdegen/data/density.h"
 #include "sdegen/eval/evaluate.h"
@@ -151,6 +152,7 @@ void run(TrainArgs& a, const CLI::App& command) {
   const nlohmann::json config = model_config(a.model, data.train.size(1), overrides);
   torch::manual_seed(a.options.seed());
   ModelPtr model = make_model(config);
+  model->to(parse_device(a.device));  // the trainer follows it: data, optimiser state, checkpoint loads
   TrainSetup setup;
   // A consistency model has no likelihood or ELBO to validate by: it keeps its last (averaged) weights.
   const bool validating = data.val.size(0) > 0 && !consistency;
@@ -310,6 +312,9 @@ void register_train(CLI::App& app) {
                   "Data-parallel training: seconds to wait for every process at the rendezvous and at each collective "
                   "before stopping with an error")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--device", a->device,
+                  "Device: cpu, or cuda[:N] with a CUDA LibTorch (one process; the fused CPU kernels are skipped there; "
+                  "random draws are made on the CPU, so a run resumes on either)");
   cmd->add_option("--out", a->out, "Run directory (checkpoint, log.csv)");
   cmd->add_flag("--resume", a->resume, "Continue from the checkpoint in --out");
   cmd->add_flag("--overwrite", a->overwrite, "Replace a checkpoint already in --out");
@@ -323,6 +328,9 @@ void register_train(CLI::App& app) {
       SDEGEN_CHECK(a->model_overrides.is_object(), "--model-config must be a JSON object, got '", a->model_config,
                    "'");
     }
+    // Checked before any worker starts or anything is written.
+    SDEGEN_CHECK(parse_device(a->device).is_cpu() || (a->nproc == 1 && !distributed_environment()),
+                 "--device ", a->device, ": data-parallel training runs on the CPU (Gloo); train on a GPU in one process");
     // With --nproc and no launcher's variables this process is the launcher, not a worker.
     if (a->nproc > 1 && !distributed_environment()) return launch_workers(a->nproc, a->dist_timeout + 5.0);
     a->group = join_from_environment(a->nproc, a->dist_timeout);

@@ -8,11 +8,14 @@
 //     --losses 1 also every loss, warm-up included.
 //   sample: one guided velocity evaluation at guidance 2, the sampler's unit of work: one batched
 //     network call on 2 x --batch (250) images, in eval mode without gradients.
+//   --device cpu|cuda[:N] (default cpu): where the model runs; each batch is moved there inside the
+//     timed step, and a GPU is synchronised before a step's clock stops.
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "common.h"
+#include "sdegen/core/device.h"
 #include "sdegen/model/affine_model.h"
 #include "sdegen/model/factory.h"
 #include "sdegen/train/optim.h"
@@ -26,13 +29,18 @@ inline int run_image_flow(const Args& args, const nlohmann::json& net, const std
   const std::string phase = args.str("phase", "train");
   const nlohmann::json overrides = {{"net", net}, {"p_uncond", 0.1}};
   const sdegen::ModelPtr model = sdegen::make_model(sdegen::model_config("flow", 1, overrides));
+  const torch::Device device = sdegen::parse_device(args.str("device", "cpu"));
+  model->to(device);
+  auto sync = [&] {
+    if (device.is_cuda()) torch::cuda::synchronize();
+  };
   auto& flow = dynamic_cast<sdegen::AffineModel&>(*model);
   int64_t params = 0;
   for (const auto& p : flow.net().parameters()) params += p.numel();
   std::cerr << "bench " << workload << ": " << params << " parameters (" << net.dump() << ")\n";
 
   std::vector<double> times;
-  nlohmann::json extra = {{"params", params}};
+  nlohmann::json extra = {{"params", params}, {"device", device.str()}};
   if (phase == "train") {
     const int64_t steps = args.integer("steps", 20), warmup = args.integer("warmup", 2);
     const int64_t batch = args.integer("batch", 64), n = batch * (steps + warmup);
@@ -42,10 +50,11 @@ inline int run_image_flow(const Args& args, const nlohmann::json& net, const std
     int64_t next = 0;
     std::vector<double> losses;
     auto step = [&] {
-      const torch::Tensor y = data.narrow(0, batch * next, batch);
-      const sdegen::Condition condition(labels.narrow(0, batch * next++, batch));
+      const torch::Tensor y = data.narrow(0, batch * next, batch).to(device);
+      const sdegen::Condition condition(labels.narrow(0, batch * next++, batch).to(device));
       losses.push_back(model->loss_and_gradient(y, condition));
       sdegen::optimizer_step(opt);  // float32 parameters: torch's own Adam step
+      sync();
     };
     times = timed_steps(step, warmup, steps);
     const size_t tail = std::max<size_t>(1, static_cast<size_t>(steps / 5));
@@ -59,10 +68,16 @@ inline int run_image_flow(const Args& args, const nlohmann::json& net, const std
     const int64_t steps = args.integer("steps", 10), warmup = args.integer("warmup", 1);
     const int64_t batch = args.integer("batch", 250);
     model->eval();
-    const auto field = flow.guided_field(sdegen::Condition(torch::randint(0, 10, {batch}, torch::kLong)), 2.0);
-    const torch::Tensor x = torch::randn({batch, 1, 28, 28});
+    const auto field =
+        flow.guided_field(sdegen::Condition(torch::randint(0, 10, {batch}, torch::kLong).to(device)), 2.0);
+    const torch::Tensor x = torch::randn({batch, 1, 28, 28}).to(device);
     torch::NoGradGuard no_grad;
-    times = timed_steps([&] { field->predict(x, 0.5, sdegen::Prediction::Velocity); }, warmup, steps);
+    times = timed_steps(
+        [&] {
+          field->predict(x, 0.5, sdegen::Prediction::Velocity);
+          sync();
+        },
+        warmup, steps);
   } else {
     std::cerr << "bench " << workload << ": --phase must be train or sample, got '" << phase << "'\n";
     return 2;

@@ -11,7 +11,9 @@ plus a class embedding of 11 rows (the last: no label), zero-initialised output 
     pixels on the 8-bit grid. `metric`: the mean loss over the last 20% of steps.
   --phase sample: one guided velocity evaluation, guidance 2: the net on [x; x] with [labels;
     null], u + 2 (c - u), batch --batch (default 250), without gradients.
-usage: unet.py --phase train|sample [--base 32] [--steps N] [--warmup W] [--batch B] [--threads T]
+  --device cpu|cuda[:N]: where the model runs; each batch is moved there inside the timed step, and a GPU
+    is synchronised before a step's clock stops (as bench/image_flow.h does).
+usage: unet.py --phase train|sample [--base 32] [--steps N] [--warmup W] [--batch B] [--threads T] [--device D]
 """
 import math
 
@@ -127,9 +129,9 @@ class Flow(nn.Module):
 
     def loss(self, y, labels):
         n, d = y.shape[0], y[0].numel()
-        t = self.lo + (self.hi - self.lo) * torch.rand(n)
+        t = self.lo + (self.hi - self.lo) * torch.rand(n, device=y.device)
         eps = torch.randn_like(y)
-        labels = torch.where(torch.rand(n, dtype=torch.float64) < self.p_uncond, -1, labels)
+        labels = torch.where(torch.rand(n, dtype=torch.float64, device=y.device) < self.p_uncond, -1, labels)
         pred = self.net(t[:, None, None, None] * y + (1 - t[:, None, None, None]) * eps, t, labels)
         drift = (pred - (y - eps)).pow(2).sum((1, 2, 3)).mean()
         # End terms: reconstruction at hi (x / a = y + noise of std b / a), prior KL at lo.
@@ -141,7 +143,8 @@ class Flow(nn.Module):
 
     def guided_velocity(self, x, t, labels, w):
         n = x.shape[0]
-        out = self.net(torch.cat([x, x]), torch.full((2 * n,), t), torch.cat([labels, torch.full_like(labels, -1)]))
+        out = self.net(torch.cat([x, x]), torch.full((2 * n,), t, device=x.device),
+                       torch.cat([labels, torch.full_like(labels, -1)]))
         c, u = out[:n], out[n:]
         return u + w * (c - u)
 
@@ -152,6 +155,13 @@ def run(model, workload, case, extra):
     last 20% of steps; --losses 1 also reports every loss), or --phase sample, one guided velocity
     call at guidance 2 on 2 x --batch images."""
     phase = common.arg("phase", "train")
+    device = torch.device(common.arg("device", "cpu"))
+    model.to(device)
+    extra["device"] = str(device)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
     losses = []
     if phase == "train":
         steps = common.arg("steps", 20, int)
@@ -165,23 +175,26 @@ def run(model, workload, case, extra):
 
         def step():
             y, c = next(batches)
+            y, c = y.to(device), c.to(device)
             opt.zero_grad()
             loss = model.loss(y, c)
             loss.backward()
             opt.step()
             losses.append(loss.item())
+            sync()
             return losses[-1]
     else:
         steps = common.arg("steps", 10, int)
         warmup = common.arg("warmup", 1, int)
         batch = common.arg("batch", 250, int)
         model.eval()
-        labels = torch.randint(0, 10, (batch,))  # drawn in the C++ side's order
-        x = torch.randn(batch, 1, 28, 28)
+        labels = torch.randint(0, 10, (batch,)).to(device)  # drawn in the C++ side's order
+        x = torch.randn(batch, 1, 28, 28).to(device)
 
         def step():
             with torch.no_grad():
                 model.guided_velocity(x, 0.5, labels, 2.0)
+            sync()
     times, outs = common.timed_steps(step, warmup, steps)
     tail = outs[-max(1, steps // 5):]
     metric = sum(tail) / len(tail) if phase == "train" else None

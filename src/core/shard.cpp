@@ -34,25 +34,35 @@ torch::Tensor shard_draw(int64_t rows, const std::function<torch::Tensor(int64_t
   return all.narrow(dim, s.offset, s.rows).contiguous();
 }
 
+namespace {
+
+// Drawn from the CPU generator and moved: one seed gives the same draws on every device, and a
+// checkpoint's CPU generator state resumes them exactly wherever the run goes on.
+torch::TensorOptions on_cpu(const torch::TensorOptions& options) { return options.device(torch::kCPU); }
+
+}  // namespace
+
 torch::Tensor batch_randn_like(const torch::Tensor& y) {
   std::vector<int64_t> sizes = y.sizes().vec();
   return shard_draw(y.size(0), [&](int64_t n) {
     sizes[0] = n;
-    return torch::randn(sizes, y.options());
+    return torch::randn(sizes, on_cpu(y.options())).to(y.device());
   });
 }
 
 torch::Tensor batch_rand(int64_t rows, const torch::TensorOptions& options) {
-  return shard_draw(rows, [&](int64_t n) { return torch::rand({n}, options); });
+  return shard_draw(rows, [&](int64_t n) { return torch::rand({n}, on_cpu(options)).to(options.device()); });
 }
 
 torch::Tensor batch_randn(int64_t rows, const torch::TensorOptions& options) {
-  return shard_draw(rows, [&](int64_t n) { return torch::randn({n}, options); });
+  return shard_draw(rows, [&](int64_t n) { return torch::randn({n}, on_cpu(options)).to(options.device()); });
 }
 
 torch::Tensor batch_stratified(int64_t rows, const torch::TensorOptions& options) {
   return shard_draw(rows, [&](int64_t n) {
-    return torch::remainder(torch::rand({1}, options) + torch::arange(n, options) / static_cast<double>(n), 1.0);
+    const torch::TensorOptions cpu = on_cpu(options);
+    return torch::remainder(torch::rand({1}, cpu) + torch::arange(n, cpu) / static_cast<double>(n), 1.0)
+        .to(options.device());
   });
 }
 

@@ -79,6 +79,11 @@ torch::Tensor TrainedModel::condition_rows(const std::vector<double>& values, in
   return condition_standardizer.transform(row).expand({n, row.size(1)}).contiguous();
 }
 
+void TrainedModel::to(const torch::Device& device) {
+  model->to(device);
+  if (latent) latent->autoencoder().to(device);
+}
+
 std::shared_ptr<LatentSpace> checkpoint_latent_space(const std::string& run_dir, const nlohmann::json& config) {
   const nlohmann::json& extra = config.at("extra");
   if (!extra.contains("latent")) return nullptr;

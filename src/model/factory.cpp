@@ -4,6 +4,7 @@
 #include <type_traits>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/device.h"
 #include "sdegen/model/autoencoder.h"
 #include "sdegen/model/consistency_model.h"
 #include "sdegen/model/ode_model.h"
@@ -239,14 +240,16 @@ Solution generate(const GenerativeModel& model, const torch::Tensor& x0, Sampler
   return sample_sde(*model.sde(options.diffusion), x0, options, observer);
 }
 
-torch::Tensor sample_model_prior(const GenerativeModel& model, int64_t n, const torch::Device& device,
+torch::Tensor sample_model_prior(const GenerativeModel& model, int64_t n, const c10::optional<torch::Device>& device,
                                  const c10::optional<torch::Generator>& generator) {
   const auto* cm = dynamic_cast<const ConsistencyModel*>(&model);
   const double prior_std = cm ? cm->prior_std() : model.sde(DiffusionSpec{})->prior_std();
   std::vector<int64_t> sizes{n};
   for (const int64_t s : model.shape()) sizes.push_back(s);
   const auto dtype = model.parameters().empty() ? torch::kDouble : model.parameters().front().scalar_type();
-  return prior_std * torch::randn(sizes, generator, torch::TensorOptions(dtype).device(device));
+  // Drawn on the CPU, then moved: a seed gives the same prior points on every device.
+  const torch::Tensor z = prior_std * torch::randn(sizes, generator, torch::TensorOptions(dtype));
+  return z.to(device ? *device : device_of(model));
 }
 
 }  // namespace sdegen

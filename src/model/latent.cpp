@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/device.h"
 #include "sdegen/core/tensor.h"
 #include "sdegen/io/module_archive.h"
 #include "sdegen/model/factory.h"
@@ -101,7 +102,7 @@ LatentSpace LatentSpace::from_stored(const nlohmann::json& json, const std::stri
                                 [&](const std::string& why) { return IoError("'" + where + "': the autoencoder's " + why); }};
   try {
     torch::serialize::InputArchive archive;
-    archive.load_from(in);
+    archive.load_from(in, device_of(*autoencoder));  // onto its device, wherever it was saved
     read_module_tensors(archive, *autoencoder, pairs, check);
   } catch (const c10::Error& e) {
     const std::string what = e.what_without_backtrace();

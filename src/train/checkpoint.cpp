@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/device.h"
 #include "sdegen/core/tensor.h"
 #include "sdegen/io/csv.h"
 #include "sdegen/io/integrity.h"
@@ -55,12 +56,15 @@ void verify_file(const fs::path& file, const nlohmann::json& config) {
                             " recorded in config.json (changed or damaged after it was written)");
 }
 
-torch::serialize::InputArchive open_archive(const fs::path& file, const nlohmann::json& config) {
+// The archive's tensors are put on `device` (a run saved on a GPU loads on a CPU-only machine, and a
+// CPU run resumes on a GPU); nullopt: where they were saved (the generator state: always the CPU).
+torch::serialize::InputArchive open_archive(const fs::path& file, const nlohmann::json& config,
+                                            const c10::optional<torch::Device>& device = c10::nullopt) {
   if (!fs::is_regular_file(file)) throw IoError("checkpoint file '" + file.string() + "' is missing");
   verify_file(file, config);
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(file.string());
+    archive.load_from(file.string(), device);
   } catch (const c10::Error& e) {
     throw corrupt(file, first_line(e.what_without_backtrace()));
   }
@@ -82,7 +86,7 @@ void read_archive(torch::serialize::InputArchive& archive, const fs::path& file,
 
 TensorPairs read_model(const fs::path& dir, const nlohmann::json& config, const GenerativeModel& model) {
   const fs::path file = dir / "model.pt";
-  auto archive = open_archive(file, config);
+  auto archive = open_archive(file, config, device_of(model));
   TensorPairs tensors;
   const StoredTensorCheck check{"the checkpoint", "the model", [&](const std::string& why) { return corrupt(file, why); }};
   read_archive(archive, file, [&](auto& a) { read_module_tensors(a, model, tensors, check); });
@@ -91,7 +95,7 @@ TensorPairs read_model(const fs::path& dir, const nlohmann::json& config, const 
 
 // An Ema-layout archive (ema.pt, best.pt) read into a fresh Ema of the model's layout.
 Ema read_ema(const fs::path& file, const nlohmann::json& config, const GenerativeModel& model) {
-  auto archive = open_archive(file, config);
+  auto archive = open_archive(file, config, device_of(model));
   Ema ema(model, 0.5);
   read_archive(archive, file, [&](auto& a) { ema.load(a); });
   const std::string bad = ema.first_non_finite();
@@ -128,9 +132,9 @@ nlohmann::json parse_checkpoint_config(const std::string& text, const std::strin
     throw corrupt(file, e.what());
   }
   if (!config.is_object()) throw corrupt(file, "expected a JSON object");
-  const auto& format = require(config, "format", file, &nlohmann::json::is_string, "a string");
+  const nlohmann::json format = require(config, "format", file, &nlohmann::json::is_string, "a string");
   if (format != kFormat) throw corrupt(file, "'format' is " + format.dump() + ", not \"" + kFormat + "\"");
-  const auto& version = require(config, "version", file, &nlohmann::json::is_number_integer, "an integer");
+  const nlohmann::json version = require(config, "version", file, &nlohmann::json::is_number_integer, "an integer");
   if (version != kVersion)
     throw IoError("checkpoint '" + file.string() + "' has format version " + version.dump() +
                   "; this build reads version " + std::to_string(kVersion));
@@ -143,11 +147,14 @@ nlohmann::json parse_checkpoint_config(const std::string& text, const std::strin
   require(config, "extra", file, &nlohmann::json::is_object, "an object");
   try {
     train_options_from_json(require(config, "train", file, &nlohmann::json::is_object, "an object"));
-    if (config.contains("files"))
-      for (const auto& item : require(config, "files", file, &nlohmann::json::is_object, "an object").items())
-        digest_from_json(item.value());
+    if (config.contains("files")) {
+      // Copies, not references: GCC 14 takes a reference returned past require's temporary key
+      // for a dangling one (a false alarm, but a warning on every build there).
+      const nlohmann::json files = require(config, "files", file, &nlohmann::json::is_object, "an object");
+      for (const auto& item : files.items()) digest_from_json(item.value());
+    }
     if (config.contains("best")) {
-      const auto& best = require(config, "best", file, &nlohmann::json::is_object, "an object");
+      const nlohmann::json best = require(config, "best", file, &nlohmann::json::is_object, "an object");
       require(best, "step", file, &nlohmann::json::is_number_integer, "an integer");
       require(best, "metric", file, &nlohmann::json::is_string, "a string");
       require(best, "value", file, &nlohmann::json::is_number, "a number");
@@ -347,7 +354,7 @@ nlohmann::json load_checkpoint(const std::string& out_dir, const TrainingState& 
     // torch::optim loads into the optimiser itself: keep its state to put back if the loaded
     // one is malformed.
     const fs::path file = dir / "optimizer.pt";
-    auto archive = open_archive(file, config);
+    auto archive = open_archive(file, config, device_of(state.model));
     std::ostringstream kept_bytes;
     {
       torch::serialize::OutputArchive kept;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/device.h"
 #include "sdegen/core/tensor.h"
 #include "sdegen/io/csv.h"
 #include "sdegen/io/integrity.h"
@@ -56,9 +57,9 @@ nlohmann::json read_config(const fs::path& dir) {
     throw corrupt(file, e.what());
   }
   if (!config.is_object()) throw corrupt(file, "expected a JSON object");
-  const auto& format = require(config, "format", file, &nlohmann::json::is_string, "a string");
+  const nlohmann::json format = require(config, "format", file, &nlohmann::json::is_string, "a string");
   if (format != kFormat) throw corrupt(file, "'format' is " + format.dump() + ", not \"" + kFormat + "\"");
-  const auto& version = require(config, "version", file, &nlohmann::json::is_number_integer, "an integer");
+  const nlohmann::json version = require(config, "version", file, &nlohmann::json::is_number_integer, "an integer");
   if (version != kVersion)
     throw IoError("classifier file '" + file.string() + "' has format version " + version.dump() +
                   "; this build reads version " + std::to_string(kVersion));
@@ -97,7 +98,7 @@ void read_weights(const fs::path& dir, const nlohmann::json& config, Classifier&
                                 [&](const std::string& why) { return corrupt(file, why); }};
   try {
     torch::serialize::InputArchive archive;
-    archive.load_from(file.string());
+    archive.load_from(file.string(), device_of(*net));  // onto the net's device, wherever it was saved
     read_module_tensors(archive, *net, pairs, check);
   } catch (const c10::Error& e) {
     throw corrupt(file, first_line(e.what_without_backtrace()));

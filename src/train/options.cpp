@@ -119,7 +119,7 @@ nlohmann::json to_json(const TrainOptions& o) {
 TrainOptions train_options_from_json(const nlohmann::json& j) {
   SDEGEN_CHECK(j.is_object(), "train options: expected a JSON object, got ", j.dump());
   for (const auto& item : j.items()) check_name("train option", item.key(), train_json_keys());
-  const nlohmann::json& betas = field(j, "betas");
+  const nlohmann::json betas = field(j, "betas");
   SDEGEN_CHECK(betas.is_array() && betas.size() == 2,
                "train options: 'betas' must be an array of two numbers, got ", betas.dump());
   const nlohmann::json& seed = field(j, "seed");

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -48,6 +49,13 @@ inline double log_log_slope(const std::vector<double>& h, const std::vector<doub
 
 // A file path under the temporary directory that no other test process uses: ctest runs tests
 // in parallel, each in its own process.
+// The device the device-agnostic tests run on: SDEGEN_TEST_DEVICE (cpu, cuda, cuda:N), default cpu.
+// The CPU suite runs them on the CPU; scripts/gpu_check.sh runs them again with cuda.
+inline std::string test_device_name() {
+  const char* d = std::getenv("SDEGEN_TEST_DEVICE");
+  return d != nullptr && *d != 0 ? d : "cpu";
+}
+
 inline std::string temp_path(const std::string& name) {
   return ::testing::TempDir() + "sdegen_" + std::to_string(::getpid()) + "_" + name;
 }

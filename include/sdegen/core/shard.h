@@ -39,7 +39,9 @@ torch::Tensor shard_draw(int64_t rows, const std::function<torch::Tensor(int64_t
 
 // The common draws through shard_draw: standard normal noise shaped like y [rows, ...], uniform
 // and standard normal [rows], and stratified uniforms (one uniform offset u, then
-// (u + i / rows) mod 1 for the batch's rows i: the low-discrepancy times of VDM).
+// (u + i / rows) mod 1 for the batch's rows i: the low-discrepancy times of VDM). Each is drawn
+// from LibTorch's CPU generator and moved to y's (or options') device, so that a seed gives the
+// same draws on the CPU and on a GPU, and a checkpoint's CPU generator state resumes them.
 torch::Tensor batch_randn_like(const torch::Tensor& y);
 torch::Tensor batch_rand(int64_t rows, const torch::TensorOptions& options);
 torch::Tensor batch_randn(int64_t rows, const torch::TensorOptions& options);

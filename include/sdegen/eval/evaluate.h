@@ -52,6 +52,8 @@ struct TrainedModel {
   // condition_columns), as the model takes it: standardised, [n, k] float64. Refuses a model
   // without a condition vector, a wrong count and a NaN or infinite value, naming the columns.
   torch::Tensor condition_rows(const std::vector<double>& values, int64_t n) const;
+  // Moves the model (and a latent model's autoencoder) to `device`; samples then come out there.
+  void to(const torch::Device& device);
 };
 // IoError when run_dir has no checkpoint; the model is in eval mode, with the chosen weights (by
 // default the best validated ones, else the average, else the last iterate).

@@ -44,9 +44,11 @@ Solution generate(const AffineModel& model, const torch::Tensor& x0, SamplerOpti
 Solution generate(const GenerativeModel& model, const torch::Tensor& x0, SamplerOptions options,
                   const Guidance& guidance = {}, const Observer& observer = {});
 
-// n draws from a model's prior, [n, *shape], in the model's dtype on `device`, from `generator`
-// (default: LibTorch's global one).
-torch::Tensor sample_model_prior(const GenerativeModel& model, int64_t n, const torch::Device& device = torch::kCPU,
+// n draws from a model's prior, [n, *shape], in the model's dtype on `device` (default: the
+// model's), drawn on the CPU from `generator` (default: LibTorch's global CPU one) and moved there,
+// so that a seed gives the same points on every device.
+torch::Tensor sample_model_prior(const GenerativeModel& model, int64_t n,
+                                 const c10::optional<torch::Device>& device = c10::nullopt,
                                  const c10::optional<torch::Generator>& generator = c10::nullopt);
 
 }  // namespace sdegen
