@@ -22,6 +22,7 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/version.h>
 #endif
 
 namespace sdegen {
@@ -173,10 +174,23 @@ CommunicatorPtr connect(const DistributedEnv& e, std::chrono::milliseconds timeo
     o.numWorkers = static_cast<std::size_t>(e.world_size);
     o.waitWorkers = false;  // arrive() below waits, and names the ranks missing
     o.timeout = timeout;
+    c10::intrusive_ptr<c10d::TCPStore> tcp;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 2)
+    // PyTorch 2.4 serves the store on libuv by default; a LibTorch built without it (Debian 13's
+    // 2.6) refuses that, and its older socket server works the same for a rendezvous.
+    try {
+      tcp = c10::make_intrusive<c10d::TCPStore>(e.master_addr, o);
+    } catch (const std::exception& ex) {
+      if (std::string(ex.what()).find("without libuv") == std::string::npos) throw;
+      o.useLibUV = false;
+      tcp = c10::make_intrusive<c10d::TCPStore>(e.master_addr, o);
+    }
+#else
+    tcp = c10::make_intrusive<c10d::TCPStore>(e.master_addr, o);
+#endif
     // Keys of their own, per restart of an elastic launcher that keeps its store.
     store = c10::make_intrusive<c10d::PrefixStore>(
-        "sdegen/" + env("TORCHELASTIC_RESTART_COUNT").value_or("0") + "/",
-        c10::make_intrusive<c10d::TCPStore>(e.master_addr, o));
+        "sdegen/" + env("TORCHELASTIC_RESTART_COUNT").value_or("0") + "/", tcp);
   } catch (const std::exception& ex) {
     const std::string r = reason(ex);
     if (r.find("Address already in use") != std::string::npos)
