@@ -122,7 +122,7 @@ TrainOptions train_options_from_json(const nlohmann::json& j) {
   const nlohmann::json betas = field(j, "betas");
   SDEGEN_CHECK(betas.is_array() && betas.size() == 2,
                "train options: 'betas' must be an array of two numbers, got ", betas.dump());
-  const nlohmann::json& seed = field(j, "seed");
+  const nlohmann::json seed = field(j, "seed");
   SDEGEN_CHECK(seed.is_number_unsigned() || (seed.is_number_integer() && seed.get<int64_t>() >= 0),
                "train options: 'seed' must be a non-negative integer, got ", seed.dump());
   TrainOptions o = TrainOptions()
