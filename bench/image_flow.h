@@ -16,6 +16,7 @@
 
 #include "common.h"
 #include "sdegen/core/device.h"
+#include "sdegen/core/error.h"
 #include "sdegen/model/affine_model.h"
 #include "sdegen/model/factory.h"
 #include "sdegen/train/optim.h"
@@ -29,7 +30,13 @@ inline int run_image_flow(const Args& args, const nlohmann::json& net, const std
   const std::string phase = args.str("phase", "train");
   const nlohmann::json overrides = {{"net", net}, {"p_uncond", 0.1}};
   const sdegen::ModelPtr model = sdegen::make_model(sdegen::model_config("flow", 1, overrides));
-  const torch::Device device = sdegen::parse_device(args.str("device", "cpu"));
+  torch::Device device(torch::kCPU);
+  try {
+    device = sdegen::parse_device(args.str("device", "cpu"));
+  } catch (const sdegen::InvalidArgument& e) {
+    std::cerr << "bench " << workload << ": " << e.what() << "\n";
+    return 2;
+  }
   model->to(device);
   auto sync = [&] {
     if (device.is_cuda()) torch::cuda::synchronize();

@@ -56,7 +56,8 @@ struct FastSampleOptions {
 
 // A sampler for a control loop: a flow model trained on a table (an MLP predicting the velocity),
 // one sample per call, Euler or Heun on raw buffers with nothing allocated per call. It holds the
-// model and a generator of its own; use one per thread.
+// model and a generator of its own; use one per thread. A copy shares the original's buffers and
+// generator (it is a handle, not a second sampler): call Model::fast_sampler() once per thread.
 class ChunkSampler {
  public:
   int64_t dim() const;            // generated values per sample (an action chunk: H x action dim)
