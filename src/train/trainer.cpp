@@ -15,10 +15,15 @@
 #include "sdegen/train/ema.h"
 #include "sdegen/train/log.h"
 #include "sdegen/train/optim.h"
+#include "train_inputs.h"
 
 namespace sdegen {
 
 namespace {
+
+using detail::checked_conditions;  // the input checks: train_inputs.h
+using detail::checked_labels;
+using detail::checked_rows;
 
 // Independent seeds for the batch, noise, validation and probe streams (core/tensor.h).
 enum Stream : uint64_t { kBatches = 1, kNoise = 2, kValidation = 3, kProbe = 4 };
@@ -109,55 +114,6 @@ void track_best(BestWeights& best, const Metric& figure, int64_t step, Generativ
   }
   if (ema) ema->swap(model);
   best.step = step, best.metric = figure.name, best.value = figure.value, best.stale = 0;
-}
-
-torch::Tensor checked_rows(const torch::Tensor& x, const GenerativeModel& model, const torch::Tensor& like,
-                           const char* what) {
-  const std::vector<int64_t> shape = model.shape();
-  SDEGEN_CHECK(x.dim() == static_cast<int64_t>(shape.size()) + 1 && x.size(0) >= 1 &&
-                   x.sizes().slice(1) == c10::IntArrayRef(shape),
-               "train: ", what, " data must have shape [n >= 1, ", join([&] {
-                 std::vector<std::string> s;
-                 for (const int64_t v : shape) s.push_back(std::to_string(v));
-                 return s;
-               }()), "] for this model, got ", x.sizes());
-  SDEGEN_CHECK(x.is_floating_point(), "train: ", what, " data must be floating point, got ", x.scalar_type());
-  SDEGEN_CHECK(all_finite(x), "train: ", what, " data contain NaN or infinite values");
-  return x.detach().to(like.device(), like.scalar_type()).contiguous();
-}
-
-// The condition vectors of the rows of x for a model taking vectors of width k: [rows, k] finite, in
-// x's dtype and on its device, or undefined for a model without one (which refuses them).
-torch::Tensor checked_conditions(const torch::Tensor& c, const torch::Tensor& x, int64_t k, const char* what) {
-  if (k == 0) {
-    SDEGEN_CHECK(!c.defined(), "train: the model takes no condition vector but ", what, " conditions were given");
-    return {};
-  }
-  SDEGEN_CHECK(c.defined(), "train: the model is conditioned on a vector of ", k, " values and needs ", what,
-               " conditions");
-  SDEGEN_CHECK(c.dim() == 2 && c.size(0) == x.size(0) && c.size(1) == k && c.is_floating_point(), "train: ", what,
-               " conditions must be floating point of shape [", x.size(0), ", ", k, "], got ", c.sizes(), " ",
-               c.scalar_type());
-  SDEGEN_CHECK(all_finite(c), "train: ", what, " conditions contain NaN or infinite values");
-  return c.detach().to(x.device(), x.scalar_type()).contiguous();
-}
-
-// The labels of `rows` rows for a model with `classes` classes: [rows] int64 in range, or
-// undefined for an unconditional model (which refuses labels).
-torch::Tensor checked_labels(const torch::Tensor& labels, int64_t rows, int64_t classes, const char* what) {
-  if (classes == 0) {
-    SDEGEN_CHECK(!labels.defined(), "train: the model is unconditional but ", what, " labels were given");
-    return {};
-  }
-  SDEGEN_CHECK(labels.defined(), "train: the model is conditioned on ", classes, " classes and needs ", what,
-               " labels");
-  SDEGEN_CHECK(labels.dim() == 1 && labels.size(0) == rows && !labels.is_floating_point(), "train: ", what,
-               " labels must be integers of shape [", rows, "], got ", labels.sizes(), " ", labels.scalar_type());
-  const torch::Tensor l = labels.to(torch::kLong);
-  SDEGEN_CHECK(l.min().item<int64_t>() >= 0 && l.max().item<int64_t>() < classes, "train: ", what,
-               " labels must lie in [0, ", classes, "), got values in [", l.min().item<int64_t>(), ", ",
-               l.max().item<int64_t>(), "]");
-  return l.contiguous();
 }
 
 // Data-parallel: sums this rank's gradients (each weighted by its share of the global batch) and
