@@ -1,7 +1,6 @@
 // sdegen sample: draw samples from a model by integrating its generative SDE or ODE.
 #include <chrono>
 #include <cmath>
-#include <sstream>
 #include <fmt/core.h>
 
 #include "apps/commands.h"

@@ -2,7 +2,6 @@
 #include <fmt/core.h>
 
 #include <filesystem>
-#include <sstream>
 
 #include "apps/commands.h"
 #include "apps/json_config.h"
