@@ -9,7 +9,6 @@
 #include "apps/json_config.h"
 #include "apps/train_args.h"
 #include "sdegen/core/check.h"
-#include "sdegen/core/device.h"
 #include "sdegen/data/images.h"
 #include "sdegen/io/csv.h"
 #include "sdegen/eval/evaluate.h"
@@ -197,7 +196,7 @@ void run_image_training(TrainArgs& a, const CLI::App& command) {
 
   torch::manual_seed(a.options.seed());
   ModelPtr model = make_model(config);
-  model->to(parse_device(a.device));
+  model->to(a.on);
   TrainSetup setup;
   if (n_val > 0) {
     setup.val = x.index_select(0, val_rows);

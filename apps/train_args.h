@@ -51,8 +51,10 @@ struct TrainArgs {
   int64_t nproc = 1;
   double dist_timeout = 120.0;
   CommunicatorPtr group;
-  // Where the model trains: cpu, or cuda[:N] with a CUDA LibTorch (core/device.h).
+  // Where the model trains: cpu, or cuda[:N] with a CUDA LibTorch (core/device.h); `device` as
+  // given, `on` as parsed once by the command's callback.
   std::string device = "cpu";
+  torch::Device on{torch::kCPU};
 };
 
 // The image recipe (apps/image_train.cpp), measured on Fashion-MNIST with flow: 8000 steps of

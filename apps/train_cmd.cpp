@@ -151,7 +151,7 @@ void run(TrainArgs& a, const CLI::App& command) {
   const nlohmann::json config = model_config(a.model, data.train.size(1), overrides);
   torch::manual_seed(a.options.seed());
   ModelPtr model = make_model(config);
-  model->to(parse_device(a.device));  // the trainer follows it: data, optimiser state, checkpoint loads
+  model->to(a.on);  // the trainer follows it: data, optimiser state, checkpoint loads
   TrainSetup setup;
   // A consistency model has no likelihood or ELBO to validate by: it keeps its last (averaged) weights.
   const bool validating = data.val.size(0) > 0 && !consistency;
@@ -328,7 +328,8 @@ void register_train(CLI::App& app) {
                    "'");
     }
     // Checked before any worker starts or anything is written.
-    SDEGEN_CHECK(parse_device(a->device).is_cpu() || (a->nproc == 1 && !distributed_environment()),
+    a->on = parse_device(a->device);
+    SDEGEN_CHECK(a->on.is_cpu() || (a->nproc == 1 && !distributed_environment()),
                  "--device ", a->device, ": data-parallel training runs on the CPU (Gloo); train on a GPU in one process");
     // With --nproc and no launcher's variables this process is the launcher, not a worker.
     if (a->nproc > 1 && !distributed_environment()) return launch_workers(a->nproc, a->dist_timeout + 5.0);

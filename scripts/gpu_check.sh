@@ -44,8 +44,8 @@ say "built in $(( $(date +%s) - start )) s"
 step "the device-agnostic tests on $device"
 # DeviceCli.*: the CLI trains on the device, resumes on the CPU and samples the same points there;
 # OnTheTestDevice.*: the library's loss, gradient, guided sampling and checkpoints on the device
-# against the CPU.
-(cd "$build" && SDEGEN_TEST_DEVICE="$device" ctest --output-on-failure -R 'DeviceCli|OnTheTestDevice' 2>&1) | tee -a "$log"
+# against the CPU; ModelApi.LoadsOntoTheTestDevice*: the stable API loaded onto the device.
+(cd "$build" && SDEGEN_TEST_DEVICE="$device" ctest --output-on-failure -R 'DeviceCli|OnTheTestDevice|LoadsOntoTheTestDevice' 2>&1) | tee -a "$log"
 
 step "U-Net (workload 7) on $device: sdegen against PyTorch, $rounds rounds"
 cases=("--phase train --base 32 --steps 30 --warmup 5"

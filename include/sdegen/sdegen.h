@@ -20,7 +20,7 @@
 // in any thread; the stochastic solvers draw their noise from LibTorch's global generator, which
 // is thread-safe but shared, so concurrent stochastic calls are not reproducible. Each call runs
 // on LibTorch's intra-op threads (torch::set_num_threads); for many small concurrent calls, one
-// thread each is usually fastest.
+// thread each is usually fastest. All of this holds on a GPU too (Model::load's device).
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -79,12 +79,18 @@ class Model {
   // The weights training kept (the best validated, else the average, else the last). IoError
   // when run_dir holds no checkpoint, InvalidArgument or IoError naming what is wrong with one
   // that does not load; an autoencoder's run is refused (it samples nothing).
-  static Model load(const std::string& run_dir);
+  //
+  // device: where the weights live and the solves run: "cpu", or "cuda" / "cuda:N" where LibTorch
+  // has CUDA and the GPU is visible (InvalidArgument naming why otherwise). A run trained on either
+  // device loads on either. Inputs may be on any device; results come back on the CPU. The prior
+  // points are drawn on the CPU and moved, so one seed starts the same solve on every device.
+  static Model load(const std::string& run_dir, const std::string& device = "cpu");
 
   std::string kind() const;            // flow, diffusion, score, vdm, sde, ode, consistency
   std::vector<int64_t> shape() const;  // one sample: {d} for tables, {C, H, W} for images
   int64_t num_classes() const;         // 0: unconditional
   bool is_image() const;
+  std::string device() const;  // where it was loaded: "cpu", "cuda:0", ...
   // Tables: the generated columns' names, and those trained with --condition-columns the
   // conditioning columns' names (empty: none).
   std::vector<std::string> columns() const;
@@ -102,7 +108,8 @@ class Model {
   torch::Tensor log_likelihood(const torch::Tensor& points) const;
 
   // The fast sampler of this model (see ChunkSampler); InvalidArgument naming why when the model
-  // is not a flow on a table with an MLP, or the options are out of range.
+  // is not a flow on a table with an MLP, is not on the CPU (the sampler reads raw host buffers),
+  // or the options are out of range.
   ChunkSampler fast_sampler(const FastSampleOptions& options = {}) const;
 
  private:

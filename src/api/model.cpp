@@ -7,6 +7,7 @@
 #include <random>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/device.h"
 #include "sdegen/core/error.h"
 #include "sdegen/eval/evaluate.h"
 #include "sdegen/model/factory.h"
@@ -21,15 +22,19 @@ struct Model::State {
 
 Model::Model(std::shared_ptr<const State> state) : state_(std::move(state)) {}
 
-Model Model::load(const std::string& run_dir) {
+Model Model::load(const std::string& run_dir, const std::string& device) {
+  const torch::Device on = parse_device(device);  // refused by name before anything is read
   auto state = std::make_shared<State>();
   state->trained = load_trained_model(run_dir);
   state->run_dir = run_dir;
   SDEGEN_CHECK(state->trained.model->kind() != "autoencoder", "'", run_dir,
                "' holds an autoencoder, which maps images to latents and samples nothing; load a model trained on "
                "its latents (sdegen train --latent ", run_dir, ")");
+  state->trained.to(on);
   return Model(std::move(state));
 }
+
+std::string Model::device() const { return device_of(*state_->trained.model).str(); }
 
 std::string Model::kind() const { return state_->trained.model->kind(); }
 
@@ -80,6 +85,8 @@ ChunkSampler Model::fast_sampler(const FastSampleOptions& options) const {
   const auto* affine = dynamic_cast<const AffineModel*>(t.model.get());
   SDEGEN_CHECK(affine != nullptr, "fast_sampler: the '", t.model->kind(), "' model is not a flow; the fast sampler "
                "integrates a flow's velocity (train --model flow)");
+  SDEGEN_CHECK(device_of(*t.model).is_cpu(), "fast_sampler: the model is on ", device(), "; the fast sampler reads ",
+               "its weights as raw host buffers, so load the model with device \"cpu\"");
   FastSamplerOptions o;
   o.solver = options.solver;
   o.steps = options.steps;
@@ -116,7 +123,7 @@ torch::Tensor Model::sample(int64_t n, const SampleOptions& options) const {
   s.steps = options.steps;
   torch::NoGradGuard no_grad;
   torch::Generator generator = at::make_generator<at::CPUGeneratorImpl>(options.seed);
-  const torch::Tensor x0 = sample_model_prior(model, n, torch::kCPU, generator);
+  const torch::Tensor x0 = sample_model_prior(model, n, c10::nullopt, generator);  // drawn on the CPU, moved
   SDEGEN_CHECK(options.condition.empty() || model.condition_dim() > 0,
                "sample: the model takes no condition (it was trained without --condition-columns)");
   Guidance guidance;
@@ -130,9 +137,9 @@ torch::Tensor Model::sample(int64_t n, const SampleOptions& options) const {
   }
   const Solution sol = generate(model, x0, s, guidance);
   sol.check();
-  if (t.latent) return t.latent->decode(sol.x).to(torch::kFloat);
-  if (is_image()) return sol.x.to(torch::kFloat);
-  return t.standardizer.inverse(sol.x).to(torch::kDouble);
+  if (t.latent) return t.latent->decode(sol.x).to(torch::kCPU, torch::kFloat);
+  if (is_image()) return sol.x.to(torch::kCPU, torch::kFloat);
+  return t.standardizer.inverse(sol.x.to(torch::kCPU, torch::kDouble));
 }
 
 torch::Tensor Model::log_likelihood(const torch::Tensor& points) const {
@@ -150,15 +157,16 @@ torch::Tensor Model::log_likelihood(const torch::Tensor& points) const {
   LikelihoodOptions o;
   o.exact_divergence = model.dim() <= 16;  // Hutchinson's unbiased estimate above (as sdegen eval)
   torch::NoGradGuard no_grad;
+  const torch::Device on = device_of(model);
   const LikelihoodResult r =
-      is_image() ? model_log_likelihood(model, points.to(model.parameters().front().scalar_type()), o)
-                 : model_log_likelihood(model, t.standardizer, points.to(torch::kDouble), o);
+      is_image() ? model_log_likelihood(model, points.to(on, model.parameters().front().scalar_type()), o)
+                 : model_log_likelihood(model, t.standardizer, points.to(on, torch::kDouble), o);
   const int64_t untrusted = untrusted_points(model, r).sum().item<int64_t>();
   if (untrusted > 0)
     throw NumericError(detail::concat("log_likelihood: the probability-flow solve failed or ran away (beyond ",
                                       kDivergedPriorRadius, " prior standard deviations) for ", untrusted, " of ",
                                       points.size(0), " points; their log-likelihood cannot be trusted"));
-  return r.log_prob.to(torch::kDouble);
+  return r.log_prob.to(torch::kCPU, torch::kDouble);
 }
 
 }  // namespace sdegen

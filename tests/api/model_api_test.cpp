@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "apps/cli_support.h"
+#include "sdegen/core/device.h"
 #include "sdegen/core/error.h"
 #include "sdegen/data/density.h"
 #include "sdegen/sdegen.h"
@@ -57,6 +58,28 @@ TEST_F(ModelApi, LoadsSamplesAndScoresATable) {
   EXPECT_GT(cross_entropy, entropy - 0.05);
   EXPECT_LT(cross_entropy, entropy + 0.3);
   EXPECT_LT(model.log_likelihood(torch::full({3, 1}, 15.0, torch::kDouble)).max().item<double>(), -6.0);
+}
+
+// Device-agnostic (SDEGEN_TEST_DEVICE; the CPU suite runs it with the CPU on both sides): a run
+// loaded onto the test device samples and scores as the CPU does, and hands results back on the CPU.
+TEST_F(ModelApi, LoadsOntoTheTestDeviceAndAgreesWithTheCpu) {
+  const std::string run = table_run();
+  EXPECT_THROW_WITH(Model::load(run, "gpu"), InvalidArgument, "unknown device 'gpu'");
+  const Model cpu = Model::load(run), on = Model::load(run, test::test_device_name());
+  EXPECT_EQ(cpu.device(), "cpu");
+  EXPECT_EQ(on.device(), parse_device(test::test_device_name()).str());
+  SampleOptions o;
+  o.seed = 7;
+  const torch::Tensor x = on.sample(300, o);
+  EXPECT_TRUE(x.device().is_cpu());
+  EXPECT_EQ(x.scalar_type(), torch::kDouble);
+  EXPECT_LT(test::max_abs_diff(x, cpu.sample(300, o)), 1e-6);  // one seed, one start, on either device
+  const torch::Tensor points = torch::linspace(-9.0, 9.0, 40, torch::kDouble).unsqueeze(1);
+  const torch::Tensor logp = on.log_likelihood(points);
+  EXPECT_TRUE(logp.device().is_cpu());
+  EXPECT_LT(test::max_abs_diff(logp, cpu.log_likelihood(points)), 1e-6);
+  if (!parse_device(on.device()).is_cpu())
+    EXPECT_THROW_WITH(on.fast_sampler(), InvalidArgument, "raw host buffers");
 }
 
 TEST_F(ModelApi, ConcurrentCallsOnOneModelGiveTheSequentialResults) {
