@@ -32,6 +32,7 @@ struct EvalArgs {
   PcOptions pc;    // --sample-solver pc
   bool no_samples = false, no_likelihood = false;
   int threads = 1;
+  std::string device = "cpu";
   std::string out = "eval.json";
   std::string samples_out;
   // Image models (apps/image_eval.cpp).
@@ -111,7 +112,8 @@ std::string opt(const std::optional<Estimate>& e) {
 }
 
 void print_table(const EvalResult& r) {
-  fmt::print("{} model on '{}' ({}-D, {} points), nats per point:\n", r.kind, r.source, r.dim, r.n);
+  fmt::print("{} model on '{}' ({}-D{}, {} points), nats per point:\n", r.kind, r.source, r.dim,
+             r.observed > 0 ? fmt::format(" given each row's {} condition columns", r.observed) : std::string(), r.n);
   if (!r.likelihood_problem.empty())
     fmt::print("  log-likelihood        untrusted: {}\n", r.likelihood_problem);
   else
@@ -135,8 +137,13 @@ void print_table(const EvalResult& r) {
   fmt::print("    prior KL          {}\n", opt(r.prior));
   fmt::print("    drift KL          {}\n", opt(r.drift));
   if (r.samples.defined()) {
-    fmt::print("sample distances ({} samples, {}, {} evaluations)   model   two data samples\n", r.n, r.sampler,
-               r.sample_nfe);
+    if (r.observed > 0)
+      fmt::print("sample distances of rows [condition, generated] ({} samples at the reference rows' conditions, "
+                 "{}, {} evaluations)   model   two data samples\n",
+                 r.samples.size(0), r.sampler, r.sample_nfe);
+    else
+      fmt::print("sample distances ({} samples, {}, {} evaluations)   model   two data samples\n", r.samples.size(0),
+                 r.sampler, r.sample_nfe);
     const auto row = [](const char* name, const std::optional<SampleDistance>& m) {
       if (m) fmt::print("  {:<24} {:12.5f} {:12.5f}\n", name, m->model, m->reference);
     };
@@ -197,21 +204,40 @@ nlohmann::json overfitting_check(const TrainedModel& t, const EvalResult& r) {
   return {{"metric", metric}, {"validation", validation}, {"gap", gap}, {"allowed", allowed}, {"warning", far}};
 }
 
+// The rows of a CSV file for a model trained with --condition-columns: its condition columns then
+// the generated ones, found by name, cut into the target and reference halves as any CSV file is.
+EvalData conditional_eval_data(const TrainedModel& t, const std::string& spec, uint64_t seed) {
+  const std::string ext = ".csv";
+  SDEGEN_CHECK(spec.size() > ext.size() && spec.compare(spec.size() - ext.size(), ext.size(), ext) == 0,
+               "--data '", spec, "': a model trained with --condition-columns (", join(t.condition_columns),
+               ") is evaluated on a CSV file with those columns");
+  SDEGEN_CHECK(!t.columns.empty(), "the checkpoint does not name its generated columns, so they cannot be found in '",
+               spec, "'");
+  const CsvData csv = load_csv(spec);
+  std::vector<std::string> names = t.condition_columns;
+  names.insert(names.end(), t.columns.begin(), t.columns.end());
+  const std::vector<int64_t> columns =
+      column_indices(csv, names, "--data", " (the model generates " + join(t.columns) + " given " +
+                                               join(t.condition_columns) + ")");
+  EvalData d = eval_data_from_rows(csv.x.index_select(1, torch::tensor(columns, torch::kLong)), spec, seed);
+  d.observed = static_cast<int64_t>(t.condition_columns.size());
+  return d;
+}
+
 void run(EvalArgs& a, const CLI::App& command) {
-  apply_runtime(a.threads, a.options.seed, "cpu");
+  const torch::Device device = apply_runtime(a.threads, a.options.seed, a.device);
   SDEGEN_CHECK(!a.checkpoint.empty(), "eval needs --checkpoint DIR (the run directory of sdegen train)");
   SDEGEN_CHECK(std::filesystem::is_directory(a.checkpoint), "--checkpoint '", a.checkpoint,
                "' is not a directory; give the run directory of sdegen train");
   TrainedModel t = load_trained_model(a.checkpoint);
+  t.to(device);  // data go to the model's device; figures, samples and images come back to the CPU
   if (!t.images.is_null()) return run_images(a, t, command);
-  // Its likelihood and ELBO would need each row's condition, which eval does not pass yet.
-  SDEGEN_CHECK(t.condition_columns.empty(), "eval of a model trained with --condition-columns (",
-               join(t.condition_columns), ") is not built yet; its run's log.csv has the validation ELBO, and ",
-               "sdegen sample --condition draws from it");
   const std::string spec = a.data.empty() ? t.data : a.data;
   SDEGEN_CHECK(!spec.empty(), "the checkpoint records no data; pass --data SPEC|FILE.csv");
-  const EvalData data = make_eval_data(spec, a.n, a.options.seed);
-  check_dimension(t.model->dim(), data.x.size(1), spec);
+  const bool conditional = !t.condition_columns.empty();
+  const EvalData data = conditional ? conditional_eval_data(t, spec, a.options.seed)
+                                    : make_eval_data(spec, a.n, a.options.seed);
+  check_dimension(t.model->dim(), data.x.size(1) - data.observed, spec);
   EvalOptions o = a.options;
   o.likelihood = !a.no_likelihood;
   o.samples = !a.no_samples;
@@ -225,17 +251,23 @@ void run(EvalArgs& a, const CLI::App& command) {
   if (!t.model->has_elbo() && !command.count("--sample-steps")) o.sampler.steps = 1;
   o.sampler.edm = a.edm;
   o.sampler.pc = a.pc;
-  const EvalResult r = evaluate(*t.model, t.standardizer, data, o);
+  const EvalResult r = evaluate(*t.model, t.standardizer, data, o, t.condition_standardizer);
   print_table(r);
   nlohmann::json j = to_json(r);
   j["overfitting"] = overfitting_check(t, r);
   j["checkpoint"] = a.checkpoint;
   j["schedule"] = schedule_json(*t.model);
+  j["condition_columns"] = t.condition_columns;
   print_schedule(j["schedule"]);
   write_file_atomic(a.out, j.dump(2) + "\n");
   fmt::print("wrote {}\n", a.out);
   if (!a.samples_out.empty() && r.samples.defined()) {
-    write_csv(a.samples_out, r.samples);
+    std::vector<std::string> header;  // [condition columns, generated columns] where they are named
+    if (!t.columns.empty()) {
+      header = t.condition_columns;
+      header.insert(header.end(), t.columns.begin(), t.columns.end());
+    }
+    write_csv(a.samples_out, r.samples, header);
     fmt::print("wrote {}\n", a.samples_out);
   }
 }
@@ -249,8 +281,10 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--checkpoint", a->checkpoint, "Run directory of a trained model (from sdegen train)")->required();
   cmd->add_option("--data", a->data,
                   "Data: " + join(density_names()) + ", a mixture JSON or a numeric CSV file; for an image "
-                  "model the test images: fashion-mnist (its test split) or a folder (default: the data the model "
-                  "was trained on; its own training folder is split in halves for fd_floor)");
+                  "model the test images: fashion-mnist (its test split) or a folder; for a model trained with "
+                  "--condition-columns a CSV file with its columns, evaluated given each row's condition (default: "
+                  "the data the model was trained on; an image model's own training folder is split in halves for "
+                  "fd_floor)");
   cmd->add_option("--n", a->n, "Evaluation points, and samples drawn (images: 1000 per guidance weight)")
       ->check(positive());
   cmd->add_option("--solver", a->solver, "Likelihood ODE solver (dopri5 adaptive, or fixed-step)")
@@ -279,6 +313,9 @@ void register_eval(CLI::App& app) {
   cmd->add_flag("--no-samples", a->no_samples, "Skip sampling and the sample metrics");
   cmd->add_option("--seed", a->options.seed, "Random seed (data draws, t draws, samples)")->check(seed_value());
   cmd->add_option("--threads", a->threads, "Intra-op threads")->check(thread_count());
+  cmd->add_option("--device", a->device,
+                  "Device of the model's solves: cpu, or cuda[:N] with a CUDA LibTorch (the data and prior draws "
+                  "are made on the CPU and moved; an image model's classifier measures on the CPU)");
   cmd->add_option("--out", a->out, "Output JSON");
   cmd->add_option("--samples-out", a->samples_out,
                   "Also write the samples (CSV, data units; images: a PNG grid of the first guidance weight's)");

@@ -40,8 +40,8 @@ void add_student_options(CLI::App* cmd, StudentArgs& a) {
       ->required();
   cmd->add_option("--out", a.out, "Run directory of the student")->required();
   cmd->add_option("--guidance", a.guidance,
-                  "Class-conditional teachers: classifier-free guidance weight (image teachers: 2 unless the "
-                  "teacher has no unconditional map)");
+                  "Conditional teachers (classes or --condition-columns): classifier-free guidance weight "
+                  "(image teachers: 2 unless the teacher has no unconditional map)");
   cmd->add_option("--steps", a.options.steps(), "Optimiser steps of the student")->check(positive());
   cmd->add_option("--batch", a.options.batch(), "Mini-batch size")->check(positive());
   cmd->add_option("--lr", a.options.lr(), "Peak learning rate")->check(positive());
@@ -89,11 +89,14 @@ struct ReflowArgs {
 
 const char* kPairsFile = "pairs.pt";
 
+// pairs.pt: [z, x], [z, x, labels], or [z, x, labels or an empty tensor, conditions].
 void save_pairs(const std::string& dir, const ReflowPairs& p) {
   std::filesystem::create_directories(dir);
   const std::string path = (std::filesystem::path(dir) / kPairsFile).string(), tmp = path + ".tmp";
   std::vector<torch::Tensor> v = {p.z, p.x};
-  if (p.labels.defined()) v.push_back(p.labels);
+  if (p.labels.defined() || p.conditions.defined())
+    v.push_back(p.labels.defined() ? p.labels : torch::empty({0}, torch::kLong));
+  if (p.conditions.defined()) v.push_back(p.conditions);
   torch::save(v, tmp);
   std::filesystem::rename(tmp, path);
 }
@@ -107,22 +110,44 @@ ReflowPairs load_pairs(const std::string& dir) {
   } catch (const c10::Error& e) {
     throw IoError("cannot read the reflow pairs '" + path + "': " + e.what_without_backtrace());
   }
-  SDEGEN_CHECK(v.size() == 2 || v.size() == 3, "'", path, "' holds ", v.size(), " tensors, not reflow pairs");
+  SDEGEN_CHECK(v.size() >= 2 && v.size() <= 4, "'", path, "' holds ", v.size(), " tensors, not reflow pairs");
   ReflowPairs p;
   p.z = v[0], p.x = v[1];
-  if (v.size() == 3) p.labels = v[2];
+  if (v.size() >= 3 && v[2].numel() > 0) p.labels = v[2];
+  if (v.size() == 4) p.conditions = v[3];
   return p;
 }
 
 // The straightness of a flow model from n prior draws (vectors: 1000; images: 16, each a 100-step
-// solve), at uniformly drawn labels with guidance w for a class-conditional model.
-double straightness_of(const GenerativeModel& model, double w) {
-  const int64_t n = model.shape().size() > 1 ? 16 : 1000;
+// solve), at uniformly drawn labels with guidance w for a class-conditional model, or at the first
+// n of `conditions` (standardised rows) for a model with a condition vector.
+double straightness_of(const GenerativeModel& model, double w, const torch::Tensor& conditions) {
+  int64_t n = model.shape().size() > 1 ? 16 : 1000;
+  if (conditions.defined()) n = std::min(n, conditions.size(0));
   torch::NoGradGuard no_grad;
   const torch::Tensor x0 = sample_model_prior(model, n);
   const int64_t classes = model.num_classes();
+  if (model.condition_dim() > 0) {
+    Condition c;
+    c.vector = conditions.narrow(0, 0, n);
+    return flow_straightness(model, x0, 100, c, w);
+  }
   if (classes == 0) return flow_straightness(model, x0);
   return flow_straightness(model, x0, 100, Condition(torch::randint(classes, {n}, torch::kLong)), w);
+}
+
+// A teacher trained with --condition-columns: n observations drawn with replacement from its
+// training file's condition columns, standardised as it takes them.
+torch::Tensor teacher_observations(const TrainedModel& t, int64_t n) {
+  SDEGEN_CHECK(!t.data.empty() && std::filesystem::exists(t.data), "the teacher is conditioned on ",
+               join(t.condition_columns), ", and reflow draws its pairs at the observations of its training file '",
+               t.data, "', which is not there");
+  const CsvData csv = load_csv(t.data);
+  const torch::Tensor observed =
+      csv.x.index_select(1, torch::tensor(column_indices(csv, t.condition_columns, "the teacher's training file"),
+                                          torch::kLong));
+  const torch::Tensor rows = torch::randint(observed.size(0), {n}, torch::TensorOptions(torch::kLong));
+  return t.condition_standardizer.transform(observed.index_select(0, rows));
 }
 
 void run_reflow(ReflowArgs& a) {
@@ -147,7 +172,9 @@ void run_reflow(ReflowArgs& a) {
       fmt::print(stderr, "\r  {}/{} pairs, {:.0f} s", drawn, a.pairs, seconds_since(start));
       if (drawn == a.pairs) fmt::print(stderr, "\n");
     };
-    pairs = draw_reflow_pairs(*teacher.model, a.pairs, a.solver, s.guidance, batch, progress);
+    const torch::Tensor observations =
+        teacher.model->condition_dim() > 0 ? teacher_observations(teacher, a.pairs) : torch::Tensor();
+    pairs = draw_reflow_pairs(*teacher.model, a.pairs, a.solver, s.guidance, batch, progress, observations);
     fmt::print("  {} teacher evaluations over all batches, {:.1f} s\n", pairs.nfe, seconds_since(start));
     save_pairs(s.out, pairs);
   }
@@ -156,6 +183,7 @@ void run_reflow(ReflowArgs& a) {
   TrainSetup setup;
   setup.sources = pairs.z;
   setup.labels = pairs.labels;
+  setup.conditions = pairs.conditions;
   setup.resume = s.resume;
   setup.overwrite = s.overwrite;
   nlohmann::json extra = teacher.config.at("extra");
@@ -169,7 +197,8 @@ void run_reflow(ReflowArgs& a) {
   fmt::print("{}-rectified flow from {} ({} pairs{}): {} steps in {:.1f} s, final loss {:.4f}\n", k, s.checkpoint,
              a.pairs, warm ? ", started from the teacher's weights" : "", r.steps, r.seconds, r.final_loss);
   const TrainedModel trained = load_trained_model(s.out);
-  const double before = straightness_of(*teacher.model, s.guidance), after = straightness_of(*trained.model, 1.0);
+  const double before = straightness_of(*teacher.model, s.guidance, pairs.conditions),
+               after = straightness_of(*trained.model, 1.0, pairs.conditions);
   fmt::print("straightness (0: straight paths): teacher {:.5f}, student {:.5f}\n", before, after);
   fmt::print("checkpoint: {}\n", r.checkpoint);
 }
@@ -230,6 +259,9 @@ void run_distill(DistillArgs& a) {
   check_out_dir(s);
   const TrainedModel teacher = load_trained_model(s.checkpoint);
   set_teacher_guidance(s, teacher);
+  SDEGEN_CHECK(teacher.model->condition_dim() == 0, "'", s.checkpoint, "' was trained with --condition-columns (",
+               join(teacher.condition_columns), "); a consistency student takes no condition vector, so its ",
+               "distillation is not built. sdegen reflow trains a conditional few-step student");
   auto affine = std::dynamic_pointer_cast<const AffineModel>(teacher.model);
   SDEGEN_CHECK(teacher.model->has_probability_flow() && affine,
                "consistency distillation follows the teacher's probability flow from points x_t = a y + b eps of its "

@@ -192,6 +192,9 @@ void run_checkpoint(SampleArgs& a, const torch::Device& device) {
     guidance.condition.vector = t.condition_standardizer.transform(observed);
     guidance.weight = a.guidance_given ? a.guidance : 1.0;
   } else if (model->condition_dim() > 0) {
+    SDEGEN_CHECK(learned_unconditional_map(*model), "the model was trained without condition dropout (p_uncond 0; ",
+                 "a reflowed student learns its teacher's conditional flow), so it has no unconditional model to ",
+                 "draw from; give --condition or --condition-file (", join(t.condition_columns), ")");
     fmt::print("no --condition: drawing from the unconditional model (the model is conditioned on {})\n",
                join(t.condition_columns));
   }

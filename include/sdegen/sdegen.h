@@ -106,6 +106,11 @@ class Model {
   // for a model without a probability flow (sde, consistency) or a latent model. A model with
   // condition columns gives the density of its unconditional model (no observation).
   torch::Tensor log_likelihood(const torch::Tensor& points) const;
+  // A model trained with --condition-columns: log p(y | c) in nats for each row of points [n, d]
+  // given its observation, a row of observations [n, condition_columns().size()] (data units,
+  // finite), through the conditional model's probability flow. InvalidArgument for a model
+  // without condition columns or observations of another shape; failures as above.
+  torch::Tensor log_likelihood(const torch::Tensor& points, const torch::Tensor& observations) const;
 
   // The fast sampler of this model (see ChunkSampler); InvalidArgument naming why when the model
   // is not a flow on a table with an MLP, is not on the CPU (the sampler reads raw host buffers),

@@ -10,10 +10,24 @@
 #include "sdegen/core/device.h"
 #include "sdegen/core/error.h"
 #include "sdegen/eval/evaluate.h"
+#include "sdegen/eval/image_evaluate.h"
 #include "sdegen/model/factory.h"
 #include "sdegen/model/fast_sampler.h"
 
 namespace sdegen {
+
+namespace {
+
+// A model with condition columns trained without condition dropout (a reflowed student) learned no
+// unconditional model: its null condition was never trained, so a draw or density without an
+// observation would be noise.
+void check_unconditional_map(const TrainedModel& t, const char* who) {
+  SDEGEN_CHECK(t.model->condition_dim() == 0 || learned_unconditional_map(*t.model), who, ": the model was trained ",
+               "without condition dropout (a reflowed student), so it has no unconditional model; give the ",
+               "observation (", join(t.condition_columns), ")");
+}
+
+}  // namespace
 
 struct Model::State {
   TrainedModel trained;
@@ -134,6 +148,8 @@ torch::Tensor Model::sample(int64_t n, const SampleOptions& options) const {
   if (!options.condition.empty()) {
     guidance.condition.vector = t.condition_rows(options.condition, n);
     guidance.weight = options.guidance;
+  } else {
+    check_unconditional_map(t, "sample");
   }
   const Solution sol = generate(model, x0, s, guidance);
   sol.check();
@@ -142,7 +158,9 @@ torch::Tensor Model::sample(int64_t n, const SampleOptions& options) const {
   return t.standardizer.inverse(sol.x.to(torch::kCPU, torch::kDouble));
 }
 
-torch::Tensor Model::log_likelihood(const torch::Tensor& points) const {
+torch::Tensor Model::log_likelihood(const torch::Tensor& points) const { return log_likelihood(points, {}); }
+
+torch::Tensor Model::log_likelihood(const torch::Tensor& points, const torch::Tensor& observations) const {
   const TrainedModel& t = state_->trained;
   const GenerativeModel& model = *t.model;
   SDEGEN_CHECK(!t.latent, "log_likelihood: a latent model's density is over its autoencoder's latents, not pixels");
@@ -154,13 +172,26 @@ torch::Tensor Model::log_likelihood(const torch::Tensor& points) const {
                points.sizes());
   SDEGEN_CHECK(points.is_floating_point() && points.isfinite().all().item<bool>(),
                "log_likelihood: points must be finite floating-point values");
+  const torch::Device on = device_of(model);
+  Condition given;
+  if (observations.defined()) {
+    const int64_t k = model.condition_dim();
+    SDEGEN_CHECK(k > 0, "log_likelihood: the model takes no observations (it was trained without --condition-columns)");
+    SDEGEN_CHECK(observations.dim() == 2 && observations.size(0) == points.size(0) && observations.size(1) == k,
+                 "log_likelihood: observations must be [n, ", k, "] for n = ", points.size(0), " points (",
+                 join(t.condition_columns), "), got ", observations.sizes());
+    SDEGEN_CHECK(observations.is_floating_point() && observations.isfinite().all().item<bool>(),
+                 "log_likelihood: observations must be finite floating-point values");
+    given.vector = t.condition_standardizer.transform(observations.to(on, torch::kDouble));
+  } else {
+    check_unconditional_map(t, "log_likelihood");
+  }
   LikelihoodOptions o;
   o.exact_divergence = model.dim() <= 16;  // Hutchinson's unbiased estimate above (as sdegen eval)
   torch::NoGradGuard no_grad;
-  const torch::Device on = device_of(model);
   const LikelihoodResult r =
-      is_image() ? model_log_likelihood(model, points.to(on, model.parameters().front().scalar_type()), o)
-                 : model_log_likelihood(model, t.standardizer, points.to(on, torch::kDouble), o);
+      is_image() ? model_log_likelihood(model, points.to(on, model.parameters().front().scalar_type()), o, given)
+                 : model_log_likelihood(model, t.standardizer, points.to(on, torch::kDouble), o, given);
   const int64_t untrusted = untrusted_points(model, r).sum().item<int64_t>();
   if (untrusted > 0)
     throw NumericError(detail::concat("log_likelihood: the probability-flow solve failed or ran away (beyond ",

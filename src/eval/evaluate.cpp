@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/device.h"
 #include "sdegen/core/tensor.h"
 #include "sdegen/model/factory.h"
 
@@ -64,10 +65,26 @@ Estimate mean_and_se(const torch::Tensor& values) {
   return {v.mean().item<double>(), se};
 }
 
-EvalResult evaluate(GenerativeModel& model, const Standardizer& st, const EvalData& data, const EvalOptions& o) {
+EvalResult evaluate(GenerativeModel& model, const Standardizer& st, const EvalData& data, const EvalOptions& o,
+                    const Standardizer& condition_st) {
   SDEGEN_CHECK(data.x.defined() && data.x.dim() == 2, "evaluation data must be [n, d]");
-  check_dimension(model.dim(), data.x.size(1), data.source);
+  const int64_t k = data.observed;
+  SDEGEN_CHECK(k == model.condition_dim(), "the '", model.kind(), "' model takes ", model.condition_dim(),
+               " condition values; the evaluation data give ", k);
+  SDEGEN_CHECK(k == 0 || (condition_st.mean.defined() && condition_st.dim() == k),
+               "evaluating a conditional model needs the standardisation of its ", k, " condition columns");
+  check_dimension(model.dim(), data.x.size(1) - k, data.source);
   check_dimension(model.dim(), st.dim(), "the standardizer");
+  // Rows [c, y] (data units) -> y and the condition the model takes (standardised c), on the
+  // model's device; the figures and samples come back to the CPU.
+  const torch::Device on = device_of(model);
+  const auto split = [&](const torch::Tensor& rows) {
+    if (k == 0) return std::make_pair(rows.to(on), Condition());
+    Condition c;
+    c.vector = condition_st.transform(rows.narrow(1, 0, k).to(on, torch::kDouble));
+    return std::make_pair(rows.narrow(1, k, rows.size(1) - k).to(on), checked_finite("the evaluation data", c));
+  };
+  const auto [y, condition] = split(data.x);
   SDEGEN_CHECK(o.quantization >= 0 && std::isfinite(o.quantization), "quantization must be >= 0, got ", o.quantization);
   // The model's draws (times, noise, prior points) on a stream of their own: seeded like the data
   // of make_eval_data, a sampler's prior draws would replay the data's noise and correlate the
@@ -78,8 +95,9 @@ EvalResult evaluate(GenerativeModel& model, const Standardizer& st, const EvalDa
   EvalResult r;
   r.kind = model.kind();
   r.source = data.source;
-  r.dim = data.x.size(1);
-  r.n = data.x.size(0);
+  r.dim = y.size(1);
+  r.n = y.size(0);
+  r.observed = k;
   const double d = static_cast<double>(r.dim);
   const auto bpd = [&](double ll) { return -(ll + d * std::log(o.quantization)) / (d * std::log(2.0)); };
 
@@ -90,7 +108,7 @@ EvalResult evaluate(GenerativeModel& model, const Standardizer& st, const EvalDa
     lo.probes = o.probes;
     r.likelihood_method = lo.exact_divergence ? "exact" : "hutchinson";
     try {
-      const LikelihoodResult l = model_log_likelihood(model, st, data.x, lo);
+      const LikelihoodResult l = model_log_likelihood(model, st, y, lo, condition);
       r.likelihood_nfe = l.nfe;
       // Per point: set aside by the solve or not finite (l.valid), or carried far outside the
       // prior (a diverged solve whose figure is finite but meaningless). An average that leaves
@@ -113,7 +131,7 @@ EvalResult evaluate(GenerativeModel& model, const Standardizer& st, const EvalDa
 
   auto start = std::chrono::steady_clock::now();
   if (model.has_elbo()) {
-    const ElboTerms terms = model_elbo(model, st, data.x, o.elbo_time_samples);
+    const ElboTerms terms = model_elbo(model, st, y, o.elbo_time_samples, 4096, condition);
     const torch::Tensor total = terms.total();
     const torch::Tensor finite = total.isfinite();
     r.elbo_failed = r.n - finite.sum().item<int64_t>();
@@ -127,18 +145,37 @@ EvalResult evaluate(GenerativeModel& model, const Standardizer& st, const EvalDa
     r.elbo_seconds = seconds_since(start);
   }
 
-  if (data.density && data.density->has_log_prob()) r.true_log_likelihood = mean_and_se(data.density->log_prob(data.x));
+  if (data.density && data.density->has_log_prob()) {
+    SDEGEN_CHECK(k == 0, "a built-in density has no condition columns");
+    r.true_log_likelihood = mean_and_se(data.density->log_prob(data.x));
+  }
 
   if (o.samples) {
     start = std::chrono::steady_clock::now();
     r.sampler = sampler_for(model, o.sampler);
     const torch::Tensor target = data.target.defined() ? data.target : data.x;
-    const Solution sol = draw_samples(model, st, target.size(0), o.sampler);
-    r.samples = sol.x;
-    r.sample_nfe = sol.nfe;
     const torch::Tensor reference = data.reference.defined() ? data.reference : target;
-    r.metrics = sample_metrics(sol.x, target, reference, o.projections, o.seed);
-    if (model.has_probability_flow()) r.straightness = flow_straightness(model, sample_model_prior(model, target.size(0)));
+    if (k == 0) {
+      const Solution sol = draw_samples(model, st, target.size(0), o.sampler);
+      r.samples = sol.x.to(torch::kCPU);
+      r.sample_nfe = sol.nfe;
+      if (model.has_probability_flow())
+        r.straightness = flow_straightness(model, sample_model_prior(model, target.size(0)));
+    } else {
+      // One sample per reference row, at its condition, beside that condition.
+      const Condition at = split(reference).second;
+      SamplerOptions so = o.sampler;
+      so.solver = r.sampler;
+      torch::NoGradGuard no_grad;
+      const torch::Tensor x0 = sample_model_prior(model, reference.size(0));
+      Solution sol = generate(model, x0, so, Guidance{at, 1.0});
+      sol.check();
+      r.samples = torch::cat({reference.narrow(1, 0, k), st.inverse(sol.x.to(torch::kCPU))}, 1);
+      r.sample_nfe = sol.nfe;
+      if (model.has_probability_flow())
+        r.straightness = flow_straightness(model, sample_model_prior(model, reference.size(0)), 100, at, 1.0);
+    }
+    r.metrics = sample_metrics(r.samples, target, reference, o.projections, o.seed);
     r.sample_seconds = seconds_since(start);
   }
   return r;

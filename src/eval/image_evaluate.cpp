@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "sdegen/core/check.h"
+#include "sdegen/core/device.h"
 #include "sdegen/core/tensor.h"
 #include "sdegen/eval/image_metrics.h"
 #include "sdegen/model/affine_model.h"
@@ -49,7 +50,8 @@ GuidanceRow sample_row(GenerativeModel& model, Classifier& classifier, const Fea
     const Solution sol = generate(model, x0, o.sampler, guidance);
     sol.check();
     row.nfe = sol.nfe;
-    parts.push_back((latent ? latent->decode(sol.x) : sol.x).to(torch::kFloat).clamp(-1.0, 1.0));
+    // Back on the CPU, where the classifier measures them.
+    parts.push_back((latent ? latent->decode(sol.x) : sol.x).to(torch::kCPU, torch::kFloat).clamp(-1.0, 1.0));
     if (progress) progress(w, done + m, o.n);
   }
   row.seconds = seconds_since(start);
@@ -136,6 +138,7 @@ ImageEvalResult evaluate_images(GenerativeModel& model, Classifier& classifier, 
   // Bits per dimension of the unconditional model on dequantised reference images.
   const int64_t dims = example_numel(shape);
   const auto dtype = model.parameters().empty() ? torch::kFloat : model.parameters().front().scalar_type();
+  const torch::Device on = device_of(model);  // the data follow the model; figures come back as numbers
   torch::manual_seed(o.seed);
   if (o.elbo_n > 0) {
     torch::NoGradGuard no_grad;
@@ -143,11 +146,11 @@ ImageEvalResult evaluate_images(GenerativeModel& model, Classifier& classifier, 
     const torch::Tensor images = reference_images.narrow(0, 0, std::min(o.elbo_n, o.n));
     // A latent model's ELBO is of the images' latents; pixels are dequantised as a discrete
     // likelihood needs.
-    const torch::Tensor y = (latent ? latent->encode(images) : dequantize_pixels(images)).to(dtype);
+    const torch::Tensor y = latent ? latent->encode(images.to(on)).to(dtype) : dequantize_pixels(images).to(on, dtype);
     std::vector<torch::Tensor> totals;
     for (int64_t i = 0; i < y.size(0); i += o.batch)
       totals.push_back(model.elbo(y.narrow(0, i, std::min(o.batch, y.size(0) - i)), o.elbo_time_samples).total());
-    const torch::Tensor nelbo = -torch::cat(totals).to(torch::kDouble);
+    const torch::Tensor nelbo = -torch::cat(totals).to(torch::kCPU, torch::kDouble);
     r.elbo_n = y.size(0);
     const int64_t bad = nelbo.isfinite().logical_not().sum().item<int64_t>();
     if (bad > 0) r.elbo_problem = detail::concat(bad, " of ", r.elbo_n, " images have a non-finite ELBO");
@@ -162,7 +165,7 @@ ImageEvalResult evaluate_images(GenerativeModel& model, Classifier& classifier, 
   if (o.likelihood_n > 0) {
     const auto start = std::chrono::steady_clock::now();
     const torch::Tensor y =
-        dequantize_pixels(reference_images.narrow(0, 0, std::min(o.likelihood_n, o.n))).to(dtype);
+        dequantize_pixels(reference_images.narrow(0, 0, std::min(o.likelihood_n, o.n))).to(on, dtype);
     r.likelihood_n = y.size(0);
     try {
       const LikelihoodResult l = model_log_likelihood(model, y, o.likelihood);
@@ -202,7 +205,9 @@ ReconstructionResult evaluate_reconstruction(AutoencoderModel& autoencoder, Clas
   r.n = n;
   r.originals = b.to(torch::kFloat);
   r.reconstructions =
-      decode_latents(autoencoder, posterior_means(autoencoder, b)).to(torch::kFloat).clamp(-1.0, 1.0);
+      decode_latents(autoencoder, posterior_means(autoencoder, b.to(device_of(autoencoder))))
+          .to(torch::kCPU, torch::kFloat)
+          .clamp(-1.0, 1.0);
   const FeatureStats reference_stats = feature_stats(image_features(classifier, a), "the reference images' features");
   r.fd = frechet_distance(feature_stats(image_features(classifier, r.reconstructions), "the reconstructions' features"),
                           reference_stats);

@@ -74,7 +74,8 @@ LikelihoodResult log_likelihood(const VectorField& velocity, const torch::Tensor
   } else {
     torch::Tensor probes;
     if (!o.exact_divergence)
-      probes = torch::randint(0, 2, {o.probes, n, dim}, x.options()) * 2.0 - 1.0;
+      // Drawn on the CPU and moved, as every random draw: one seed, the same probes on any device.
+      probes = (torch::randint(0, 2, {o.probes, n, dim}, x.options().device(torch::kCPU)) * 2.0 - 1.0).to(x.device());
     // Augmented state [x_flat, ell]: d ell/dt = div v.
     const VectorField augmented = [&](double t, const torch::Tensor& z) {
       torch::Tensor v;

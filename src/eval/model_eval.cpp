@@ -94,7 +94,7 @@ std::shared_ptr<LatentSpace> checkpoint_latent_space(const std::string& run_dir,
 }
 
 LikelihoodResult model_log_likelihood(const GenerativeModel& model, const torch::Tensor& x,
-                                      const LikelihoodOptions& options) {
+                                      const LikelihoodOptions& options, const Condition& condition) {
   const std::vector<int64_t> shape = model.shape();
   SDEGEN_CHECK(x.dim() >= 2 && x.size(0) > 0 && x.sizes().slice(1).vec() == shape,
                "evaluation points must be [n, *shape] with n > 0 and shape ", torch::IntArrayRef(shape),
@@ -104,23 +104,38 @@ LikelihoodResult model_log_likelihood(const GenerativeModel& model, const torch:
                "use its ELBO");
   LikelihoodOptions o = options;
   double scale = 1.0;  // a(t1) where the data end stops short of t = 1
-  if (const auto* affine = dynamic_cast<const AffineModel*>(&model)) {
-    if (affine->options().prediction != Prediction::Velocity) {
-      o.t1 = std::min(o.t1, affine->time_range().second);
-      scale = affine->schedule().a(o.t1);
-    }
+  const auto* affine = dynamic_cast<const AffineModel*>(&model);
+  if (affine && affine->options().prediction != Prediction::Velocity) {
+    o.t1 = std::min(o.t1, affine->time_range().second);
+    scale = affine->schedule().a(o.t1);
   }
   const auto sde = model.sde(DiffusionSpec{});
-  const VectorField velocity = [sde](double t, const torch::Tensor& x) { return sde->drift(x, t); };
-  LikelihoodResult r = log_likelihood(velocity, x * scale, sde->prior_std(), o, sde->raw_drift_divergence());
+  LikelihoodResult r;
+  if (condition.empty()) {
+    const VectorField velocity = [sde](double t, const torch::Tensor& x) { return sde->drift(x, t); };
+    r = log_likelihood(velocity, x * scale, sde->prior_std(), o, sde->raw_drift_divergence());
+  } else {
+    // The conditional model's flow (guidance weight 1) at each row's own condition; no raw path.
+    SDEGEN_CHECK(affine != nullptr, "the '", model.kind(), "' model takes no condition");
+    const Condition c = checked_finite("the conditional likelihood", condition);
+    for (const torch::Tensor& rows : {c.labels, c.vector})
+      SDEGEN_CHECK(!rows.defined() || rows.size(0) == x.size(0), "the condition has ", rows.size(0),
+                   " rows for ", x.size(0), " points");
+    const std::shared_ptr<const MarginalField> field = affine->guided_field(c, 1.0);
+    const VectorField velocity = [field](double t, const torch::Tensor& x) {
+      return field->predict(x, t, Prediction::Velocity);
+    };
+    r = log_likelihood(velocity, x * scale, sde->prior_std(), o);
+  }
   r.log_prob = r.log_prob + static_cast<double>(x.numel() / x.size(0)) * std::log(scale);
   return r;
 }
 
 LikelihoodResult model_log_likelihood(const GenerativeModel& model, const Standardizer& st,
-                                      const torch::Tensor& y, const LikelihoodOptions& options) {
+                                      const torch::Tensor& y, const LikelihoodOptions& options,
+                                      const Condition& condition) {
   check_points(model, y);
-  LikelihoodResult r = model_log_likelihood(model, st.transform(y.to(torch::kDouble)), options);
+  LikelihoodResult r = model_log_likelihood(model, st.transform(y.to(torch::kDouble)), options, condition);
   r.log_prob = r.log_prob - log_jacobian(st);
   return r;
 }
@@ -161,14 +176,16 @@ Validator make_validator(const std::string& metric, int64_t validation_rows) {
 }
 
 ElboTerms model_elbo(GenerativeModel& model, const Standardizer& st, const torch::Tensor& y,
-                     int64_t time_samples, int64_t batch) {
+                     int64_t time_samples, int64_t batch, const Condition& condition) {
   check_points(model, y);
   SDEGEN_CHECK(time_samples > 0, "the ELBO needs time_samples > 0, got ", time_samples);
   SDEGEN_CHECK(batch > 0, "batch must be positive, got ", batch);
   const torch::Tensor z = st.transform(y.to(torch::kDouble));
+  const Condition c = checked_finite("the ELBO", condition);
   std::vector<torch::Tensor> rec, prior, drift;
   for (int64_t i = 0; i < z.size(0); i += batch) {
-    const ElboTerms t = model.elbo(z.narrow(0, i, std::min(batch, z.size(0) - i)), time_samples);
+    const int64_t rows = std::min(batch, z.size(0) - i);
+    const ElboTerms t = model.elbo(z.narrow(0, i, rows), time_samples, c.empty() ? c : c.slice(i, rows));
     rec.push_back(t.reconstruction.detach()), prior.push_back(t.prior.detach()), drift.push_back(t.drift.detach());
   }
   return {torch::cat(rec) - log_jacobian(st), torch::cat(prior), torch::cat(drift)};

@@ -8,7 +8,8 @@
 namespace sdegen {
 
 ReflowPairs draw_reflow_pairs(const GenerativeModel& teacher, int64_t n, const SamplerOptions& solver, double guidance,
-                              int64_t batch, const std::function<void(int64_t drawn)>& progress) {
+                              int64_t batch, const std::function<void(int64_t drawn)>& progress,
+                              const torch::Tensor& conditions) {
   SDEGEN_CHECK(n >= 1, "reflow needs at least one pair, got ", n);
   SDEGEN_CHECK(batch >= 1, "reflow: the batch must be >= 1, got ", batch);
   SDEGEN_CHECK(teacher.has_probability_flow(), "reflow couples prior draws with the ends of the teacher's ",
@@ -16,16 +17,31 @@ ReflowPairs draw_reflow_pairs(const GenerativeModel& teacher, int64_t n, const S
   const auto ode = ode_sampler_names();
   SDEGEN_CHECK(std::find(ode.begin(), ode.end(), solver.solver) != ode.end(), "reflow's pairs come from an ODE "
                "solver (", join(ode), "); '", solver.solver, "' draws noise, which would not couple z with x");
-  const int64_t classes = teacher.num_classes();
-  SDEGEN_CHECK(classes > 0 || guidance == 1.0, "guidance needs a class-conditional teacher");
+  const int64_t classes = teacher.num_classes(), k = teacher.condition_dim();
+  SDEGEN_CHECK(classes > 0 || k > 0 || guidance == 1.0, "guidance needs a conditional teacher (class-conditional, or trained with --condition-columns)");
+  SDEGEN_CHECK(k == 0 || (conditions.defined() && conditions.dim() == 2 && conditions.size(0) == n &&
+                          conditions.size(1) == k),
+               "reflow: the teacher is conditioned on ", k, " values and needs [n, ", k, "] = [", n, ", ", k,
+               "] condition rows, got ", conditions.defined() ? conditions.sizes() : c10::IntArrayRef{});
+  SDEGEN_CHECK(k > 0 || !conditions.defined(), "reflow: the teacher takes no condition vector");
   torch::NoGradGuard no_grad;
   ReflowPairs p;
   p.z = sample_model_prior(teacher, n);
   if (classes > 0) p.labels = torch::randint(classes, {n}, torch::TensorOptions(torch::kLong));
+  Condition given;  // checked once here; each batch's rows keep the mark
+  if (k > 0) {
+    given.vector = conditions;
+    given = checked_finite("reflow's condition rows", given);
+    p.conditions = conditions;
+  }
   std::vector<torch::Tensor> xs;
   for (int64_t i = 0; i < n; i += batch) {
     const int64_t m = std::min(batch, n - i);
-    const Guidance g{p.labels.defined() ? Condition(p.labels.narrow(0, i, m)) : Condition(), guidance};
+    Guidance g{p.labels.defined() ? Condition(p.labels.narrow(0, i, m)) : Condition(), guidance};
+    if (k > 0) {
+      g.condition.vector = given.vector.narrow(0, i, m);
+      g.condition.vector_finite = true;
+    }
     const Solution sol = generate(teacher, p.z.narrow(0, i, m), solver, g);
     sol.check();
     p.nfe += sol.nfe;

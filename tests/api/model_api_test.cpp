@@ -199,6 +199,30 @@ TEST_F(ModelApi, ConditionColumnsSteerSampleAndTheFastSampler) {
   EXPECT_THROW_WITH(fast.sample(&nan, &y), InvalidArgument, "observation 0 is nan");
   EXPECT_THROW_WITH(Model::load(table_run()).sample(3, SampleOptions{"heun", 20, -1, 1.0, 0, {1.0}}),
                     InvalidArgument, "takes no condition");
+  // log p(y | c): y = 12 is likely given c = 2 (N(12, 0.2^2): 0.69 nats at its mode) and
+  // unlikely given c = -2 (20 standard deviations out, where the model's tail is far fatter than the
+  // data's but still low); unconditionally it is about log 2 lower.
+  const torch::Tensor at12 = torch::full({2, 1}, 12.0, torch::kDouble);
+  const torch::Tensor given = model.log_likelihood(at12, torch::tensor({2.0, -2.0}, torch::kDouble).unsqueeze(1));
+  const double mode = -0.5 * std::log(2 * M_PI * 0.04);
+  EXPECT_NEAR(given[0].item<double>(), mode, 0.35);
+  EXPECT_LT(given[1].item<double>(), given[0].item<double>() - 5.0);
+  EXPECT_NEAR(model.log_likelihood(at12)[0].item<double>(), mode - std::log(2.0), 0.35);
+  EXPECT_THROW_WITH(model.log_likelihood(at12, torch::zeros({2, 2}, torch::kDouble)), InvalidArgument,
+                    "observations must be [n, 1] for n = 2 points (c), got [2, 2]");
+  EXPECT_THROW_WITH(model.log_likelihood(at12, torch::full({2, 1}, NAN, torch::kDouble)), InvalidArgument,
+                    "observations must be finite");
+  // A reflowed student learned no unconditional model (no condition dropout): without an
+  // observation, sample and log_likelihood are refused rather than answered from the untrained null.
+  const test::Outcome r = run_sdegen("reflow --checkpoint " + run + " --pairs 200 --solver rk4 --solver-steps 8 "
+                                     "--steps 20 --threads 1 --out " + path("student"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const Model student = Model::load(path("student"));
+  EXPECT_THROW_WITH(student.sample(3), InvalidArgument, "sample: the model was trained without condition dropout");
+  EXPECT_THROW_WITH(student.log_likelihood(at12), InvalidArgument, "give the observation (c)");
+  SampleOptions at2;
+  at2.condition = {2.0};
+  EXPECT_EQ(student.sample(3, at2).sizes(), (std::vector<int64_t>{3, 1}));
 }
 
 }  // namespace

@@ -71,6 +71,9 @@ struct EvalData {
   torch::Tensor reference;  // [m, d]: a data sample independent of target (the metrics' floor)
   DensityPtr density;       // the true density for built-in specs, nullptr for CSV files
   std::string source;
+  // A model trained with --condition-columns: the first `observed` columns of x, target and
+  // reference are each row's condition (data units), the rest what the model generates.
+  int64_t observed = 0;
 };
 // A built-in density (or mixture JSON): x (also the target) and the reference are two independent
 // draws of n points, seeded by seed.
@@ -94,12 +97,17 @@ torch::Tensor untrusted_points(const GenerativeModel& model, const LikelihoodRes
 // data end back to t = 0. An affine model whose data end t1 < 1 (the prediction is singular at
 // t = 1) gives log p_{t1}(a(t1) y) + d log a(t1), which neglects the small noise b(t1) left there.
 // InvalidArgument for a model without a probability flow (the general sde model).
+// A conditional model given a condition (labels and/or condition vectors, one row per point, the
+// vectors standardised as the model takes them) gives log p(y | c) through the flow of its
+// conditional model (guidance weight 1) at each row's condition; an empty condition gives the
+// unconditional model's. Conditions go by autograd's divergence, not the raw path.
 LikelihoodResult model_log_likelihood(const GenerativeModel& model, const Standardizer& st,
-                                      const torch::Tensor& y, const LikelihoodOptions& options = {});
+                                      const torch::Tensor& y, const LikelihoodOptions& options = {},
+                                      const Condition& condition = {});
 // The same in the model's own units, for points x [n, *model.shape()] in the model's dtype (images:
 // pixels scaled to [-1, 1]), with no standardisation to undo.
 LikelihoodResult model_log_likelihood(const GenerativeModel& model, const torch::Tensor& x,
-                                      const LikelihoodOptions& options = {});
+                                      const LikelihoodOptions& options = {}, const Condition& condition = {});
 
 // A validator for train() (train/validation.h): "val_nll", the mean negative log-likelihood of the
 // validation rows (in the model's own, standardised units) through the model's probability flow,
@@ -112,10 +120,11 @@ Validator likelihood_validator(double tolerance = 1e-4);
 std::vector<std::string> validation_metric_names();
 Validator make_validator(const std::string& metric, int64_t validation_rows);
 
-// The ELBO's terms per row of y (data units), time_samples draws of t per row, in batches. Rows
-// whose terms are not finite are left as they are, for the caller to count.
+// The ELBO's terms per row of y (data units), time_samples draws of t per row, in batches, given
+// each row's condition where one is given (as model_log_likelihood). Rows whose terms are not
+// finite are left as they are, for the caller to count.
 ElboTerms model_elbo(GenerativeModel& model, const Standardizer& st, const torch::Tensor& y,
-                     int64_t time_samples = 8, int64_t batch = 4096);
+                     int64_t time_samples = 8, int64_t batch = 4096, const Condition& condition = {});
 
 // n samples in data units. An empty solver means dopri5 for a model with a probability flow and
 // euler-maruyama (on options.steps steps) otherwise. The Solution is checked (NumericError).
@@ -169,7 +178,8 @@ struct EvalOptions {
 
 struct EvalResult {
   std::string kind, source;
-  int64_t dim = 0, n = 0;
+  int64_t dim = 0, n = 0;  // dim: the generated columns
+  int64_t observed = 0;    // the condition columns each figure is given (EvalData::observed)
   std::optional<Estimate> log_likelihood;  // nats per point; empty when likelihood_failed > 0
   std::string likelihood_method;           // "exact" or "hutchinson"
   int64_t likelihood_nfe = 0;
@@ -189,8 +199,13 @@ struct EvalResult {
   double likelihood_seconds = 0, elbo_seconds = 0, sample_seconds = 0;
 };
 
+// A conditional model (data.observed > 0, condition_st: its condition columns' standardisation)
+// is evaluated given each row's condition: log p(y | c) and its ELBO on the rows of x; its
+// samples are drawn one per reference row, at that row's condition, and compared as joint rows
+// [c, y] with the target rows, beside the reference rows themselves (the same conditions, the
+// data's own y). A sample of the right conditional distribution then scores like the reference.
 EvalResult evaluate(GenerativeModel& model, const Standardizer& st, const EvalData& data,
-                    const EvalOptions& options = {});
+                    const EvalOptions& options = {}, const Standardizer& condition_st = {});
 
 // Keys: kind, data, dim, n, log_likelihood, log_likelihood_stderr, likelihood_failed_points,
 // likelihood_problem, elbo_failed_rows, likelihood_method,
