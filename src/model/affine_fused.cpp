@@ -134,7 +134,8 @@ RawPredictionFactory raw_prediction(Mlp net, SchedulePtr schedule, bool precondi
 
 bool AffineModel::has_fused_step(const torch::Tensor& y) const {
   // Every parameter must be one derived here: the net's, log delta and, for vdm with m(t) = t,
-  // the learned endpoints (noise or data prediction, the ELBO weighting, no preconditioning).
+  // the learned endpoints (noise or data prediction, the ELBO weighting, no preconditioning). A
+  // net with a condition vector takes its rows' features as kernel inputs (a label does not).
   if (!mlp_ || y.dim() != 2) return false;
   size_t own = net_->parameters().size() + 1;
   if (learned_) {
@@ -144,19 +145,25 @@ bool AffineModel::has_fused_step(const torch::Tensor& y) const {
     if (options_.learn_endpoints) own += 2;
   }
   return is_cpu_double(y) && parameters().size() == own &&
-         MlpKernel::supports(*mlp_);
+         MlpKernel::supports(*mlp_, nullptr, /*condition_inputs=*/true);
 }
 
 double AffineModel::loss_and_gradient(const torch::Tensor& y_in, const Condition& condition) {
   check_data(y_in);
-  if (!condition.empty() || !has_fused_step(y_in)) return autograd_loss_and_gradient(*this, y_in, condition);
+  if (condition.labels.defined() || !has_fused_step(y_in)) return autograd_loss_and_gradient(*this, y_in, condition);
   const torch::Tensor y = y_in.contiguous();
   const int64_t n = y.size(0), d = dim();
   const bool endpoints = learned_ && options_.learn_endpoints;
   check_learned_endpoints();
-  // The same draws in the same order as loss(): the times, then the noise.
+  // The same draws in the same order as loss(): the times, the noise, then the condition dropout.
   const torch::Tensor t = sample_times(n, y.options()).contiguous();
   const torch::Tensor eps = prior_pairs(y, condition).contiguous();
+  // A condition vector's rows enter the kernel as the module's features [c * p, p] (net/network.h).
+  const int64_t observed = condition_dim();
+  const torch::Tensor features = observed > 0 ? condition_features("the fused step", drop_labels(condition, n),
+                                                                   observed, n, torch::kDouble, torch::kCPU)
+                                                    .contiguous()
+                                              : torch::Tensor();
   zero_gradients(parameters());
 
   RawCoefficients c;
@@ -192,9 +199,9 @@ double AffineModel::loss_and_gradient(const torch::Tensor& y_in, const Condition
     }
   }
 
-  MlpKernel net(*mlp_);
+  MlpKernel net(*mlp_, /*condition_inputs=*/true);
   MlpTape& tape = workspace_.tape(0);
-  net.forward(x, t.data_ptr<double>(), n, {}, tape);
+  net.forward(x, t.data_ptr<double>(), n, {}, tape, features.defined() ? features.data_ptr<double>() : nullptr);
   const double* F = tape.output();
   const auto [lo, hi] = time_range();
   const double k = options_.weighting == Weighting::Elbo ? hi - lo : 1.0;
