@@ -204,26 +204,6 @@ nlohmann::json overfitting_check(const TrainedModel& t, const EvalResult& r) {
   return {{"metric", metric}, {"validation", validation}, {"gap", gap}, {"allowed", allowed}, {"warning", far}};
 }
 
-// The rows of a CSV file for a model trained with --condition-columns: its condition columns then
-// the generated ones, found by name, cut into the target and reference halves as any CSV file is.
-EvalData conditional_eval_data(const TrainedModel& t, const std::string& spec, uint64_t seed) {
-  const std::string ext = ".csv";
-  SDEGEN_CHECK(spec.size() > ext.size() && spec.compare(spec.size() - ext.size(), ext.size(), ext) == 0,
-               "--data '", spec, "': a model trained with --condition-columns (", join(t.condition_columns),
-               ") is evaluated on a CSV file with those columns");
-  SDEGEN_CHECK(!t.columns.empty(), "the checkpoint does not name its generated columns, so they cannot be found in '",
-               spec, "'");
-  const CsvData csv = load_csv(spec);
-  std::vector<std::string> names = t.condition_columns;
-  names.insert(names.end(), t.columns.begin(), t.columns.end());
-  const std::vector<int64_t> columns =
-      column_indices(csv, names, "--data", " (the model generates " + join(t.columns) + " given " +
-                                               join(t.condition_columns) + ")");
-  EvalData d = eval_data_from_rows(csv.x.index_select(1, torch::tensor(columns, torch::kLong)), spec, seed);
-  d.observed = static_cast<int64_t>(t.condition_columns.size());
-  return d;
-}
-
 void run(EvalArgs& a, const CLI::App& command) {
   const torch::Device device = apply_runtime(a.threads, a.options.seed, a.device);
   SDEGEN_CHECK(!a.checkpoint.empty(), "eval needs --checkpoint DIR (the run directory of sdegen train)");

@@ -159,6 +159,57 @@ void plot_loss(const GenerativeModel& model, const std::string& out_dir, const P
   written.push_back(png);
 }
 
+// A model trained with --condition-columns: one sample per data row at that row's condition (the
+// conditional model, o.steps Heun steps), shown beside the rows themselves. samples.png puts
+// the first condition column against the first generated column that varies; samples_generated.png
+// the first two generated columns that vary, where there are two.
+void plot_conditional(const TrainedModel& trained, const std::string& spec, const PlotModelOptions& o,
+                      const std::string& out_dir, std::vector<std::string>& written) {
+  const GenerativeModel& model = *trained.model;
+  const EvalData data = conditional_eval_data(trained, spec, 0);
+  // A seeded shuffle of the rows (the target half), not the file's first rows, which may be sorted.
+  const int64_t k = data.observed, n = std::min<int64_t>(o.n, data.target.size(0));
+  const torch::Tensor rows = data.target.narrow(0, 0, n), observed = rows.narrow(1, 0, k);
+  Condition condition;
+  condition.vector = trained.condition_standardizer.transform(observed);
+  SamplerOptions heun;
+  heun.solver = "heun";
+  heun.steps = o.steps;
+  torch::manual_seed(0);
+  torch::NoGradGuard no_grad;
+  const Solution sol = generate(model, sample_model_prior(model, n), heun, Guidance{condition, 1.0});
+  sol.check();
+  const torch::Tensor all_drawn = trained.standardizer.inverse(sol.x), all_given = rows.narrow(1, k, rows.size(1) - k);
+  // The generated columns shown: the first two that vary in the training rows (a constant column,
+  // whose standardisation sits at its floor, has nothing to show), else the first.
+  std::vector<int64_t> shown;
+  const Standardizer& st = trained.standardizer;
+  for (int64_t j = 0; j < st.dim() && shown.size() < 2; ++j) {
+    const double floor = kConstantColumnTolerance * std::max(1.0, std::fabs(st.mean[j].item<double>()));
+    if (st.std[j].item<double>() > 2.0 * floor) shown.push_back(j);
+  }
+  if (shown.empty()) shown.push_back(0);
+  const torch::Tensor columns = torch::tensor(shown, torch::kLong);
+  const torch::Tensor drawn = all_drawn.index_select(1, columns), given = all_given.index_select(1, columns);
+  const std::string& c1 = trained.condition_columns.front();
+  const std::string& y1 = trained.columns[static_cast<size_t>(shown[0])];
+  const std::string name = model.kind() + " model";
+  const std::string joint = (fs::path(out_dir) / "samples.png").string();
+  plot_samples_2d(joint, torch::stack({observed.select(1, 0), drawn.select(1, 0)}, 1),
+                  torch::stack({observed.select(1, 0), given.select(1, 0)}, 1),
+                  name + ": " + y1 + " drawn at each row's " + join(trained.condition_columns), "data: " + spec,
+                  {1300, 620}, {c1, y1, false});
+  written.push_back(joint);
+  if (shown.size() < 2) return;
+  const std::string& y2 = trained.columns[static_cast<size_t>(shown[1])];
+  const std::string pair = (fs::path(out_dir) / "samples_generated.png").string();
+  // Each axis fills its panel: a table's columns need not share a scale.
+  plot_samples_2d(pair, drawn, given,
+                  name + ": " + y1 + ", " + y2 + " drawn at each row's " + join(trained.condition_columns),
+                  "data: " + spec, {1300, 620}, {y1, y2, false});
+  written.push_back(pair);
+}
+
 }  // namespace
 
 std::vector<std::string> plot_model(const TrainedModel& trained, const std::string& out_dir,
@@ -180,6 +231,11 @@ std::vector<std::string> plot_model(const TrainedModel& trained, const std::stri
   std::vector<std::string> written;
   const std::string spec = o.data.empty() ? trained.data : o.data;
   SDEGEN_CHECK(!spec.empty(), "no data to plot against: give the data spec");
+  if (model.condition_dim() > 0) {
+    plot_conditional(trained, spec, o, out_dir, written);
+    plot_loss(model, out_dir, o, run_dir, written);
+    return written;
+  }
   const EvalData data = make_eval_data(spec, o.n, 0);
   check_dimension(model.dim(), data.x.size(1), spec);
   const std::string name = model.kind() + " model";

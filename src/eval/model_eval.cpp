@@ -79,6 +79,23 @@ torch::Tensor TrainedModel::condition_rows(const std::vector<double>& values, in
   return condition_standardizer.transform(row).expand({n, row.size(1)}).contiguous();
 }
 
+EvalData conditional_eval_data(const TrainedModel& t, const std::string& spec, uint64_t seed) {
+  const std::string ext = ".csv";
+  SDEGEN_CHECK(spec.size() > ext.size() && spec.compare(spec.size() - ext.size(), ext.size(), ext) == 0, "--data '",
+               spec, "': a model trained with --condition-columns (", join(t.condition_columns),
+               ") is evaluated on a CSV file with those columns");
+  SDEGEN_CHECK(!t.columns.empty(), "the checkpoint does not name its generated columns, so they cannot be found in '",
+               spec, "'");
+  const CsvData csv = load_csv(spec);
+  std::vector<std::string> names = t.condition_columns;
+  names.insert(names.end(), t.columns.begin(), t.columns.end());
+  const std::vector<int64_t> columns = column_indices(
+      csv, names, "--data", " (the model generates " + join(t.columns) + " given " + join(t.condition_columns) + ")");
+  EvalData d = eval_data_from_rows(csv.x.index_select(1, torch::tensor(columns, torch::kLong)), spec, seed);
+  d.observed = static_cast<int64_t>(t.condition_columns.size());
+  return d;
+}
+
 void TrainedModel::to(const torch::Device& device) {
   model->to(device);
   if (latent) latent->autoencoder().to(device);

@@ -249,16 +249,16 @@ void plot_loss_curves(const std::string& png, const std::vector<LossRun>& runs, 
 }
 
 void plot_samples_2d(const std::string& png, const torch::Tensor& samples, const torch::Tensor& data,
-                     const std::string& samples_title, const std::string& data_title, const FigureSize& size) {
+                     const std::string& samples_title, const std::string& data_title, const FigureSize& size,
+                     const ScatterAxes& axes) {
   const torch::Tensor a = as_2d(samples, "samples"), b = as_2d(data, "data");
   const torch::Tensor both = torch::cat({a, b});
   const auto [xlo, xhi] = padded_range(both.select(1, 0).min().item<double>(), both.select(1, 0).max().item<double>());
   const auto [ylo, yhi] = padded_range(both.select(1, 1).min().item<double>(), both.select(1, 1).max().item<double>());
   const std::string fa = write_data(png, "samples", points_text(a)), fb = write_data(png, "data", points_text(b));
   std::string s = gnuplot_header(png, size);
-  s += fmt::format("set xrange [{:.9g}:{:.9g}]\nset yrange [{:.9g}:{:.9g}]\nset xlabel 'x1'\nset ylabel 'x2'\n"
-                   "set size ratio -1\n",
-                   xlo, xhi, ylo, yhi);
+  s += fmt::format("set xrange [{:.9g}:{:.9g}]\nset yrange [{:.9g}:{:.9g}]\nset xlabel {}\nset ylabel {}\n{}",
+                   xlo, xhi, ylo, yhi, gp_string(axes.x), gp_string(axes.y), axes.equal ? "set size ratio -1\n" : "");
   s += "unset key\nset multiplot layout 1,2\n";
   s += fmt::format("set title {}\nplot {} with points pt 7 ps 0.35 lc rgb '#d62728' notitle\n",
                    gp_string(fmt::format("{} ({})", samples_title, a.size(0))), gp_string(fa));

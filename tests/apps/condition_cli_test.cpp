@@ -105,6 +105,12 @@ TEST_F(ConditionCli, TrainsOnTheOtherColumnsAndSamplesGivenTheCondition) {
   ASSERT_EQ(drawn.columns, (std::vector<std::string>{"c", "y1", "y2"}));
   ASSERT_EQ(drawn.x.size(0), 200);
   EXPECT_LT((drawn.x.select(1, 1) - drawn.x.select(1, 0)).abs().gt(1.0).to(torch::kDouble).mean().item<double>(), 0.1);
+  // plot: the samples at each row's condition beside the rows (c against y1; y1 against y2), and the loss.
+  const Outcome p = run_sdegen("plot --checkpoint " + run + " --n 200 --steps 10 --out " + path("plots"));
+  ASSERT_EQ(p.code, 0) << p.output;
+  for (const char* png : {"samples.png", "samples_generated.png", "loss.png"})
+    EXPECT_GT(std::filesystem::file_size(path("plots/") + png), 1000u) << png;
+  EXPECT_NE(p.output.find("samples_generated.png"), std::string::npos) << p.output;
   refused("eval --checkpoint " + run + " --data laplace5", "is evaluated on a CSV file with those columns");
   refused("eval --checkpoint " + run + " --data " + path("u.csv"), "has no column 'c'");
   // Resuming goes on only with the columns the run was trained with.

@@ -82,6 +82,11 @@ struct EvalData {
 EvalData make_eval_data(const std::string& spec, int64_t n, uint64_t seed = 0);
 // Rows of a table (at least 2) as make_eval_data reads a CSV file.
 EvalData eval_data_from_rows(const torch::Tensor& rows, const std::string& source, uint64_t seed = 0);
+// A model trained with --condition-columns: the rows of the CSV file `spec`, its condition columns
+// then its generated ones (found by name), cut into the target and reference halves as any CSV
+// file is, with EvalData::observed set. InvalidArgument naming the problem for a spec that is not
+// a CSV file, a checkpoint that does not name its columns, or a file without them.
+EvalData conditional_eval_data(const TrainedModel& t, const std::string& spec, uint64_t seed = 0);
 
 // A probability-flow solve that carried a point beyond this many prior standard deviations
 // (root mean square over the coordinates) has diverged: the log density it gives (about

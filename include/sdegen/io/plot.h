@@ -69,10 +69,16 @@ struct LossRun {
 };
 void plot_loss_curves(const std::string& png, const std::vector<LossRun>& runs, const FigureSize& size = {});
 
+// The axes of a 2-D scatter: their labels, and whether one unit is as long on both.
+struct ScatterAxes {
+  std::string x = "x1", y = "x2";
+  bool equal = true;
+};
+
 // 2-D model samples beside 2-D data, two panels on the same axes.
 void plot_samples_2d(const std::string& png, const torch::Tensor& samples, const torch::Tensor& data,
                      const std::string& samples_title = "model samples", const std::string& data_title = "data",
-                     const FigureSize& size = {1300, 620});
+                     const FigureSize& size = {1300, 620}, const ScatterAxes& axes = {});
 
 // 2-D paths [T, n, 2] from the prior to the data, with their start and end points, over data
 // points (optional, [m, 2]).
