@@ -7,6 +7,7 @@
 #include "sdegen/core/check.h"
 #include "sdegen/core/device.h"
 #include "sdegen/core/limits.h"
+#include "sdegen/data/csv_data.h"
 #include "sdegen/data/density.h"
 #include "sdegen/core/vmath.h"
 #include "sdegen/model/consistency_model.h"
@@ -102,7 +103,7 @@ void check_data_spec(const std::string& spec, bool csv_ok) {
   };
   const auto names = density_names();
   if (std::find(names.begin(), names.end(), spec) != names.end() || ends_with(".json") ||
-      (csv_ok && ends_with(".csv")))
+      (csv_ok && is_csv_name(spec)))
     return;
   throw InvalidArgument("unknown data '" + spec + "'; valid: " + join(names) + ", a mixture JSON file (*.json)" +
                         (csv_ok ? " or a numeric CSV file (*.csv)" : ""));

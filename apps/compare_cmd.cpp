@@ -22,10 +22,6 @@
 namespace sdegen::app {
 namespace {
 
-bool is_csv(const std::string& spec) {
-  return spec.size() > 4 && spec.compare(spec.size() - 4, 4, ".csv") == 0;
-}
-
 // Refuses an --out that holds an earlier comparison (its record or any model's run), unless
 // --overwrite: that work is not replaced by accident.
 void check_out_dir(const CompareArgs& a) {
@@ -43,7 +39,7 @@ void check_out_dir(const CompareArgs& a) {
 // training and validation rows. A built-in density: fresh draws for each.
 CompareData load_compare_data(const CompareArgs& a) {
   CompareData d;
-  if (is_csv(a.data)) {
+  if (is_csv_name(a.data)) {
     torch::Tensor rows = load_csv(a.data).x;
     torch::Tensor test;
     if (!a.test.empty()) {

@@ -142,10 +142,7 @@ torch::Tensor teacher_observations(const TrainedModel& t, int64_t n) {
   SDEGEN_CHECK(!t.data.empty() && std::filesystem::exists(t.data), "the teacher is conditioned on ",
                join(t.condition_columns), ", and reflow draws its pairs at the observations of its training file '",
                t.data, "', which is not there");
-  const CsvData csv = load_csv(t.data);
-  const torch::Tensor observed =
-      csv.x.index_select(1, torch::tensor(column_indices(csv, t.condition_columns, "the teacher's training file"),
-                                          torch::kLong));
+  const torch::Tensor observed = select_columns(load_csv(t.data), t.condition_columns, "the teacher's training file");
   const torch::Tensor rows = torch::randint(observed.size(0), {n}, torch::TensorOptions(torch::kLong));
   return t.condition_standardizer.transform(observed.index_select(0, rows));
 }
@@ -243,8 +240,7 @@ DistillData distill_data(const DistillArgs& a, const TrainedModel& t) {
     return {images.x.to(t.model->parameters().front().scalar_type()), classes > 0 ? images.labels : torch::Tensor()};
   }
   torch::Tensor x;
-  const std::string ext = ".csv";
-  if (spec.size() > ext.size() && spec.compare(spec.size() - ext.size(), ext.size(), ext) == 0) {
+  if (is_csv_name(spec)) {
     x = load_csv(spec).x;
   } else {
     check_data_spec(spec, /*csv_ok=*/false);

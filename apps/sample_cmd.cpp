@@ -47,10 +47,9 @@ struct SampleArgs {
 
 // The observations of --condition-file: its columns named `names`, in that order, [rows, k] data units.
 torch::Tensor read_conditions(const std::string& file, const std::vector<std::string>& names) {
-  const CsvData csv = load_csv(file);  // refuses malformed rows, NaN and infinities by line
-  const std::vector<int64_t> columns =
-      column_indices(csv, names, "--condition-file", " (the model is conditioned on " + join(names) + ")");
-  return csv.x.index_select(1, torch::tensor(columns, torch::kLong));
+  // load_csv refuses malformed rows, NaN and infinities by line.
+  return select_columns(load_csv(file), names, "--condition-file",
+                        " (the model is conditioned on " + join(names) + ")");
 }
 
 // The values of --condition "name=value,..." in the order of the model's condition columns.

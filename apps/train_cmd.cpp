@@ -61,9 +61,7 @@ Dataset load_table(const TrainArgs& a) {
 
 Dataset load_data(const TrainArgs& a) {
   check_data_spec(a.data, /*csv_ok=*/true);
-  const std::string ext = ".csv";
-  if (a.data.size() > ext.size() && a.data.compare(a.data.size() - ext.size(), ext.size(), ext) == 0)
-    return load_table(a);
+  if (is_csv_name(a.data)) return load_table(a);
   SDEGEN_CHECK(a.condition_columns.empty(), "--condition-columns names columns of a CSV file; '", a.data,
                "' is a built-in density");
   SDEGEN_CHECK(a.n_train > 0 && a.n_val >= 0, "--n-train must be positive and --n-val >= 0");

@@ -183,6 +183,7 @@ torch::Tensor Model::log_likelihood(const torch::Tensor& points, const torch::Te
     SDEGEN_CHECK(observations.is_floating_point() && observations.isfinite().all().item<bool>(),
                  "log_likelihood: observations must be finite floating-point values");
     given.vector = t.condition_standardizer.transform(observations.to(on, torch::kDouble));
+    given.vector_finite = true;  // checked above
   } else {
     check_unconditional_map(t, "log_likelihood");
   }

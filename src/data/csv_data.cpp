@@ -103,6 +103,11 @@ void check_matrix(const torch::Tensor& x, const char* what) {
 
 CsvData load_csv(const std::string& path) { return parse_csv(read_text(path), path); }
 
+bool is_csv_name(const std::string& spec) {
+  const std::string ext = ".csv";
+  return spec.size() > ext.size() && spec.compare(spec.size() - ext.size(), ext.size(), ext) == 0;
+}
+
 CsvData parse_csv(std::string text, const std::string& path) {
   // Spreadsheet programs often start UTF-8 files with a byte-order mark.
   if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);
@@ -228,6 +233,11 @@ std::vector<int64_t> column_indices(const CsvData& csv, const std::vector<std::s
     indices.push_back(j);
   }
   return indices;
+}
+
+torch::Tensor select_columns(const CsvData& csv, const std::vector<std::string>& names, const std::string& what,
+                             const std::string& note) {
+  return csv.x.index_select(1, torch::tensor(column_indices(csv, names, what, note), torch::kLong));
 }
 
 TrainValSplit split_train_val(const torch::Tensor& x, double val_fraction, uint64_t seed) {

@@ -12,11 +12,6 @@
 namespace sdegen {
 namespace {
 
-bool is_csv(const std::string& spec) {
-  const std::string ext = ".csv";
-  return spec.size() > ext.size() && spec.compare(spec.size() - ext.size(), ext.size(), ext) == 0;
-}
-
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -50,7 +45,7 @@ EvalData make_eval_data(const std::string& spec, int64_t n, uint64_t seed) {
   SDEGEN_CHECK(n > 0, "number of evaluation points must be positive, got ", n);
   EvalData d;
   d.source = spec;
-  if (is_csv(spec)) return eval_data_from_rows(load_csv(spec).x, spec, seed);
+  if (is_csv_name(spec)) return eval_data_from_rows(load_csv(spec).x, spec, seed);
   d.density = make_density(spec);
   torch::manual_seed(seed);
   d.x = d.density->sample(n);

@@ -80,18 +80,15 @@ torch::Tensor TrainedModel::condition_rows(const std::vector<double>& values, in
 }
 
 EvalData conditional_eval_data(const TrainedModel& t, const std::string& spec, uint64_t seed) {
-  const std::string ext = ".csv";
-  SDEGEN_CHECK(spec.size() > ext.size() && spec.compare(spec.size() - ext.size(), ext.size(), ext) == 0, "--data '",
-               spec, "': a model trained with --condition-columns (", join(t.condition_columns),
-               ") is evaluated on a CSV file with those columns");
+  SDEGEN_CHECK(is_csv_name(spec), "--data '", spec, "': a model trained with --condition-columns (",
+               join(t.condition_columns), ") is evaluated on a CSV file with those columns");
   SDEGEN_CHECK(!t.columns.empty(), "the checkpoint does not name its generated columns, so they cannot be found in '",
                spec, "'");
-  const CsvData csv = load_csv(spec);
   std::vector<std::string> names = t.condition_columns;
   names.insert(names.end(), t.columns.begin(), t.columns.end());
-  const std::vector<int64_t> columns = column_indices(
-      csv, names, "--data", " (the model generates " + join(t.columns) + " given " + join(t.condition_columns) + ")");
-  EvalData d = eval_data_from_rows(csv.x.index_select(1, torch::tensor(columns, torch::kLong)), spec, seed);
+  const std::string note = " (the model generates " + join(t.columns) + " given " + join(t.condition_columns) + ")";
+  const torch::Tensor rows = select_columns(load_csv(spec), names, "--data", note);
+  EvalData d = eval_data_from_rows(rows, spec, seed);
   d.observed = static_cast<int64_t>(t.condition_columns.size());
   return d;
 }
@@ -134,7 +131,7 @@ LikelihoodResult model_log_likelihood(const GenerativeModel& model, const torch:
   } else {
     // The conditional model's flow (guidance weight 1) at each row's own condition; no raw path.
     SDEGEN_CHECK(affine != nullptr, "the '", model.kind(), "' model takes no condition");
-    const Condition c = checked_finite("the conditional likelihood", condition);
+    const Condition c = condition.vector_finite ? condition : checked_finite("the conditional likelihood", condition);
     for (const torch::Tensor& rows : {c.labels, c.vector})
       SDEGEN_CHECK(!rows.defined() || rows.size(0) == x.size(0), "the condition has ", rows.size(0),
                    " rows for ", x.size(0), " points");
@@ -198,7 +195,7 @@ ElboTerms model_elbo(GenerativeModel& model, const Standardizer& st, const torch
   SDEGEN_CHECK(time_samples > 0, "the ELBO needs time_samples > 0, got ", time_samples);
   SDEGEN_CHECK(batch > 0, "batch must be positive, got ", batch);
   const torch::Tensor z = st.transform(y.to(torch::kDouble));
-  const Condition c = checked_finite("the ELBO", condition);
+  const Condition c = condition.vector_finite ? condition : checked_finite("the ELBO", condition);
   std::vector<torch::Tensor> rec, prior, drift;
   for (int64_t i = 0; i < z.size(0); i += batch) {
     const int64_t rows = std::min(batch, z.size(0) - i);

@@ -19,6 +19,16 @@ class CsvFile : public ::testing::Test {
   void TearDown() override { std::remove(path.c_str()); }
 };
 
+// One test of a data spec's kind for train, eval, compare and distill: a name ending in .csv.
+TEST(CsvName, IsANameEndingInDotCsv) {
+  EXPECT_TRUE(is_csv_name("table.csv"));
+  EXPECT_TRUE(is_csv_name("runs/a.b.csv"));
+  EXPECT_FALSE(is_csv_name(".csv"));
+  EXPECT_FALSE(is_csv_name("table.csv.json"));
+  EXPECT_FALSE(is_csv_name("moons"));
+  EXPECT_FALSE(is_csv_name("table.CSV"));
+}
+
 TEST_F(CsvFile, ReadsAHeaderAndWhitespace) {
   write("alpha, beta\n 1.5 ,-2\n3e-1,\t4\n\n  \n");
   const CsvData d = load_csv(path);

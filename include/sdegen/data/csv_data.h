@@ -25,6 +25,8 @@ struct CsvData {
 // that is not a number, a NaN or infinite value, a blank line before the last row, and a file
 // with no data rows. A file that cannot be opened, or a directory, is an IoError naming the path.
 CsvData load_csv(const std::string& path);
+// Whether a data spec names a CSV file: a name ending in ".csv" after at least one character.
+bool is_csv_name(const std::string& spec);
 // The same reading of a file's contents (`path` names it in messages).
 CsvData parse_csv(std::string text, const std::string& path);
 
@@ -33,6 +35,9 @@ CsvData parse_csv(std::string text, const std::string& path);
 // given twice with "<what> names '<name>' twice".
 std::vector<int64_t> column_indices(const CsvData& csv, const std::vector<std::string>& names,
                                     const std::string& what, const std::string& note = "");
+// The named columns of csv, in the order given: [rows, names.size()] (column_indices' refusals).
+torch::Tensor select_columns(const CsvData& csv, const std::vector<std::string>& names, const std::string& what,
+                             const std::string& note = "");
 
 // Per-column standardisation z = (x - mean) / std, fitted on the training rows and stored with
 // the model so that samples can be mapped back to data units.
